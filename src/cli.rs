@@ -1,0 +1,248 @@
+//! Options shared by every job, and timely's cluster flags turned into a `timely::Config`.
+//!
+//! Cluster flags keep timely's own meaning: `-w/--threads` worker threads per process,
+//! `-n/--processes` processes, `-p/--process` this process's index and `-h/--hostfile`
+//! one `host:port` a line. So `-h` is not help: help is `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, ValueEnum};
+
+use crate::source::InputSpec;
+use crate::time::Duration;
+
+/// Exit code for a usage or startup error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code for bad input under `--strict`, or a failure while running.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Timely's cluster flags.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Cluster (timely's flags)")]
+pub struct ClusterArgs {
+    /// Worker threads per process.
+    #[arg(short = 'w', long = "threads", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+    /// Number of processes.
+    #[arg(short = 'n', long = "processes", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub processes: u32,
+    /// Index of this process, from 0.
+    #[arg(short = 'p', long = "process", value_name = "I", default_value_t = 0)]
+    pub process: u32,
+    /// File of process addresses, one `host:port` a line; blank lines and `#` comments are ignored.
+    #[arg(short = 'h', long = "hostfile", value_name = "PATH")]
+    pub hostfile: Option<PathBuf>,
+    /// First port on localhost when no hostfile is given: process `i` uses `port-base + i`.
+    #[arg(long = "port-base", value_name = "PORT", default_value_t = 2101)]
+    pub port_base: u16,
+}
+
+impl ClusterArgs {
+    /// The process addresses, from the hostfile or from `localhost:port-base+i`.
+    pub fn addresses(&self) -> Result<Vec<String>, String> {
+        let n = self.processes as usize;
+        match &self.hostfile {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("hostfile {}: {}", path.display(), crate::source::io_reason(&e)))?;
+                let hosts: Vec<String> = text
+                    .lines()
+                    .map(|l| l.split('#').next().unwrap_or("").trim())
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if hosts.len() < n {
+                    return Err(format!(
+                        "hostfile {} lists {} address(es) but -n is {n}",
+                        path.display(),
+                        hosts.len()
+                    ));
+                }
+                if let Some(bad) = hosts.iter().take(n).find(|h| !h.contains(':')) {
+                    return Err(format!("hostfile {}: '{bad}' is not host:port", path.display()));
+                }
+                Ok(hosts.into_iter().take(n).collect())
+            }
+            None => (0..n)
+                .map(|i| {
+                    let port = self.port_base as usize + i;
+                    u16::try_from(port)
+                        .map(|p| format!("localhost:{p}"))
+                        .map_err(|_| format!("--port-base {} + {i} is not a valid port", self.port_base))
+                })
+                .collect(),
+        }
+    }
+
+    /// The timely configuration these flags describe.
+    pub fn timely_config(&self) -> Result<timely::Config, String> {
+        if self.process >= self.processes {
+            return Err(format!(
+                "-p {} is out of range: with -n {} it must be 0..={}",
+                self.process,
+                self.processes,
+                self.processes - 1
+            ));
+        }
+        let threads = self.threads as usize;
+        let communication = if self.processes > 1 {
+            timely::CommunicationConfig::Cluster {
+                threads,
+                process: self.process as usize,
+                addresses: self.addresses()?,
+                report: false,
+                zerocopy: false,
+            }
+        } else if threads > 1 {
+            timely::CommunicationConfig::Process(threads)
+        } else {
+            timely::CommunicationConfig::Thread
+        };
+        Ok(timely::Config { communication, worker: timely::WorkerConfig::default() })
+    }
+}
+
+/// How a job computes: once per complete time, or as a stream of changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Plain timely aggregation; each result is reported once, when its time is complete.
+    Batch,
+    /// Differential collections; results are reported as changes `…,diff`.
+    Incremental,
+}
+
+/// How results are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// CSV with a header row.
+    Csv,
+    /// An aligned table for people.
+    Table,
+    /// JSON lines, one object per row.
+    Json,
+}
+
+/// Options every job accepts.
+#[derive(Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// Input: a file path, or `gen:KIND?count=N&seed=S`. Defaults to the job's built-in data.
+    #[arg(long, value_name = "SPEC")]
+    pub input: Option<InputSpec>,
+    /// Where results go; `-` is stdout.
+    #[arg(long, value_name = "PATH", default_value = "-")]
+    pub output: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
+    /// Batch or incremental execution.
+    #[arg(long, value_enum, default_value_t = Mode::Batch)]
+    pub mode: Mode,
+    /// Write rejected lines here, one `SOURCE:LINE: REASON: TEXT` each.
+    #[arg(long, value_name = "PATH")]
+    pub rejects: Option<PathBuf>,
+    /// Exit non-zero at the first malformed line instead of rejecting it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Event-time granularity of timely timestamps.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration)]
+    pub epoch: Duration,
+    /// Lines longer than this many bytes are rejected.
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
+    pub max_line_bytes: usize,
+    /// Do not print the summary on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    /// Timely's cluster flags.
+    pub cluster: ClusterArgs,
+}
+
+/// Event-time window options, for jobs that aggregate over windows.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Windows")]
+pub struct WindowArgs {
+    /// Aggregate over event-time windows of this length instead of over all time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub window: Option<Duration>,
+    /// Start a window every DURATION (sliding windows); defaults to --window (tumbling).
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub slide: Option<Duration>,
+}
+
+impl WindowArgs {
+    /// The windowing these flags describe, or a usage error.
+    pub fn windowing(&self) -> crate::operators::Windowing {
+        crate::operators::Windowing::from_flags(self.window, self.slide).unwrap_or_else(|e| usage_error(&e))
+    }
+}
+
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let d: Duration = text.parse()?;
+    if d.millis() == 0 { Err("must be greater than zero".into()) } else { Ok(d) }
+}
+
+/// Parses the command line like clap, but reports a bad flag or value in one line with exit code 2.
+pub fn parse_or_exit<T: Parser>() -> T {
+    match T::try_parse() {
+        Ok(args) => args,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                err.exit();
+            }
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments").trim();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            usage_error(first)
+        }
+    }
+}
+
+/// Prints `NAME: error: MESSAGE` on stderr and exits with code 2.
+pub fn usage_error(message: &str) -> ! {
+    eprintln!("{}: error: {message}", program_name());
+    std::process::exit(EXIT_USAGE as i32)
+}
+
+/// The program's name, for messages.
+pub fn program_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|p| std::path::Path::new(&p).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "kappa".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    #[command(disable_help_flag = true)]
+    struct Test {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn timely_flags_keep_timely_meaning() {
+        let t = Test::try_parse_from(["x", "-w", "3", "-n", "2", "-p", "1", "--port-base", "9000"]).unwrap();
+        let c = &t.common.cluster;
+        assert_eq!((c.threads, c.processes, c.process), (3, 2, 1));
+        assert_eq!(c.addresses().unwrap(), vec!["localhost:9000", "localhost:9001"]);
+        assert!(Test::try_parse_from(["x", "-w", "0"]).is_err());
+        let t = Test::try_parse_from(["x", "-n", "2", "-p", "2"]).unwrap();
+        assert!(t.common.cluster.timely_config().unwrap_err().contains("out of range"));
+    }
+
+    #[test]
+    fn hostfile_skips_comments_and_counts_lines() {
+        let path = std::env::temp_dir().join(format!("kappa-hosts-{}", std::process::id()));
+        std::fs::write(&path, "# cluster\nhost-a:2101\n\n  host-b:2101  # second\n").unwrap();
+        let mut c = Test::try_parse_from(["x", "-n", "2"]).unwrap().common.cluster;
+        c.hostfile = Some(path.clone());
+        assert_eq!(c.addresses().unwrap(), vec!["host-a:2101", "host-b:2101"]);
+        c.processes = 3;
+        assert!(c.addresses().unwrap_err().contains("lists 2 address(es) but -n is 3"));
+        std::fs::remove_file(path).unwrap();
+    }
+}

@@ -1,0 +1,159 @@
+//! Money as exact integer cents.
+//!
+//! Amounts are parsed from decimal text straight into `i64` cents and printed with
+//! two decimals, so no total ever passes through a float.
+
+use std::fmt;
+
+/// An amount of money in cents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Cents(pub i64);
+
+/// Why a money field failed to parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoneyError {
+    /// The field was empty.
+    Empty,
+    /// The field held something other than an optional sign, digits and one point.
+    NotANumber,
+    /// The field had more than two decimals, so it is not a whole number of cents.
+    TooPrecise,
+    /// The amount does not fit in 64 bits of cents.
+    Overflow,
+}
+
+impl fmt::Display for MoneyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MoneyError::Empty => "empty",
+            MoneyError::NotANumber => "not a decimal number",
+            MoneyError::TooPrecise => "more than two decimals",
+            MoneyError::Overflow => "out of range",
+        })
+    }
+}
+
+impl Cents {
+    /// Parses `123`, `123.4`, `123.45`, `-0.50` or `.5` exactly. Trailing zeros beyond two
+    /// decimals are accepted (`1.500`); other extra precision is an error.
+    #[inline]
+    pub fn parse(text: &[u8]) -> Result<Cents, MoneyError> {
+        let (negative, body) = match text.first() {
+            None => return Err(MoneyError::Empty),
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            Some(_) => (false, text),
+        };
+        if body.is_empty() {
+            return Err(MoneyError::NotANumber);
+        }
+        let mut units: i64 = 0;
+        let mut i = 0;
+        while i < body.len() && body[i] != b'.' {
+            let d = body[i].wrapping_sub(b'0');
+            if d > 9 {
+                return Err(MoneyError::NotANumber);
+            }
+            units = units
+                .checked_mul(10)
+                .and_then(|u| u.checked_add(d as i64))
+                .ok_or(MoneyError::Overflow)?;
+            i += 1;
+        }
+        let mut cents = 0i64;
+        if i < body.len() {
+            let frac = &body[i + 1..];
+            if i == 0 && frac.is_empty() {
+                return Err(MoneyError::NotANumber);
+            }
+            for (k, &b) in frac.iter().enumerate() {
+                let d = b.wrapping_sub(b'0');
+                if d > 9 {
+                    return Err(MoneyError::NotANumber);
+                }
+                match k {
+                    0 => cents += d as i64 * 10,
+                    1 => cents += d as i64,
+                    _ if d != 0 => return Err(MoneyError::TooPrecise),
+                    _ => {}
+                }
+            }
+        }
+        let value = units
+            .checked_mul(100)
+            .and_then(|u| u.checked_add(cents))
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Cents(if negative { -value } else { value }))
+    }
+
+    /// Appends the amount with two decimals, e.g. `-12.05`.
+    pub fn write(self, out: &mut Vec<u8>) {
+        let v = self.0;
+        if v < 0 {
+            out.push(b'-');
+        }
+        let abs = v.unsigned_abs();
+        let mut buf = itoa::Buffer::new();
+        out.extend_from_slice(buf.format(abs / 100).as_bytes());
+        let c = (abs % 100) as u8;
+        out.extend_from_slice(&[b'.', b'0' + c / 10, b'0' + c % 10]);
+    }
+
+    /// The mean of `count` amounts totalling `self`, rounded half away from zero to the cent.
+    pub fn mean(self, count: u64) -> Cents {
+        if count == 0 {
+            return Cents(0);
+        }
+        let (total, n) = (self.0 as i128, count as i128);
+        let q = (total.abs() * 2 + n) / (2 * n);
+        Cents((if total < 0 { -q } else { q }) as i64)
+    }
+}
+
+impl fmt::Display for Cents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::with_capacity(24);
+        self.write(&mut out);
+        f.write_str(std::str::from_utf8(&out).expect("ascii"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_exactly() {
+        let p = |s: &str| Cents::parse(s.as_bytes());
+        assert_eq!(p("123.45"), Ok(Cents(12345)));
+        assert_eq!(p("123.4"), Ok(Cents(12340)));
+        assert_eq!(p("123"), Ok(Cents(12300)));
+        assert_eq!(p("-0.05"), Ok(Cents(-5)));
+        assert_eq!(p(".5"), Ok(Cents(50)));
+        assert_eq!(p("1.500"), Ok(Cents(150)));
+        assert_eq!(p("1.505"), Err(MoneyError::TooPrecise));
+        assert_eq!(p("abc"), Err(MoneyError::NotANumber));
+        assert_eq!(p("1.2.3"), Err(MoneyError::NotANumber));
+        assert_eq!(p("."), Err(MoneyError::NotANumber));
+        assert_eq!(p("-"), Err(MoneyError::NotANumber));
+        assert_eq!(p(""), Err(MoneyError::Empty));
+        assert_eq!(p("99999999999999999999"), Err(MoneyError::Overflow));
+    }
+
+    #[test]
+    fn prints_two_decimals() {
+        assert_eq!(Cents(12345).to_string(), "123.45");
+        assert_eq!(Cents(-5).to_string(), "-0.05");
+        assert_eq!(Cents(0).to_string(), "0.00");
+        assert_eq!(Cents(i64::MIN).to_string(), "-92233720368547758.08");
+    }
+
+    #[test]
+    fn mean_rounds_half_away_from_zero() {
+        assert_eq!(Cents(10).mean(4), Cents(3));
+        assert_eq!(Cents(-10).mean(4), Cents(-3));
+        assert_eq!(Cents(10).mean(3), Cents(3));
+        assert_eq!(Cents(11).mean(0), Cents(0));
+    }
+}

@@ -1,0 +1,283 @@
+//! E-commerce transactions: the notebooks' CSV schema, its parser and a seeded generator.
+//!
+//! ```text
+//! transaction_id,customer_id,product_category,product_price,quantity,timestamp,customer_age,customer_city,payment_method,total_amount
+//! TXN_000001,CUST_04211,Books,412.07,3,2026-10-12T08:41:17Z,33,Bandung,PayPal,1236.21
+//! ```
+
+use std::borrow::Cow;
+
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+use super::{LineFormat, ParseError, csv};
+use crate::money::Cents;
+use crate::time::{DAY_MS, Millis, parse_iso8601, write_iso8601};
+
+/// The header line of a transactions CSV file.
+pub const HEADER: &str = "transaction_id,customer_id,product_category,product_price,quantity,timestamp,customer_age,customer_city,payment_method,total_amount";
+
+/// The product categories of the notebooks' data.
+pub const CATEGORIES: [&str; 6] = ["Electronics", "Clothing", "Books", "Home", "Sports", "Beauty"];
+
+/// The payment methods of the notebooks' data.
+pub const PAYMENT_METHODS: [&str; 4] = ["Credit Card", "Debit Card", "PayPal", "Cash"];
+
+/// Cities for generated customers.
+pub const CITIES: [&str; 12] = [
+    "Jakarta", "Surabaya", "Bandung", "Medan", "Semarang", "Makassar", "Palembang", "Tangerang",
+    "Depok", "Bekasi", "Yogyakarta", "Denpasar",
+];
+
+/// Number of distinct generated customers.
+pub const CUSTOMERS: u32 = 10_000;
+
+/// One parsed transaction, borrowing its text from the input line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction<'a> {
+    /// Unique transaction id, e.g. `TXN_000001`.
+    pub transaction_id: Cow<'a, str>,
+    /// Customer id, e.g. `CUST_04211`.
+    pub customer_id: Cow<'a, str>,
+    /// Product category, e.g. `Books`.
+    pub product_category: Cow<'a, str>,
+    /// Unit price.
+    pub product_price: Cents,
+    /// Units bought.
+    pub quantity: u32,
+    /// Event time.
+    pub timestamp: Millis,
+    /// Customer age in years.
+    pub customer_age: u8,
+    /// Customer city (may be empty).
+    pub customer_city: Cow<'a, str>,
+    /// Payment method, e.g. `PayPal`.
+    pub payment_method: Cow<'a, str>,
+    /// Amount paid.
+    pub total_amount: Cents,
+}
+
+/// The transactions CSV format.
+pub struct TransactionCsv;
+
+fn non_empty<'a>(field: Cow<'a, str>, name: &'static str) -> Result<Cow<'a, str>, ParseError> {
+    if field.trim().is_empty() {
+        Err(ParseError::from(format!("empty {name}")))
+    } else {
+        Ok(field)
+    }
+}
+
+fn money(field: &str, name: &'static str) -> Result<Cents, ParseError> {
+    Cents::parse(field.trim().as_bytes())
+        .map_err(|e| ParseError::from(format!("bad {name} '{}': {e}", excerpt(field))))
+}
+
+fn integer<T: std::str::FromStr>(field: &str, name: &'static str) -> Result<T, ParseError> {
+    field
+        .trim()
+        .parse()
+        .map_err(|_| ParseError::from(format!("bad {name} '{}': not a valid integer", excerpt(field))))
+}
+
+fn excerpt(field: &str) -> &str {
+    match field.char_indices().nth(40) {
+        Some((at, _)) => &field[..at],
+        None => field,
+    }
+}
+
+impl LineFormat for TransactionCsv {
+    type Parsed<'a> = Transaction<'a>;
+    const NAME: &'static str = "transaction";
+
+    fn is_header(line: &str) -> bool {
+        line.trim_start_matches('\u{feff}').trim_end() == HEADER
+    }
+
+    #[inline]
+    fn parse(line: &str) -> Result<Transaction<'_>, ParseError> {
+        let [id, customer, category, price, quantity, timestamp, age, city, payment, total] =
+            csv::split::<10>(line).map_err(|found| match found {
+                usize::MAX => ParseError::fixed("unterminated or misplaced quote"),
+                n => ParseError::from(format!("wrong field count: expected 10, found {n}")),
+            })?;
+        let timestamp_ms = parse_iso8601(timestamp.trim()).ok_or_else(|| {
+            ParseError::from(format!("bad timestamp '{}': not ISO 8601", excerpt(&timestamp)))
+        })?;
+        Ok(Transaction {
+            product_price: money(&price, "product_price")?,
+            quantity: integer(&quantity, "quantity")?,
+            customer_age: integer(&age, "customer_age")?,
+            total_amount: money(&total, "total_amount")?,
+            timestamp: timestamp_ms,
+            transaction_id: non_empty(id, "transaction_id")?,
+            customer_id: non_empty(customer, "customer_id")?,
+            product_category: non_empty(category, "product_category")?,
+            customer_city: city,
+            payment_method: non_empty(payment, "payment_method")?,
+        })
+    }
+
+    #[inline]
+    fn event_time(parsed: &Transaction<'_>) -> Millis {
+        parsed.timestamp
+    }
+}
+
+/// Where generated timestamps fall.
+#[derive(Clone, Copy, Debug)]
+pub enum Timeline {
+    /// Uniformly at random over `[start, start + span)`, at whole seconds: a shuffled history.
+    Shuffled {
+        /// First possible timestamp.
+        start: Millis,
+        /// Length of the range.
+        span: u64,
+    },
+    /// Row `i` at `start + i * step`, minus a random delay of up to `jitter`: a live feed
+    /// with bounded disorder.
+    Ordered {
+        /// Timestamp of row 0.
+        start: Millis,
+        /// Milliseconds between consecutive rows, in 1/1000 ms units.
+        step_micros: u64,
+        /// Largest delay of a row behind its place in the order.
+        jitter: u64,
+    },
+}
+
+/// The default first generated timestamp: 2026-10-01T00:00:00Z.
+pub const DEFAULT_START: Millis = 1_790_812_800_000;
+
+impl Timeline {
+    /// 30 days of shuffled history from [`DEFAULT_START`], as in the notebooks.
+    pub fn default_history() -> Self {
+        Timeline::Shuffled { start: DEFAULT_START, span: 30 * DAY_MS }
+    }
+}
+
+/// A deterministic transaction generator: row `i` depends only on `(seed, i)`.
+///
+/// Because rows are independent, any worker can generate any subset of them and the
+/// union is the same file, byte for byte, on every machine.
+#[derive(Clone, Debug)]
+pub struct TransactionGen {
+    seed: u64,
+    timeline: Timeline,
+}
+
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    // SplitMix64's finaliser: decorrelates neighbouring row numbers.
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl TransactionGen {
+    /// A generator for `seed` along `timeline`.
+    pub fn new(seed: u64, timeline: Timeline) -> Self {
+        TransactionGen { seed, timeline }
+    }
+
+    /// Appends row `index` (without a newline) to `out`.
+    pub fn write_row(&self, index: u64, out: &mut Vec<u8>) {
+        let mut rng = Pcg64Mcg::seed_from_u64(mix(self.seed ^ mix(index.wrapping_add(0x9e37_79b9_7f4a_7c15))));
+        let customer = rng.random_range(1..=CUSTOMERS);
+        let category = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
+        let price = rng.random_range(1_000i64..=100_000);
+        let quantity = rng.random_range(1i64..=5);
+        let age = rng.random_range(18u32..=70);
+        let city = CITIES[rng.random_range(0..CITIES.len())];
+        let payment = PAYMENT_METHODS[rng.random_range(0..PAYMENT_METHODS.len())];
+        let timestamp = match self.timeline {
+            Timeline::Shuffled { start, span } => start + rng.random_range(0..(span / 1000).max(1)) * 1000,
+            Timeline::Ordered { start, step_micros, jitter } => {
+                let at = start + (index as u128 * step_micros as u128 / 1000) as u64;
+                at.saturating_sub(if jitter > 0 { rng.random_range(0..=jitter) } else { 0 })
+            }
+        };
+        let mut num = itoa::Buffer::new();
+        out.extend_from_slice(b"TXN_");
+        let id = num.format(index + 1);
+        out.extend(std::iter::repeat_n(b'0', 6usize.saturating_sub(id.len())));
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(b",CUST_");
+        let c = num.format(customer);
+        out.extend(std::iter::repeat_n(b'0', 5usize.saturating_sub(c.len())));
+        out.extend_from_slice(c.as_bytes());
+        out.push(b',');
+        out.extend_from_slice(category.as_bytes());
+        out.push(b',');
+        Cents(price).write(out);
+        out.push(b',');
+        out.extend_from_slice(num.format(quantity).as_bytes());
+        out.push(b',');
+        write_iso8601(out, timestamp);
+        out.push(b',');
+        out.extend_from_slice(num.format(age).as_bytes());
+        out.push(b',');
+        out.extend_from_slice(city.as_bytes());
+        out.push(b',');
+        out.extend_from_slice(payment.as_bytes());
+        out.push(b',');
+        Cents(price * quantity).write(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_rows_parse_back_with_notebook_ranges() {
+        let generator = TransactionGen::new(7, Timeline::default_history());
+        let mut line = Vec::new();
+        for i in 0..2000 {
+            line.clear();
+            generator.write_row(i, &mut line);
+            let text = std::str::from_utf8(&line).unwrap();
+            let t = TransactionCsv::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!((1000..=100_000).contains(&t.product_price.0));
+            assert!((1..=5).contains(&t.quantity));
+            assert!((18..=70).contains(&t.customer_age));
+            assert_eq!(t.total_amount.0, t.product_price.0 * t.quantity as i64);
+            assert!(CATEGORIES.contains(&&*t.product_category));
+            assert!(PAYMENT_METHODS.contains(&&*t.payment_method));
+            assert!(t.timestamp >= DEFAULT_START && t.timestamp < DEFAULT_START + 30 * DAY_MS);
+        }
+    }
+
+    #[test]
+    fn rows_depend_only_on_seed_and_index() {
+        let a = TransactionGen::new(1, Timeline::default_history());
+        let b = TransactionGen::new(1, Timeline::default_history());
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        a.write_row(12345, &mut x);
+        b.write_row(12345, &mut y);
+        assert_eq!(x, y);
+        y.clear();
+        TransactionGen::new(2, Timeline::default_history()).write_row(12345, &mut y);
+        assert_ne!(x, y);
+    }
+
+    #[test]
+    fn rejects_name_the_problem() {
+        let good = "TXN_1,CUST_1,Books,10.00,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00";
+        assert!(TransactionCsv::parse(good).is_ok());
+        let cases = [
+            ("TXN_1,CUST_1,Books,10.00,2", "wrong field count"),
+            ("TXN_1,CUST_1,Books,ten,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00", "bad product_price"),
+            ("TXN_1,CUST_1,Books,10.00,2,yesterday,30,Depok,Cash,20.00", "bad timestamp"),
+            ("TXN_1,CUST_1,Books,10.00,x,2026-10-01T00:00:00Z,30,Depok,Cash,20.00", "bad quantity"),
+            (",CUST_1,Books,10.00,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00", "empty transaction_id"),
+        ];
+        for (line, reason) in cases {
+            let err = TransactionCsv::parse(line).unwrap_err();
+            assert!(err.0.starts_with(reason), "{line}: {err}");
+        }
+        assert!(TransactionCsv::is_header(HEADER));
+        assert!(TransactionCsv::is_header(&format!("\u{feff}{HEADER}\r")));
+    }
+}
