@@ -37,10 +37,15 @@ struct Args {
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     let windowing = args.window.windowing();
-    let spec = JobSpec { default_input: "gen:transactions?count=100000&seed=42" };
+    let spec = JobSpec {
+        default_input: "gen:transactions?count=100000&seed=42",
+    };
     job::run(args.common, spec, move |scope, job| {
         let (sales, diags) = scope.ingest::<TransactionCsv, _, _>(job.ingest(), |t| {
-            (CompactString::from(&*t.product_category), Totals::one(t.total_amount, t.quantity))
+            (
+                CompactString::from(&*t.product_category),
+                Totals::one(t.total_amount, t.quantity),
+            )
         });
         diags.report(job);
         match job.common.mode {
@@ -52,7 +57,12 @@ fn main() -> ExitCode {
                 .to_updates(job.common.epoch, windowing)
                 .count_total()
                 .inner
-                .map(|(((_window, key), totals), time, diff)| TotalsChange { time, key, diff: diff as i64, totals })
+                .map(|(((_window, key), totals), time, diff)| TotalsChange {
+                    time,
+                    key,
+                    diff: diff as i64,
+                    totals,
+                })
                 .write_rows(job),
         }
     })

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use kappa::cli::{parse_or_exit, program_name};
-use kappa::record::transaction::{self, Timeline, TransactionGen};
+use kappa::record::{RowGenerator, Timeline, generator};
 use kappa::time::{DAY_MS, Duration, parse_iso8601};
 
 /// Generate seeded data sets in the notebooks' shapes.
@@ -42,7 +42,12 @@ enum Kind {
         #[arg(long)]
         ordered: bool,
         /// With --ordered, delay each row by up to this much behind its place in time.
-        #[arg(long, value_name = "DURATION", default_value = "0ms", requires = "ordered")]
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "0ms",
+            requires = "ordered"
+        )]
         jitter: Duration,
         /// Write here instead of stdout.
         #[arg(long, short = 'o', value_name = "PATH")]
@@ -51,13 +56,16 @@ enum Kind {
 }
 
 fn parse_time(text: &str) -> Result<u64, String> {
-    parse_iso8601(text).ok_or_else(|| format!("'{text}' is not an ISO 8601 time such as 2026-10-01T00:00:00Z"))
+    parse_iso8601(text)
+        .ok_or_else(|| format!("'{text}' is not an ISO 8601 time such as 2026-10-01T00:00:00Z"))
 }
 
-fn write_transactions(out: &mut dyn Write, rows: u64, generator: &TransactionGen) -> io::Result<()> {
+fn write_rows(out: &mut dyn Write, rows: u64, generator: &dyn RowGenerator) -> io::Result<()> {
     let mut buf = Vec::with_capacity(1 << 20);
-    buf.extend_from_slice(transaction::HEADER.as_bytes());
-    buf.push(b'\n');
+    if let Some(header) = generator.header() {
+        buf.extend_from_slice(header.as_bytes());
+        buf.push(b'\n');
+    }
     for i in 0..rows {
         generator.write_row(i, &mut buf);
         buf.push(b'\n');
@@ -72,30 +80,55 @@ fn write_transactions(out: &mut dyn Write, rows: u64, generator: &TransactionGen
 
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
-    let Kind::Transactions { rows, seed, start, days, ordered, jitter, output } = args.kind;
+    let Kind::Transactions {
+        rows,
+        seed,
+        start,
+        days,
+        ordered,
+        jitter,
+        output,
+    } = args.kind;
     let span = days * DAY_MS;
     let timeline = if ordered {
-        let step_micros = if rows == 0 { 0 } else { (span as u128 * 1000 / rows as u128) as u64 };
-        Timeline::Ordered { start, step_micros, jitter: jitter.millis() }
+        let step_micros = if rows == 0 {
+            0
+        } else {
+            (span as u128 * 1000 / rows as u128) as u64
+        };
+        Timeline::Ordered {
+            start,
+            step_micros,
+            jitter: jitter.millis(),
+        }
     } else {
         Timeline::Shuffled { start, span }
     };
-    let generator = TransactionGen::new(seed, timeline);
+    let generator = generator("transactions", seed, timeline).expect("known kind");
     let mut out: Box<dyn Write> = match &output {
         None => Box::new(io::stdout().lock()),
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
             Err(e) => {
-                eprintln!("{}: error: cannot create {}: {}", program_name(), path.display(), kappa::source::io_reason(&e));
+                eprintln!(
+                    "{}: error: cannot create {}: {}",
+                    program_name(),
+                    path.display(),
+                    kappa::source::io_reason(&e)
+                );
                 return ExitCode::from(2);
             }
         },
     };
-    match write_transactions(&mut out, rows, &generator) {
+    match write_rows(&mut out, rows, generator.as_ref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}: error: writing: {}", program_name(), kappa::source::io_reason(&e));
+            eprintln!(
+                "{}: error: writing: {}",
+                program_name(),
+                kappa::source::io_reason(&e)
+            );
             ExitCode::from(1)
         }
     }

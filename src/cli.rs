@@ -43,8 +43,13 @@ impl ClusterArgs {
         let n = self.processes as usize;
         match &self.hostfile {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("hostfile {}: {}", path.display(), crate::source::io_reason(&e)))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "hostfile {}: {}",
+                        path.display(),
+                        crate::source::io_reason(&e)
+                    )
+                })?;
                 let hosts: Vec<String> = text
                     .lines()
                     .map(|l| l.split('#').next().unwrap_or("").trim())
@@ -59,7 +64,10 @@ impl ClusterArgs {
                     ));
                 }
                 if let Some(bad) = hosts.iter().take(n).find(|h| !h.contains(':')) {
-                    return Err(format!("hostfile {}: '{bad}' is not host:port", path.display()));
+                    return Err(format!(
+                        "hostfile {}: '{bad}' is not host:port",
+                        path.display()
+                    ));
                 }
                 Ok(hosts.into_iter().take(n).collect())
             }
@@ -68,7 +76,9 @@ impl ClusterArgs {
                     let port = self.port_base as usize + i;
                     u16::try_from(port)
                         .map(|p| format!("localhost:{p}"))
-                        .map_err(|_| format!("--port-base {} + {i} is not a valid port", self.port_base))
+                        .map_err(|_| {
+                            format!("--port-base {} + {i} is not a valid port", self.port_base)
+                        })
                 })
                 .collect(),
         }
@@ -98,7 +108,10 @@ impl ClusterArgs {
         } else {
             timely::CommunicationConfig::Thread
         };
-        Ok(timely::Config { communication, worker: timely::WorkerConfig::default() })
+        Ok(timely::Config {
+            communication,
+            worker: timely::WorkerConfig::default(),
+        })
     }
 }
 
@@ -172,13 +185,18 @@ pub struct WindowArgs {
 impl WindowArgs {
     /// The windowing these flags describe, or a usage error.
     pub fn windowing(&self) -> crate::operators::Windowing {
-        crate::operators::Windowing::from_flags(self.window, self.slide).unwrap_or_else(|e| usage_error(&e))
+        crate::operators::Windowing::from_flags(self.window, self.slide)
+            .unwrap_or_else(|e| usage_error(&e))
     }
 }
 
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let d: Duration = text.parse()?;
-    if d.millis() == 0 { Err("must be greater than zero".into()) } else { Ok(d) }
+    if d.millis() == 0 {
+        Err("must be greater than zero".into())
+    } else {
+        Ok(d)
+    }
 }
 
 /// Parses the command line like clap, but reports a bad flag or value in one line with exit code 2.
@@ -187,7 +205,10 @@ pub fn parse_or_exit<T: Parser>() -> T {
         Ok(args) => args,
         Err(err) => {
             use clap::error::ErrorKind;
-            if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) {
                 err.exit();
             }
             let text = err.to_string();
@@ -208,7 +229,11 @@ pub fn usage_error(message: &str) -> ! {
 pub fn program_name() -> String {
     std::env::args()
         .next()
-        .and_then(|p| std::path::Path::new(&p).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .and_then(|p| {
+            std::path::Path::new(&p)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
         .unwrap_or_else(|| "kappa".into())
 }
 
@@ -225,24 +250,41 @@ mod tests {
 
     #[test]
     fn timely_flags_keep_timely_meaning() {
-        let t = Test::try_parse_from(["x", "-w", "3", "-n", "2", "-p", "1", "--port-base", "9000"]).unwrap();
+        let t = Test::try_parse_from(["x", "-w", "3", "-n", "2", "-p", "1", "--port-base", "9000"])
+            .unwrap();
         let c = &t.common.cluster;
         assert_eq!((c.threads, c.processes, c.process), (3, 2, 1));
-        assert_eq!(c.addresses().unwrap(), vec!["localhost:9000", "localhost:9001"]);
+        assert_eq!(
+            c.addresses().unwrap(),
+            vec!["localhost:9000", "localhost:9001"]
+        );
         assert!(Test::try_parse_from(["x", "-w", "0"]).is_err());
         let t = Test::try_parse_from(["x", "-n", "2", "-p", "2"]).unwrap();
-        assert!(t.common.cluster.timely_config().unwrap_err().contains("out of range"));
+        assert!(
+            t.common
+                .cluster
+                .timely_config()
+                .unwrap_err()
+                .contains("out of range")
+        );
     }
 
     #[test]
     fn hostfile_skips_comments_and_counts_lines() {
         let path = std::env::temp_dir().join(format!("kappa-hosts-{}", std::process::id()));
         std::fs::write(&path, "# cluster\nhost-a:2101\n\n  host-b:2101  # second\n").unwrap();
-        let mut c = Test::try_parse_from(["x", "-n", "2"]).unwrap().common.cluster;
+        let mut c = Test::try_parse_from(["x", "-n", "2"])
+            .unwrap()
+            .common
+            .cluster;
         c.hostfile = Some(path.clone());
         assert_eq!(c.addresses().unwrap(), vec!["host-a:2101", "host-b:2101"]);
         c.processes = 3;
-        assert!(c.addresses().unwrap_err().contains("lists 2 address(es) but -n is 3"));
+        assert!(
+            c.addresses()
+                .unwrap_err()
+                .contains("lists 2 address(es) but -n is 3")
+        );
         std::fs::remove_file(path).unwrap();
     }
 }

@@ -64,7 +64,10 @@ impl Job {
 
 fn create(path: &Path, what: &str) -> Result<Output, String> {
     if path == Path::new("-") {
-        return Ok(Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout())));
+        return Ok(Box::new(BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        )));
     }
     File::create(path)
         .map(|f| Box::new(BufWriter::with_capacity(1 << 20, f)) as Output)

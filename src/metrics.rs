@@ -19,7 +19,11 @@ pub struct Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { self.counts.read as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            self.counts.read as f64 / secs
+        } else {
+            0.0
+        };
         write!(
             f,
             "summary: read {} records, rejected {}, late {}, wrote {} rows in {:.3}s ({:.0} records/s)",

@@ -80,7 +80,7 @@ impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
         for (unit, scale) in [("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-            if ms != 0 && ms % scale == 0 {
+            if ms != 0 && ms.is_multiple_of(scale) {
                 return write!(f, "{}{unit}", ms / scale);
             }
         }
@@ -274,7 +274,15 @@ mod tests {
 
     #[test]
     fn iso_round_trip_matches_chrono() {
-        for &t in &[0u64, 1, 999, 1_000, 86_399_999, 951_782_400_000, 1_790_000_123_456] {
+        for &t in &[
+            0u64,
+            1,
+            999,
+            1_000,
+            86_399_999,
+            951_782_400_000,
+            1_790_000_123_456,
+        ] {
             let text = format_iso8601(t);
             assert_eq!(parse_iso8601(&text), Some(t), "{text}");
             let chrono = chrono::DateTime::from_timestamp_millis(t as i64).unwrap();
@@ -289,7 +297,10 @@ mod tests {
         assert_eq!(parse_iso8601("2026-10-01 12:00:00"), Some(base));
         assert_eq!(parse_iso8601("2026-10-01T14:00:00+02:00"), Some(base));
         assert_eq!(parse_iso8601("2026-10-01T07:00:00-0500"), Some(base));
-        assert_eq!(parse_iso8601("2026-10-01T12:00:00.123456"), Some(base + 123));
+        assert_eq!(
+            parse_iso8601("2026-10-01T12:00:00.123456"),
+            Some(base + 123)
+        );
         assert_eq!(parse_iso8601("2026-10-01T12:00"), Some(base));
         assert_eq!(parse_iso8601("2026-10-01"), Some(base - 12 * 3_600_000));
     }

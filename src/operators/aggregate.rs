@@ -13,10 +13,10 @@ use std::hash::Hash;
 use differential_dataflow::difference::Semigroup;
 use rustc_hash::FxHashMap;
 use timely::ExchangeData;
+use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::Stream;
 
 use super::ingest::Timed;
 use super::window::{GLOBAL_END, Windowing};

@@ -125,22 +125,27 @@ pub struct IngestConfig {
 pub fn excerpt(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(EXCERPT_BYTES)];
     let text = String::from_utf8_lossy(cut);
-    let mut out: String = text.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
     if bytes.len() > EXCERPT_BYTES {
         out.push('…');
     }
     out
 }
 
+/// The records and the diagnostics that ingest produces.
+pub type Ingested<'scope, D> = (
+    Stream<'scope, Millis, Vec<Timed<D>>>,
+    Stream<'scope, Millis, Vec<Diag>>,
+);
+
 /// Reads the input into a stream of timestamped records, plus a diagnostics stream.
 pub trait Ingest<'scope> {
     /// Parses every line of this worker's share of `config.input` as `F` and maps each
     /// record through `project`.
-    fn ingest<F, D, P>(
-        self,
-        config: &IngestConfig,
-        project: P,
-    ) -> (Stream<'scope, Millis, Vec<Timed<D>>>, Stream<'scope, Millis, Vec<Diag>>)
+    fn ingest<F, D, P>(self, config: &IngestConfig, project: P) -> Ingested<'scope, D>
     where
         F: LineFormat,
         D: Clone + 'static,
@@ -148,11 +153,7 @@ pub trait Ingest<'scope> {
 }
 
 impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
-    fn ingest<F, D, P>(
-        self,
-        config: &IngestConfig,
-        mut project: P,
-    ) -> (Stream<'scope, Millis, Vec<Timed<D>>>, Stream<'scope, Millis, Vec<Diag>>)
+    fn ingest<F, D, P>(self, config: &IngestConfig, mut project: P) -> Ingested<'scope, D>
     where
         F: LineFormat,
         D: Clone + 'static,
@@ -163,8 +164,14 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
         let activator = self.activator_for(info.address);
         let (records_out, records) = builder.new_output();
         let (diags_out, diags) = builder.new_output();
-        let mut records_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Timed<D>>>>::from(records_out);
-        let mut diags_out = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Diag>>>::from(diags_out);
+        let mut records_out = OutputBuilder::<
+            _,
+            timely::container::CapacityContainerBuilder<Vec<Timed<D>>>,
+        >::from(records_out);
+        let mut diags_out = OutputBuilder::<
+            _,
+            timely::container::CapacityContainerBuilder<Vec<Diag>>,
+        >::from(diags_out);
 
         let config = config.clone();
         let origin = config.input.to_string();
@@ -186,7 +193,9 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
             activator.activate();
 
             move |_frontiers| {
-                let (Some(c), Some(dc)) = (cap.as_mut(), diag_cap.as_mut()) else { return };
+                let (Some(c), Some(dc)) = (cap.as_mut(), diag_cap.as_mut()) else {
+                    return;
+                };
                 if let Some(e) = open_error.take() {
                     fail(&format!("{origin}: {}", crate::source::io_reason(&e)));
                 }
@@ -232,11 +241,23 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                 };
                 let state = match state {
                     Ok(s) => s,
-                    Err(e) => fail(&format!("{origin}: read error: {}", crate::source::io_reason(&e))),
+                    Err(e) => fail(&format!(
+                        "{origin}: read error: {}",
+                        crate::source::io_reason(&e)
+                    )),
                 };
-                config.counters.read.fetch_add(counts.read - before.read, Ordering::Relaxed);
-                config.counters.rejected.fetch_add(counts.rejected - before.rejected, Ordering::Relaxed);
-                config.counters.late.fetch_add(counts.late - before.late, Ordering::Relaxed);
+                config
+                    .counters
+                    .read
+                    .fetch_add(counts.read - before.read, Ordering::Relaxed);
+                config
+                    .counters
+                    .rejected
+                    .fetch_add(counts.rejected - before.rejected, Ordering::Relaxed);
+                config
+                    .counters
+                    .late
+                    .fetch_add(counts.late - before.late, Ordering::Relaxed);
 
                 if !rejects.is_empty() || !lates.is_empty() {
                     let mut diags = diags_out.activate();
@@ -251,7 +272,13 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                     }
                     for (index, event_time, watermark, text) in lates.drain(..) {
                         let line = reader.line_number(index).unwrap_or(0);
-                        session.give(Diag::Late(Late { origin: origin.clone(), line, event_time, watermark, text }));
+                        session.give(Diag::Late(Late {
+                            origin: origin.clone(),
+                            line,
+                            event_time,
+                            watermark,
+                            text,
+                        }));
                     }
                 }
 

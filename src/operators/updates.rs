@@ -32,7 +32,11 @@ const FLUSH_AT: usize = 1 << 16;
 /// differences are the values.
 pub trait ToUpdates<'scope, K, A> {
     /// Updates `((window_end, key), at, value)`; see the module documentation for `at`.
-    fn to_updates(self, epoch: Duration, windowing: Windowing) -> VecCollection<'scope, Millis, (Millis, K), A>;
+    fn to_updates(
+        self,
+        epoch: Duration,
+        windowing: Windowing,
+    ) -> VecCollection<'scope, Millis, (Millis, K), A>;
 }
 
 impl<'scope, K, A> ToUpdates<'scope, K, A> for Stream<'scope, Millis, Vec<Timed<(K, A)>>>
@@ -40,7 +44,11 @@ where
     K: Hash + Eq + Clone + 'static,
     A: Semigroup + Clone + 'static,
 {
-    fn to_updates(self, epoch: Duration, windowing: Windowing) -> VecCollection<'scope, Millis, (Millis, K), A> {
+    fn to_updates(
+        self,
+        epoch: Duration,
+        windowing: Windowing,
+    ) -> VecCollection<'scope, Millis, (Millis, K), A> {
         type Sums<K, A> = FxHashMap<((Millis, K), Millis), A>;
         self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((Millis, K), Millis, A)>>, _, _, _>(
             Pipeline,

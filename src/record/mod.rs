@@ -7,10 +7,16 @@
 
 use std::borrow::Cow;
 
-use crate::time::Millis;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+use crate::time::{DAY_MS, Millis};
 
 pub mod csv;
 pub mod transaction;
+
+/// The default first generated timestamp: 2026-10-01T00:00:00Z.
+pub const DEFAULT_START: Millis = 1_790_812_800_000;
 
 /// Why a line was rejected: a short, human-readable reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,4 +53,101 @@ pub trait LineFormat: 'static {
     fn parse(line: &str) -> Result<Self::Parsed<'_>, ParseError>;
     /// The event time of a parsed record.
     fn event_time(parsed: &Self::Parsed<'_>) -> Millis;
+}
+
+/// Where generated timestamps fall.
+#[derive(Clone, Copy, Debug)]
+pub enum Timeline {
+    /// Uniformly at random over `[start, start + span)`, at whole seconds: a shuffled history.
+    Shuffled {
+        /// First possible timestamp.
+        start: Millis,
+        /// Length of the range.
+        span: u64,
+    },
+    /// Row `i` at `start + i * step`, minus a random delay of up to `jitter`: a live feed
+    /// with bounded disorder.
+    Ordered {
+        /// Timestamp of row 0.
+        start: Millis,
+        /// Milliseconds between consecutive rows, in 1/1000 ms units.
+        step_micros: u64,
+        /// Largest delay of a row behind its place in the order.
+        jitter: u64,
+    },
+}
+
+impl Timeline {
+    /// 30 days of shuffled history from [`DEFAULT_START`], as in the notebooks.
+    pub fn default_history() -> Self {
+        Timeline::Shuffled {
+            start: DEFAULT_START,
+            span: 30 * DAY_MS,
+        }
+    }
+
+    /// The timestamp of row `index`, drawing any randomness from `rng`.
+    #[inline]
+    pub fn time_of(&self, index: u64, rng: &mut impl Rng) -> Millis {
+        match *self {
+            Timeline::Shuffled { start, span } => {
+                start + rng.random_range(0..(span / 1000).max(1)) * 1000
+            }
+            Timeline::Ordered {
+                start,
+                step_micros,
+                jitter,
+            } => {
+                let at = start + (index as u128 * step_micros as u128 / 1000) as u64;
+                at.saturating_sub(if jitter > 0 {
+                    rng.random_range(0..=jitter)
+                } else {
+                    0
+                })
+            }
+        }
+    }
+}
+
+/// A seeded generator of one record kind's lines.
+///
+/// Row `index` must depend only on the generator's seed and `index`, so that any worker
+/// can produce any subset of rows and the union is the same data on every machine.
+pub trait RowGenerator: Send + Sync {
+    /// The header line, if the format has one.
+    fn header(&self) -> Option<&'static str>;
+    /// Appends row `index` (without a newline) to `out`.
+    fn write_row(&self, index: u64, out: &mut Vec<u8>);
+}
+
+/// A row's random source: a PCG stream seeded from `(seed, index)` only.
+#[inline]
+pub fn row_rng(seed: u64, index: u64) -> Pcg64Mcg {
+    Pcg64Mcg::seed_from_u64(mix(seed ^ mix(index.wrapping_add(0x9e37_79b9_7f4a_7c15))))
+}
+
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    // SplitMix64's finaliser: decorrelates neighbouring row numbers.
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Generator kinds that `gen:KIND` and the `gen` binary know.
+pub const GENERATOR_KINDS: &[&str] = &["transactions"];
+
+/// The generator for `kind`.
+pub fn generator(
+    kind: &str,
+    seed: u64,
+    timeline: Timeline,
+) -> Result<Box<dyn RowGenerator>, String> {
+    match kind {
+        "transactions" => Ok(Box::new(transaction::TransactionGen::new(seed, timeline))),
+        other => Err(format!(
+            "unknown generator kind '{other}' (available: {})",
+            GENERATOR_KINDS.join(", ")
+        )),
+    }
 }

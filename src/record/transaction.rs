@@ -7,26 +7,42 @@
 
 use std::borrow::Cow;
 
-use rand::{Rng, SeedableRng};
-use rand_pcg::Pcg64Mcg;
+use rand::Rng;
 
-use super::{LineFormat, ParseError, csv};
+use super::{LineFormat, ParseError, RowGenerator, Timeline, csv};
 use crate::money::Cents;
-use crate::time::{DAY_MS, Millis, parse_iso8601, write_iso8601};
+use crate::time::{Millis, parse_iso8601, write_iso8601};
 
 /// The header line of a transactions CSV file.
 pub const HEADER: &str = "transaction_id,customer_id,product_category,product_price,quantity,timestamp,customer_age,customer_city,payment_method,total_amount";
 
 /// The product categories of the notebooks' data.
-pub const CATEGORIES: [&str; 6] = ["Electronics", "Clothing", "Books", "Home", "Sports", "Beauty"];
+pub const CATEGORIES: [&str; 6] = [
+    "Electronics",
+    "Clothing",
+    "Books",
+    "Home",
+    "Sports",
+    "Beauty",
+];
 
 /// The payment methods of the notebooks' data.
 pub const PAYMENT_METHODS: [&str; 4] = ["Credit Card", "Debit Card", "PayPal", "Cash"];
 
 /// Cities for generated customers.
 pub const CITIES: [&str; 12] = [
-    "Jakarta", "Surabaya", "Bandung", "Medan", "Semarang", "Makassar", "Palembang", "Tangerang",
-    "Depok", "Bekasi", "Yogyakarta", "Denpasar",
+    "Jakarta",
+    "Surabaya",
+    "Bandung",
+    "Medan",
+    "Semarang",
+    "Makassar",
+    "Palembang",
+    "Tangerang",
+    "Depok",
+    "Bekasi",
+    "Yogyakarta",
+    "Denpasar",
 ];
 
 /// Number of distinct generated customers.
@@ -74,10 +90,12 @@ fn money(field: &str, name: &'static str) -> Result<Cents, ParseError> {
 }
 
 fn integer<T: std::str::FromStr>(field: &str, name: &'static str) -> Result<T, ParseError> {
-    field
-        .trim()
-        .parse()
-        .map_err(|_| ParseError::from(format!("bad {name} '{}': not a valid integer", excerpt(field))))
+    field.trim().parse().map_err(|_| {
+        ParseError::from(format!(
+            "bad {name} '{}': not a valid integer",
+            excerpt(field)
+        ))
+    })
 }
 
 fn excerpt(field: &str) -> &str {
@@ -97,13 +115,26 @@ impl LineFormat for TransactionCsv {
 
     #[inline]
     fn parse(line: &str) -> Result<Transaction<'_>, ParseError> {
-        let [id, customer, category, price, quantity, timestamp, age, city, payment, total] =
-            csv::split::<10>(line).map_err(|found| match found {
-                usize::MAX => ParseError::fixed("unterminated or misplaced quote"),
-                n => ParseError::from(format!("wrong field count: expected 10, found {n}")),
-            })?;
+        let [
+            id,
+            customer,
+            category,
+            price,
+            quantity,
+            timestamp,
+            age,
+            city,
+            payment,
+            total,
+        ] = csv::split::<10>(line).map_err(|found| match found {
+            usize::MAX => ParseError::fixed("unterminated or misplaced quote"),
+            n => ParseError::from(format!("wrong field count: expected 10, found {n}")),
+        })?;
         let timestamp_ms = parse_iso8601(timestamp.trim()).ok_or_else(|| {
-            ParseError::from(format!("bad timestamp '{}': not ISO 8601", excerpt(&timestamp)))
+            ParseError::from(format!(
+                "bad timestamp '{}': not ISO 8601",
+                excerpt(&timestamp)
+            ))
         })?;
         Ok(Transaction {
             product_price: money(&price, "product_price")?,
@@ -125,38 +156,6 @@ impl LineFormat for TransactionCsv {
     }
 }
 
-/// Where generated timestamps fall.
-#[derive(Clone, Copy, Debug)]
-pub enum Timeline {
-    /// Uniformly at random over `[start, start + span)`, at whole seconds: a shuffled history.
-    Shuffled {
-        /// First possible timestamp.
-        start: Millis,
-        /// Length of the range.
-        span: u64,
-    },
-    /// Row `i` at `start + i * step`, minus a random delay of up to `jitter`: a live feed
-    /// with bounded disorder.
-    Ordered {
-        /// Timestamp of row 0.
-        start: Millis,
-        /// Milliseconds between consecutive rows, in 1/1000 ms units.
-        step_micros: u64,
-        /// Largest delay of a row behind its place in the order.
-        jitter: u64,
-    },
-}
-
-/// The default first generated timestamp: 2026-10-01T00:00:00Z.
-pub const DEFAULT_START: Millis = 1_790_812_800_000;
-
-impl Timeline {
-    /// 30 days of shuffled history from [`DEFAULT_START`], as in the notebooks.
-    pub fn default_history() -> Self {
-        Timeline::Shuffled { start: DEFAULT_START, span: 30 * DAY_MS }
-    }
-}
-
 /// A deterministic transaction generator: row `i` depends only on `(seed, i)`.
 ///
 /// Because rows are independent, any worker can generate any subset of them and the
@@ -167,23 +166,20 @@ pub struct TransactionGen {
     timeline: Timeline,
 }
 
-#[inline]
-fn mix(mut z: u64) -> u64 {
-    // SplitMix64's finaliser: decorrelates neighbouring row numbers.
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 impl TransactionGen {
     /// A generator for `seed` along `timeline`.
     pub fn new(seed: u64, timeline: Timeline) -> Self {
         TransactionGen { seed, timeline }
     }
+}
 
-    /// Appends row `index` (without a newline) to `out`.
-    pub fn write_row(&self, index: u64, out: &mut Vec<u8>) {
-        let mut rng = Pcg64Mcg::seed_from_u64(mix(self.seed ^ mix(index.wrapping_add(0x9e37_79b9_7f4a_7c15))));
+impl RowGenerator for TransactionGen {
+    fn header(&self) -> Option<&'static str> {
+        Some(HEADER)
+    }
+
+    fn write_row(&self, index: u64, out: &mut Vec<u8>) {
+        let mut rng = super::row_rng(self.seed, index);
         let customer = rng.random_range(1..=CUSTOMERS);
         let category = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
         let price = rng.random_range(1_000i64..=100_000);
@@ -191,13 +187,7 @@ impl TransactionGen {
         let age = rng.random_range(18u32..=70);
         let city = CITIES[rng.random_range(0..CITIES.len())];
         let payment = PAYMENT_METHODS[rng.random_range(0..PAYMENT_METHODS.len())];
-        let timestamp = match self.timeline {
-            Timeline::Shuffled { start, span } => start + rng.random_range(0..(span / 1000).max(1)) * 1000,
-            Timeline::Ordered { start, step_micros, jitter } => {
-                let at = start + (index as u128 * step_micros as u128 / 1000) as u64;
-                at.saturating_sub(if jitter > 0 { rng.random_range(0..=jitter) } else { 0 })
-            }
-        };
+        let timestamp = self.timeline.time_of(index, &mut rng);
         let mut num = itoa::Buffer::new();
         out.extend_from_slice(b"TXN_");
         let id = num.format(index + 1);
@@ -229,6 +219,8 @@ impl TransactionGen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::DEFAULT_START;
+    use crate::time::DAY_MS;
 
     #[test]
     fn generated_rows_parse_back_with_notebook_ranges() {
@@ -268,10 +260,22 @@ mod tests {
         assert!(TransactionCsv::parse(good).is_ok());
         let cases = [
             ("TXN_1,CUST_1,Books,10.00,2", "wrong field count"),
-            ("TXN_1,CUST_1,Books,ten,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00", "bad product_price"),
-            ("TXN_1,CUST_1,Books,10.00,2,yesterday,30,Depok,Cash,20.00", "bad timestamp"),
-            ("TXN_1,CUST_1,Books,10.00,x,2026-10-01T00:00:00Z,30,Depok,Cash,20.00", "bad quantity"),
-            (",CUST_1,Books,10.00,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00", "empty transaction_id"),
+            (
+                "TXN_1,CUST_1,Books,ten,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00",
+                "bad product_price",
+            ),
+            (
+                "TXN_1,CUST_1,Books,10.00,2,yesterday,30,Depok,Cash,20.00",
+                "bad timestamp",
+            ),
+            (
+                "TXN_1,CUST_1,Books,10.00,x,2026-10-01T00:00:00Z,30,Depok,Cash,20.00",
+                "bad quantity",
+            ),
+            (
+                ",CUST_1,Books,10.00,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00",
+                "empty transaction_id",
+            ),
         ];
         for (line, reason) in cases {
             let err = TransactionCsv::parse(line).unwrap_err();

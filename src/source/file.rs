@@ -40,7 +40,12 @@ impl FileRange {
             splitter.skip_partial_first_line()?;
             first_line_at = seek_to + splitter.consumed();
         }
-        Ok(FileRange { path: path.to_owned(), splitter, first_line_at, lines_before: Some(0).filter(|_| start == 0) })
+        Ok(FileRange {
+            path: path.to_owned(),
+            splitter,
+            first_line_at,
+            lines_before: Some(0).filter(|_| start == 0),
+        })
     }
 
     /// Hands out the lines of the next block; `Ok(false)` once the range is exhausted.
@@ -84,14 +89,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kappa-range-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("lines.txt");
-        let text: String = (1..=500).map(|i| format!("{}{}\n", i, "x".repeat(i % 17))).collect();
+        let text: String = (1..=500)
+            .map(|i| format!("{}{}\n", i, "x".repeat(i % 17)))
+            .collect();
         std::fs::write(&path, &text).unwrap();
         for parts in [1, 2, 3, 7, 64, 600] {
             let mut seen = Vec::new();
             for part in 0..parts {
                 let mut range = FileRange::open(&path, part, parts, 1000).unwrap();
                 let mut got = Vec::new();
-                while range.next_block(|l| got.push((l.index, String::from_utf8(l.bytes.to_vec()).unwrap()))).unwrap() {}
+                while range
+                    .next_block(|l| {
+                        got.push((l.index, String::from_utf8(l.bytes.to_vec()).unwrap()))
+                    })
+                    .unwrap()
+                {}
                 for (index, line) in got {
                     let number = range.line_number(index).unwrap();
                     let lead: u64 = line.trim_end_matches('x').parse().unwrap();

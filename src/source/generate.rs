@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::record::transaction::{Timeline, TransactionGen};
+use crate::record::{RowGenerator, Timeline, generator};
 
 use super::lines::Line;
 
@@ -38,9 +38,9 @@ impl GenSpec {
             params
                 .get(key)
                 .map(|v| {
-                    v.replace('_', "")
-                        .parse::<u64>()
-                        .map_err(|_| format!("invalid gen parameter {key}={v}: expected a whole number"))
+                    v.replace('_', "").parse::<u64>().map_err(|_| {
+                        format!("invalid gen parameter {key}={v}: expected a whole number")
+                    })
                 })
                 .transpose()
         };
@@ -50,13 +50,16 @@ impl GenSpec {
             rate: number("rate")?.filter(|&r| r > 0),
             seed: number("seed")?.unwrap_or(42),
         };
-        if let Some(unknown) = params.keys().find(|k| !["count", "rate", "seed"].contains(k)) {
-            return Err(format!("unknown gen parameter '{unknown}' (use count, rate or seed)"));
+        if let Some(unknown) = params
+            .keys()
+            .find(|k| !["count", "rate", "seed"].contains(k))
+        {
+            return Err(format!(
+                "unknown gen parameter '{unknown}' (use count, rate or seed)"
+            ));
         }
-        match spec.kind.as_str() {
-            "transactions" => Ok(spec),
-            other => Err(format!("unknown generator kind '{other}' (available: transactions)")),
-        }
+        generator(&spec.kind, 0, Timeline::default_history())?;
+        Ok(spec)
     }
 }
 
@@ -65,7 +68,7 @@ const BLOCK_ROWS: u64 = 4096;
 
 /// One worker's share of an unpaced, bounded generator.
 pub struct GenRange {
-    generator: TransactionGen,
+    generator: Box<dyn RowGenerator>,
     next: u64,
     step: u64,
     count: u64,
@@ -77,7 +80,8 @@ impl GenRange {
     /// Rows `part, part + parts, …` below `spec.count`.
     pub fn new(spec: &GenSpec, part: usize, parts: usize) -> Self {
         GenRange {
-            generator: TransactionGen::new(spec.seed, Timeline::default_history()),
+            generator: generator(&spec.kind, spec.seed, Timeline::default_history())
+                .expect("kind checked when parsed"),
             next: part as u64,
             step: parts as u64,
             count: spec.count.unwrap_or(u64::MAX),
@@ -102,7 +106,11 @@ impl GenRange {
         let mut start = 0;
         for (k, &end) in self.ends.iter().enumerate() {
             let index = first + k as u64 * self.step;
-            each(Line { index, bytes: &self.buf[start..end], overlong: None });
+            each(Line {
+                index,
+                bytes: &self.buf[start..end],
+                overlong: None,
+            });
             start = end;
         }
         self.next < self.count
@@ -131,7 +139,7 @@ mod tests {
             while range.next_block(|l| all.push((l.index, l.bytes.to_vec()))) {}
         }
         all.sort();
-        let generator = TransactionGen::new(3, Timeline::default_history());
+        let generator = generator("transactions", 3, Timeline::default_history()).unwrap();
         assert_eq!(all.len(), 10_000);
         for (i, (index, bytes)) in all.iter().enumerate() {
             assert_eq!(*index, i as u64);

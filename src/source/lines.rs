@@ -135,7 +135,11 @@ impl<R: Read> LineSplitter<R> {
                         let (excerpt, len) = self.skipping.take().expect("skipping");
                         let index = self.next_index;
                         self.next_index += 1;
-                        each(Line { index, bytes: &excerpt, overlong: Some(len) });
+                        each(Line {
+                            index,
+                            bytes: &excerpt,
+                            overlong: Some(len),
+                        });
                         continue;
                     }
                     None if self.eof => {
@@ -144,12 +148,18 @@ impl<R: Read> LineSplitter<R> {
                         let (excerpt, len) = self.skipping.take().expect("skipping");
                         let index = self.next_index;
                         self.next_index += 1;
-                        each(Line { index, bytes: &excerpt, overlong: Some(len) });
+                        each(Line {
+                            index,
+                            bytes: &excerpt,
+                            overlong: Some(len),
+                        });
                         return Ok(false);
                     }
                     None => {
                         *len += window.len() as u64;
-                        let keep = EXCERPT_BYTES.saturating_sub(excerpt.len()).min(window.len());
+                        let keep = EXCERPT_BYTES
+                            .saturating_sub(excerpt.len())
+                            .min(window.len());
                         excerpt.extend_from_slice(&window[..keep]);
                         self.head = self.tail;
                         return Ok(true);
@@ -162,7 +172,9 @@ impl<R: Read> LineSplitter<R> {
                 return Ok(false);
             }
             match memchr::memchr(b'\n', window) {
-                Some(k) if k <= self.max_line || (k == self.max_line + 1 && window[k - 1] == b'\r') => {
+                Some(k)
+                    if k <= self.max_line || (k == self.max_line + 1 && window[k - 1] == b'\r') =>
+                {
                     let mut line = &window[..k];
                     if let [rest @ .., b'\r'] = line {
                         line = rest;
@@ -170,7 +182,11 @@ impl<R: Read> LineSplitter<R> {
                     let index = self.next_index;
                     self.next_index += 1;
                     self.head += k + 1;
-                    each(Line { index, bytes: line, overlong: None });
+                    each(Line {
+                        index,
+                        bytes: line,
+                        overlong: None,
+                    });
                 }
                 Some(_) => {
                     // Over-long, but complete in the buffer.
@@ -178,7 +194,11 @@ impl<R: Read> LineSplitter<R> {
                     let index = self.next_index;
                     self.next_index += 1;
                     self.head += k + 1;
-                    each(Line { index, bytes: &window[..EXCERPT_BYTES.min(k)], overlong: Some(k as u64) });
+                    each(Line {
+                        index,
+                        bytes: &window[..EXCERPT_BYTES.min(k)],
+                        overlong: Some(k as u64),
+                    });
                 }
                 None if window.len() > self.max_line => {
                     let excerpt = window[..EXCERPT_BYTES.min(window.len())].to_vec();
@@ -197,7 +217,11 @@ impl<R: Read> LineSplitter<R> {
                     let index = self.next_index;
                     self.next_index += 1;
                     self.head = self.tail;
-                    each(Line { index, bytes: line, overlong: None });
+                    each(Line {
+                        index,
+                        bytes: line,
+                        overlong: None,
+                    });
                     return Ok(false);
                 }
                 None => return Ok(true),
@@ -213,7 +237,10 @@ mod tests {
     fn lines(input: &[u8], block: usize, max: usize) -> Vec<(u64, Vec<u8>, Option<u64>)> {
         let mut s = LineSplitter::new(input, block, max);
         let mut out = Vec::new();
-        while s.next_block(|l| out.push((l.index, l.bytes.to_vec(), l.overlong))).unwrap() {}
+        while s
+            .next_block(|l| out.push((l.index, l.bytes.to_vec(), l.overlong)))
+            .unwrap()
+        {}
         assert!(s.is_done());
         out
     }
