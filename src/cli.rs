@@ -35,6 +35,9 @@ pub struct ClusterArgs {
     /// First port on localhost when no hostfile is given: process `i` uses `port-base + i`.
     #[arg(long = "port-base", value_name = "PORT", default_value_t = 2101)]
     pub port_base: u16,
+    /// Give up when the other processes are not all connected within this time.
+    #[arg(long = "connect-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub connect_timeout: Duration,
 }
 
 impl ClusterArgs {
@@ -81,6 +84,31 @@ impl ClusterArgs {
                         })
                 })
                 .collect(),
+        }
+    }
+
+    /// Connects the processes (if several) and returns timely's allocators for this process.
+    pub fn allocators(
+        &self,
+    ) -> Result<
+        (
+            Vec<timely::communication::AllocatorBuilder>,
+            Box<dyn std::any::Any + Send>,
+        ),
+        String,
+    > {
+        match self.timely_config()?.communication {
+            timely::CommunicationConfig::Cluster {
+                threads,
+                process,
+                addresses,
+                ..
+            } => {
+                let sockets =
+                    crate::net::connect(&addresses, process, self.connect_timeout.to_std())?;
+                crate::net::allocators(sockets, process, threads)
+            }
+            other => other.try_build(),
         }
     }
 

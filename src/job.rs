@@ -41,19 +41,25 @@ pub struct Job {
 }
 
 impl Job {
-    /// The result writer; only the first caller on process 0 gets it.
-    pub fn take_output(&self) -> Option<Output> {
-        self.output.lock().expect("output lock").take()
+    /// The result writer, for worker 0 of process 0 (where sinks gather); `None` elsewhere.
+    pub fn take_output(&self, worker: usize) -> Option<Output> {
+        (worker == 0)
+            .then(|| self.output.lock().expect("output lock").take())
+            .flatten()
     }
 
-    /// The rejects writer, if `--rejects` was given; only the first caller gets it.
-    pub fn take_rejects(&self) -> Option<Output> {
-        self.rejects.lock().expect("rejects lock").take()
+    /// The rejects writer, if `--rejects` was given, for worker 0.
+    pub fn take_rejects(&self, worker: usize) -> Option<Output> {
+        (worker == 0)
+            .then(|| self.rejects.lock().expect("rejects lock").take())
+            .flatten()
     }
 
-    /// The late-records writer, if `--late` was given; only the first caller gets it.
-    pub fn take_late(&self) -> Option<Output> {
-        self.late.lock().expect("late lock").take()
+    /// The late-records writer, if `--late` was given, for worker 0.
+    pub fn take_late(&self, worker: usize) -> Option<Output> {
+        (worker == 0)
+            .then(|| self.late.lock().expect("late lock").take())
+            .flatten()
     }
 
     /// The ingest configuration.
@@ -88,7 +94,7 @@ where
     B: Fn(Scope<'_, Millis>, &Arc<Job>) + Send + Sync + 'static,
 {
     match prepare(common, &spec) {
-        Ok((config, job)) => execute(config, job, build),
+        Ok(job) => execute(job, build),
         Err(message) => {
             eprintln!("{}: error: {message}", program_name());
             ExitCode::from(EXIT_USAGE)
@@ -96,8 +102,9 @@ where
     }
 }
 
-fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<(timely::Config, Arc<Job>), String> {
-    let config = common.cluster.timely_config()?;
+fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
+    // Checks the cluster flags before anything is created.
+    common.cluster.timely_config()?;
     let input = match &common.input {
         Some(input) => input.clone(),
         None => spec.default_input.parse::<InputSpec>()?,
@@ -130,20 +137,32 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<(timely::Config, Arc<Jo
         rejects: Mutex::new(rejects),
         late: Mutex::new(None),
     };
-    Ok((config, Arc::new(job)))
+    Ok(Arc::new(job))
 }
 
-fn execute<B>(config: timely::Config, job: Arc<Job>, build: B) -> ExitCode
+fn execute<B>(job: Arc<Job>, build: B) -> ExitCode
 where
     B: Fn(Scope<'_, Millis>, &Arc<Job>) + Send + Sync + 'static,
 {
+    let (allocators, guard) = match job.common.cluster.allocators() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{}: error: {e}", program_name());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let shared = Arc::clone(&job);
-    let guards = timely::execute(config, move |worker| {
-        let job = Arc::clone(&shared);
-        worker.dataflow::<Millis, _, _>(|scope| build(scope, &job));
-        // Park when idle: busy stepping starves other processes on shared cores.
-        while worker.step_or_park(None) {}
-    });
+    let guards = timely::execute::execute_from(
+        allocators,
+        guard,
+        timely::WorkerConfig::default(),
+        move |worker| {
+            let job = Arc::clone(&shared);
+            worker.dataflow::<Millis, _, _>(|scope| build(scope, &job));
+            // Park when idle: busy stepping starves other processes on shared cores.
+            while worker.step_or_park(None) {}
+        },
+    );
     let guards = match guards {
         Ok(g) => g,
         Err(e) => {

@@ -27,6 +27,7 @@ pub mod cli;
 pub mod job;
 pub mod metrics;
 pub mod money;
+pub mod net;
 pub mod operators;
 pub mod record;
 pub mod sink;
