@@ -14,6 +14,7 @@ use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, WindowArgs, parse_or_exit};
 use kappa::job::{self, JobSpec};
+use kappa::operators::window::GLOBAL_END;
 use kappa::operators::{Ingest, ToUpdates, WindowAggregate};
 use kappa::record::transaction::TransactionCsv;
 use kappa::sink::{ReportDiags, WriteRows};
@@ -37,15 +38,10 @@ struct Args {
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     let windowing = args.window.windowing();
-    let spec = JobSpec {
-        default_input: "gen:transactions?count=100000&seed=42",
-    };
+    let spec = JobSpec { default_input: "gen:transactions?count=100000&seed=42" };
     job::run(args.common, spec, move |scope, job| {
-        let (sales, diags) = scope.ingest::<TransactionCsv, _, _>(job.ingest(), |t| {
-            (
-                CompactString::from(&*t.product_category),
-                Totals::one(t.total_amount, t.quantity),
-            )
+        let (sales, diags) = scope.ingest::<TransactionCsv, _, _>(&job.ingest_windowed(windowing), |t| {
+            (CompactString::from(&*t.product_category), Totals::one(t.total_amount, t.quantity))
         });
         diags.report(job);
         match job.common.mode {
@@ -57,8 +53,9 @@ fn main() -> ExitCode {
                 .to_updates(job.common.epoch, windowing)
                 .count_total()
                 .inner
-                .map(|(((_window, key), totals), time, diff)| TotalsChange {
-                    time,
+                .map(|(((window, key), totals), time, diff)| TotalsChange {
+                    // A window's total is reported with the window's end, like batch rows.
+                    time: if window == GLOBAL_END { time } else { window },
                     key,
                     diff: diff as i64,
                     totals,

@@ -42,12 +42,7 @@ enum Kind {
         #[arg(long)]
         ordered: bool,
         /// With --ordered, delay each row by up to this much behind its place in time.
-        #[arg(
-            long,
-            value_name = "DURATION",
-            default_value = "0ms",
-            requires = "ordered"
-        )]
+        #[arg(long, value_name = "DURATION", default_value = "0ms", requires = "ordered")]
         jitter: Duration,
         /// Write here instead of stdout.
         #[arg(long, short = 'o', value_name = "PATH")]
@@ -80,27 +75,11 @@ fn write_rows(out: &mut dyn Write, rows: u64, generator: &dyn RowGenerator) -> i
 
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
-    let Kind::Transactions {
-        rows,
-        seed,
-        start,
-        days,
-        ordered,
-        jitter,
-        output,
-    } = args.kind;
+    let Kind::Transactions { rows, seed, start, days, ordered, jitter, output } = args.kind;
     let span = days * DAY_MS;
     let timeline = if ordered {
-        let step_micros = if rows == 0 {
-            0
-        } else {
-            (span as u128 * 1000 / rows as u128) as u64
-        };
-        Timeline::Ordered {
-            start,
-            step_micros,
-            jitter: jitter.millis(),
-        }
+        let step_nanos = if rows == 0 { 0 } else { (span as u128 * 1_000_000 / rows as u128) as u64 };
+        Timeline::Ordered { start, step_nanos, jitter: jitter.millis() }
     } else {
         Timeline::Shuffled { start, span }
     };
@@ -124,11 +103,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!(
-                "{}: error: writing: {}",
-                program_name(),
-                kappa::source::io_reason(&e)
-            );
+            eprintln!("{}: error: writing: {}", program_name(), kappa::source::io_reason(&e));
             ExitCode::from(1)
         }
     }

@@ -46,13 +46,8 @@ impl ClusterArgs {
         let n = self.processes as usize;
         match &self.hostfile {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!(
-                        "hostfile {}: {}",
-                        path.display(),
-                        crate::source::io_reason(&e)
-                    )
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("hostfile {}: {}", path.display(), crate::source::io_reason(&e)))?;
                 let hosts: Vec<String> = text
                     .lines()
                     .map(|l| l.split('#').next().unwrap_or("").trim())
@@ -67,10 +62,7 @@ impl ClusterArgs {
                     ));
                 }
                 if let Some(bad) = hosts.iter().take(n).find(|h| !h.contains(':')) {
-                    return Err(format!(
-                        "hostfile {}: '{bad}' is not host:port",
-                        path.display()
-                    ));
+                    return Err(format!("hostfile {}: '{bad}' is not host:port", path.display()));
                 }
                 Ok(hosts.into_iter().take(n).collect())
             }
@@ -79,9 +71,7 @@ impl ClusterArgs {
                     let port = self.port_base as usize + i;
                     u16::try_from(port)
                         .map(|p| format!("localhost:{p}"))
-                        .map_err(|_| {
-                            format!("--port-base {} + {i} is not a valid port", self.port_base)
-                        })
+                        .map_err(|_| format!("--port-base {} + {i} is not a valid port", self.port_base))
                 })
                 .collect(),
         }
@@ -90,22 +80,10 @@ impl ClusterArgs {
     /// Connects the processes (if several) and returns timely's allocators for this process.
     pub fn allocators(
         &self,
-    ) -> Result<
-        (
-            Vec<timely::communication::AllocatorBuilder>,
-            Box<dyn std::any::Any + Send>,
-        ),
-        String,
-    > {
+    ) -> Result<(Vec<timely::communication::AllocatorBuilder>, Box<dyn std::any::Any + Send>), String> {
         match self.timely_config()?.communication {
-            timely::CommunicationConfig::Cluster {
-                threads,
-                process,
-                addresses,
-                ..
-            } => {
-                let sockets =
-                    crate::net::connect(&addresses, process, self.connect_timeout.to_std())?;
+            timely::CommunicationConfig::Cluster { threads, process, addresses, .. } => {
+                let sockets = crate::net::connect(&addresses, process, self.connect_timeout.to_std())?;
                 crate::net::allocators(sockets, process, threads)
             }
             other => other.try_build(),
@@ -136,10 +114,7 @@ impl ClusterArgs {
         } else {
             timely::CommunicationConfig::Thread
         };
-        Ok(timely::Config {
-            communication,
-            worker: timely::WorkerConfig::default(),
-        })
+        Ok(timely::Config { communication, worker: timely::WorkerConfig::default() })
     }
 }
 
@@ -166,7 +141,8 @@ pub enum Format {
 /// Options every job accepts.
 #[derive(Args, Clone, Debug)]
 pub struct CommonArgs {
-    /// Input: a file path, or `gen:KIND?count=N&seed=S`. Defaults to the job's built-in data.
+    /// Input: a file path, `-` (stdin), `tcp://HOST:PORT`, `tail:PATH` or
+    /// `gen:KIND?rate=R&count=N&seed=S`. Defaults to the job's built-in data.
     #[arg(long, value_name = "SPEC")]
     pub input: Option<InputSpec>,
     /// Where results go; `-` is stdout.
@@ -190,12 +166,40 @@ pub struct CommonArgs {
     /// Lines longer than this many bytes are rejected.
     #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
     pub max_line_bytes: usize,
-    /// Do not print the summary on stderr.
+    /// Do not print the summary or progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
     #[command(flatten)]
+    /// Event time and live input.
+    pub live: LiveArgs,
+    #[command(flatten)]
     /// Timely's cluster flags.
     pub cluster: ClusterArgs,
+}
+
+/// Event time and live-input options.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Event time and live input")]
+pub struct LiveArgs {
+    /// How far the watermark trails the largest event time seen. Default: until the end
+    /// for a file, 5s for live input, 0 for a paced generator.
+    #[arg(long, value_name = "DURATION")]
+    pub lateness: Option<Duration>,
+    /// Write records that arrive behind the watermark here, with the reason.
+    #[arg(long, value_name = "PATH")]
+    pub late: Option<PathBuf>,
+    /// After this long without input, let the watermark follow the wall clock.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// For tcp input: end when every client so far has disconnected.
+    #[arg(long)]
+    pub until_eof: bool,
+    /// Print a progress line on stderr this often.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub progress_every: Duration,
+    /// Write the output-latency histogram here (HdrHistogram percentile text, microseconds).
+    #[arg(long, value_name = "PATH")]
+    pub latency_out: Option<PathBuf>,
 }
 
 /// Event-time window options, for jobs that aggregate over windows.
@@ -213,18 +217,13 @@ pub struct WindowArgs {
 impl WindowArgs {
     /// The windowing these flags describe, or a usage error.
     pub fn windowing(&self) -> crate::operators::Windowing {
-        crate::operators::Windowing::from_flags(self.window, self.slide)
-            .unwrap_or_else(|e| usage_error(&e))
+        crate::operators::Windowing::from_flags(self.window, self.slide).unwrap_or_else(|e| usage_error(&e))
     }
 }
 
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let d: Duration = text.parse()?;
-    if d.millis() == 0 {
-        Err("must be greater than zero".into())
-    } else {
-        Ok(d)
-    }
+    if d.millis() == 0 { Err("must be greater than zero".into()) } else { Ok(d) }
 }
 
 /// Parses the command line like clap, but reports a bad flag or value in one line with exit code 2.
@@ -233,10 +232,7 @@ pub fn parse_or_exit<T: Parser>() -> T {
         Ok(args) => args,
         Err(err) => {
             use clap::error::ErrorKind;
-            if matches!(
-                err.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-            ) {
+            if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 err.exit();
             }
             let text = err.to_string();
@@ -257,11 +253,7 @@ pub fn usage_error(message: &str) -> ! {
 pub fn program_name() -> String {
     std::env::args()
         .next()
-        .and_then(|p| {
-            std::path::Path::new(&p)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-        })
+        .and_then(|p| std::path::Path::new(&p).file_name().map(|f| f.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "kappa".into())
 }
 
@@ -278,41 +270,24 @@ mod tests {
 
     #[test]
     fn timely_flags_keep_timely_meaning() {
-        let t = Test::try_parse_from(["x", "-w", "3", "-n", "2", "-p", "1", "--port-base", "9000"])
-            .unwrap();
+        let t = Test::try_parse_from(["x", "-w", "3", "-n", "2", "-p", "1", "--port-base", "9000"]).unwrap();
         let c = &t.common.cluster;
         assert_eq!((c.threads, c.processes, c.process), (3, 2, 1));
-        assert_eq!(
-            c.addresses().unwrap(),
-            vec!["localhost:9000", "localhost:9001"]
-        );
+        assert_eq!(c.addresses().unwrap(), vec!["localhost:9000", "localhost:9001"]);
         assert!(Test::try_parse_from(["x", "-w", "0"]).is_err());
         let t = Test::try_parse_from(["x", "-n", "2", "-p", "2"]).unwrap();
-        assert!(
-            t.common
-                .cluster
-                .timely_config()
-                .unwrap_err()
-                .contains("out of range")
-        );
+        assert!(t.common.cluster.timely_config().unwrap_err().contains("out of range"));
     }
 
     #[test]
     fn hostfile_skips_comments_and_counts_lines() {
         let path = std::env::temp_dir().join(format!("kappa-hosts-{}", std::process::id()));
         std::fs::write(&path, "# cluster\nhost-a:2101\n\n  host-b:2101  # second\n").unwrap();
-        let mut c = Test::try_parse_from(["x", "-n", "2"])
-            .unwrap()
-            .common
-            .cluster;
+        let mut c = Test::try_parse_from(["x", "-n", "2"]).unwrap().common.cluster;
         c.hostfile = Some(path.clone());
         assert_eq!(c.addresses().unwrap(), vec!["host-a:2101", "host-b:2101"]);
         c.processes = 3;
-        assert!(
-            c.addresses()
-                .unwrap_err()
-                .contains("lists 2 address(es) but -n is 3")
-        );
+        assert!(c.addresses().unwrap_err().contains("lists 2 address(es) but -n is 3"));
         std::fs::remove_file(path).unwrap();
     }
 }

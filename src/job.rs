@@ -2,26 +2,34 @@
 //!
 //! A job binary parses its options, then hands [`run`] a function that builds its
 //! dataflow on one worker. `run` checks everything that can be checked up front (the
-//! input exists, the output can be created, the cluster flags make sense) so that a
-//! mistake is one line on stderr and exit code 2, never a panic in a worker.
+//! input exists, the output can be created, the cluster flags make sense, a tcp port is
+//! free) so that a mistake is one line on stderr and exit code 2, never a panic in a
+//! worker. While the job runs it prints progress lines; SIGINT or SIGTERM stop the
+//! input, the frontier closes, every window is reported and the job exits 0.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration as StdDuration, Instant};
 
 use timely::dataflow::Scope;
 
 use crate::cli::{CommonArgs, EXIT_USAGE, program_name};
-use crate::metrics::Summary;
-use crate::operators::ingest::{Counts, IngestConfig, LiveCounters};
-use crate::source::{InputSpec, io_reason};
-use crate::time::Millis;
+use crate::metrics::{Meters, Summary};
+use crate::operators::Windowing;
+use crate::operators::ingest::{Counts, IngestConfig};
+use crate::source::live::{self, Wakers};
+use crate::source::{InputSpec, io_reason, tail, tcp};
+use crate::time::{Duration, Millis};
 
 type Output = Box<dyn Write + Send>;
+
+/// Default lateness of live inputs.
+pub const LIVE_LATENESS: Duration = Duration::from_secs(5);
 
 /// What one process knows about the running job; shared by its workers.
 pub struct Job {
@@ -31,8 +39,6 @@ pub struct Job {
     pub ingest: IngestConfig,
     /// Counts gathered from all workers by the diagnostics sink.
     pub summary: Mutex<Counts>,
-    /// Result rows written.
-    pub rows_out: AtomicU64,
     /// When the job started.
     pub started: Instant,
     output: Mutex<Option<Output>>,
@@ -43,37 +49,39 @@ pub struct Job {
 impl Job {
     /// The result writer, for worker 0 of process 0 (where sinks gather); `None` elsewhere.
     pub fn take_output(&self, worker: usize) -> Option<Output> {
-        (worker == 0)
-            .then(|| self.output.lock().expect("output lock").take())
-            .flatten()
+        (worker == 0).then(|| self.output.lock().expect("output lock").take()).flatten()
     }
 
     /// The rejects writer, if `--rejects` was given, for worker 0.
     pub fn take_rejects(&self, worker: usize) -> Option<Output> {
-        (worker == 0)
-            .then(|| self.rejects.lock().expect("rejects lock").take())
-            .flatten()
+        (worker == 0).then(|| self.rejects.lock().expect("rejects lock").take()).flatten()
     }
 
     /// The late-records writer, if `--late` was given, for worker 0.
     pub fn take_late(&self, worker: usize) -> Option<Output> {
-        (worker == 0)
-            .then(|| self.late.lock().expect("late lock").take())
-            .flatten()
+        (worker == 0).then(|| self.late.lock().expect("late lock").take()).flatten()
     }
 
     /// The ingest configuration.
     pub fn ingest(&self) -> &IngestConfig {
         &self.ingest
     }
+
+    /// The ingest configuration for a job whose results close with `windowing`'s windows
+    /// (this only sharpens the latency measurement).
+    pub fn ingest_windowed(&self, windowing: Windowing) -> IngestConfig {
+        self.ingest.closing(windowing)
+    }
+
+    /// Process-wide meters.
+    pub fn meters(&self) -> &Meters {
+        &self.ingest.meters
+    }
 }
 
 fn create(path: &Path, what: &str) -> Result<Output, String> {
     if path == Path::new("-") {
-        return Ok(Box::new(BufWriter::with_capacity(
-            1 << 16,
-            std::io::stdout(),
-        )));
+        return Ok(Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout())));
     }
     File::create(path)
         .map(|f| Box::new(BufWriter::with_capacity(1 << 20, f)) as Output)
@@ -119,25 +127,108 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
     };
     let output = open(Some(&common.output), "output")?;
     let rejects = open(common.rejects.as_deref(), "rejects file")?;
+    let late = open(common.live.late.as_deref(), "late file")?;
+    if let Some(path) = &common.live.latency_out {
+        create(path, "latency file")?;
+    }
+
+    let live = input.is_live();
+    let lateness = match common.live.lateness {
+        Some(l) => Some(l),
+        None if input.is_ordered() => Some(Duration::from_millis(0)),
+        None if live => Some(LIVE_LATENESS),
+        None => None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (feed, wakers) = match &input {
+        InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => {
+            let (feed, intake) = live::feed(Arc::clone(&stop));
+            let max_line = common.max_line_bytes;
+            match &input {
+                InputSpec::Tcp(spec) => {
+                    let listener = spec.bind(common.cluster.process as usize)?;
+                    tcp::start(listener, intake, spec.clients, common.live.until_eof, max_line);
+                }
+                InputSpec::Tail(spec) => tail::start(spec.clone(), intake, max_line),
+                _ => {
+                    std::thread::Builder::new()
+                        .name("kappa-stdin".into())
+                        .spawn(move || {
+                            if let Err(e) = intake.pump(Arc::from("stdin"), std::io::stdin().lock(), max_line)
+                            {
+                                eprintln!("{}: warning: stdin: {}", program_name(), io_reason(&e));
+                            }
+                        })
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            let wakers = feed.wakers.clone();
+            (Some(feed), wakers)
+        }
+        _ => (None, Wakers::default()),
+    };
     let ingest = IngestConfig {
         input,
         epoch: common.epoch,
-        lateness: None,
+        lateness,
+        idle_timeout: common.live.idle_timeout,
         strict: common.strict,
         max_line: common.max_line_bytes,
-        counters: Arc::new(LiveCounters::default()),
+        feed,
+        wakers,
+        stop,
+        meters: Arc::new(Meters::new(live)),
+        closing: Windowing::Global,
     };
     let job = Job {
         common,
         ingest,
         summary: Mutex::new(Counts::default()),
-        rows_out: AtomicU64::new(0),
         started: Instant::now(),
         output: Mutex::new(output),
         rejects: Mutex::new(rejects),
-        late: Mutex::new(None),
+        late: Mutex::new(late),
     };
     Ok(Arc::new(job))
+}
+
+/// On SIGINT or SIGTERM: stop every input and wake the workers so they notice.
+fn watch_signals(job: &Arc<Job>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else { return };
+    let job = Arc::clone(job);
+    let _ = std::thread::Builder::new().name("kappa-signals".into()).spawn(move || {
+        for _ in signals.forever() {
+            job.ingest.stop.store(true, Ordering::SeqCst);
+            job.ingest.wakers.wake_all();
+        }
+    });
+}
+
+/// Prints a progress line every `--progress-every` until `done` fires.
+fn report_progress(job: &Arc<Job>) -> Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+    if job.common.quiet {
+        return None;
+    }
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let job = Arc::clone(job);
+    let every = job.common.live.progress_every.to_std();
+    let handle = std::thread::Builder::new()
+        .name("kappa-progress".into())
+        .spawn(move || {
+            let mut last = (Instant::now(), 0, 0);
+            while let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(every) {
+                let line = job.meters().progress_line(&mut last, job.started);
+                let process = job.common.cluster.process;
+                if job.common.cluster.processes > 1 {
+                    eprintln!("[process {process}] {line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+        })
+        .ok()?;
+    Some((done_tx, handle))
 }
 
 fn execute<B>(job: Arc<Job>, build: B) -> ExitCode
@@ -151,18 +242,16 @@ where
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    watch_signals(&job);
+    let progress = report_progress(&job);
     let shared = Arc::clone(&job);
-    let guards = timely::execute::execute_from(
-        allocators,
-        guard,
-        timely::WorkerConfig::default(),
-        move |worker| {
+    let guards =
+        timely::execute::execute_from(allocators, guard, timely::WorkerConfig::default(), move |worker| {
             let job = Arc::clone(&shared);
             worker.dataflow::<Millis, _, _>(|scope| build(scope, &job));
             // Park when idle: busy stepping starves other processes on shared cores.
             while worker.step_or_park(None) {}
-        },
-    );
+        });
     let guards = match guards {
         Ok(g) => g,
         Err(e) => {
@@ -171,18 +260,80 @@ where
         }
     };
     let failed: Vec<String> = guards.join().into_iter().filter_map(Result::err).collect();
+    if let Some((done, handle)) = progress {
+        let _ = done.send(());
+        let _ = handle.join();
+    }
     if let Some(first) = failed.first() {
         eprintln!("{}: error: a worker failed: {first}", program_name());
         return ExitCode::from(crate::cli::EXIT_FAILURE);
     }
-    if job.common.cluster.process == 0 && !job.common.quiet {
-        let counts = *job.summary.lock().expect("summary lock");
-        let summary = Summary {
-            counts,
-            rows_out: job.rows_out.load(Ordering::Relaxed),
-            elapsed: job.started.elapsed(),
-        };
+    let meters = job.meters();
+    let latency = meters.latency.as_ref().map(|l| l.lock().expect("latency lock"));
+    if let (Some(path), Some(latency)) = (&job.common.live.latency_out, &latency)
+        && let Err(e) = write_histogram(path, &latency.histogram)
+    {
+        eprintln!("{}: error: writing {}: {e}", program_name(), path.display());
+        return ExitCode::from(crate::cli::EXIT_FAILURE);
+    }
+    if job.common.quiet {
+        return ExitCode::SUCCESS;
+    }
+    let process = job.common.cluster.process;
+    let counts = if process == 0 {
+        *job.summary.lock().expect("summary lock")
+    } else {
+        // Other processes know only their own ingest; process 0 has the totals.
+        Counts {
+            read: meters.read.load(Ordering::Relaxed),
+            rejected: meters.rejected.load(Ordering::Relaxed),
+            late: meters.late.load(Ordering::Relaxed),
+            ..Counts::default()
+        }
+    };
+    let open_frontier = meters.last_open_frontier.load(Ordering::Relaxed);
+    let frontier_lag = (job.ingest.input.is_live() && open_frontier > 0).then(|| {
+        let max_event = meters.max_event.load(Ordering::Relaxed).saturating_sub(1);
+        StdDuration::from_millis(max_event.saturating_sub(open_frontier))
+    });
+    let summary = Summary {
+        counts,
+        rows_out: meters.rows_out.load(Ordering::Relaxed),
+        elapsed: job.started.elapsed(),
+        latency: latency.as_ref().map(|l| l.describe()),
+        frontier_lag,
+    };
+    if job.common.cluster.processes > 1 {
+        let scope = if process == 0 { "all processes" } else { "this process" };
+        eprintln!("[process {process}, {scope}] {summary}");
+    } else {
         eprintln!("{summary}");
     }
     ExitCode::SUCCESS
+}
+
+fn write_histogram(path: &Path, histogram: &hdrhistogram::Histogram<u64>) -> std::io::Result<()> {
+    let mut out = BufWriter::new(File::create(path)?);
+    writeln!(out, "{:>12} {:>14} {:>10} {:>14}", "Value", "Percentile", "TotalCount", "1/(1-Percentile)")?;
+    for v in histogram.iter_quantiles(1) {
+        let q = v.quantile_iterated_to();
+        let inverse = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
+        writeln!(
+            out,
+            "{:>12.3} {:>14.12} {:>10} {:>14.2}",
+            v.value_iterated_to() as f64,
+            q,
+            v.count_since_last_iteration(),
+            inverse
+        )?;
+    }
+    writeln!(
+        out,
+        "#[Mean = {:.3}, StdDeviation = {:.3}]\n#[Max = {}, Total count = {}]",
+        histogram.mean(),
+        histogram.stdev(),
+        histogram.max(),
+        histogram.len()
+    )?;
+    out.flush()
 }

@@ -7,17 +7,7 @@ use std::fmt;
 
 /// An amount of money in cents.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 pub struct Cents(pub i64);
 
@@ -66,10 +56,8 @@ impl Cents {
             if d > 9 {
                 return Err(MoneyError::NotANumber);
             }
-            units = units
-                .checked_mul(10)
-                .and_then(|u| u.checked_add(d as i64))
-                .ok_or(MoneyError::Overflow)?;
+            units =
+                units.checked_mul(10).and_then(|u| u.checked_add(d as i64)).ok_or(MoneyError::Overflow)?;
             i += 1;
         }
         let mut cents = 0i64;
@@ -91,10 +79,7 @@ impl Cents {
                 }
             }
         }
-        let value = units
-            .checked_mul(100)
-            .and_then(|u| u.checked_add(cents))
-            .ok_or(MoneyError::Overflow)?;
+        let value = units.checked_mul(100).and_then(|u| u.checked_add(cents)).ok_or(MoneyError::Overflow)?;
         Ok(Cents(if negative { -value } else { value }))
     }
 

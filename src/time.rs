@@ -46,18 +46,14 @@ impl FromStr for Duration {
 
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
         let (digits, unit) = text.split_at(split);
         if digits.is_empty() {
             return Err(format!(
                 "invalid duration '{text}': expected a number and a unit such as 500ms, 5s, 1m, 1h or 1d"
             ));
         }
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("invalid duration '{text}': number too large"))?;
+        let n: u64 = digits.parse().map_err(|_| format!("invalid duration '{text}': number too large"))?;
         let scale = match unit {
             "ms" => 1,
             "s" | "" => 1000,
@@ -70,9 +66,7 @@ impl FromStr for Duration {
                 ));
             }
         };
-        n.checked_mul(scale)
-            .map(Duration)
-            .ok_or_else(|| format!("invalid duration '{text}': too large"))
+        n.checked_mul(scale).map(Duration).ok_or_else(|| format!("invalid duration '{text}': too large"))
     }
 }
 
@@ -86,6 +80,11 @@ impl fmt::Display for Duration {
         }
         write!(f, "{ms}ms")
     }
+}
+
+/// The wall-clock time now, in milliseconds since the Unix epoch.
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Rounds an event time down to the start of its epoch.
@@ -274,15 +273,7 @@ mod tests {
 
     #[test]
     fn iso_round_trip_matches_chrono() {
-        for &t in &[
-            0u64,
-            1,
-            999,
-            1_000,
-            86_399_999,
-            951_782_400_000,
-            1_790_000_123_456,
-        ] {
+        for &t in &[0u64, 1, 999, 1_000, 86_399_999, 951_782_400_000, 1_790_000_123_456] {
             let text = format_iso8601(t);
             assert_eq!(parse_iso8601(&text), Some(t), "{text}");
             let chrono = chrono::DateTime::from_timestamp_millis(t as i64).unwrap();
@@ -297,10 +288,7 @@ mod tests {
         assert_eq!(parse_iso8601("2026-10-01 12:00:00"), Some(base));
         assert_eq!(parse_iso8601("2026-10-01T14:00:00+02:00"), Some(base));
         assert_eq!(parse_iso8601("2026-10-01T07:00:00-0500"), Some(base));
-        assert_eq!(
-            parse_iso8601("2026-10-01T12:00:00.123456"),
-            Some(base + 123)
-        );
+        assert_eq!(parse_iso8601("2026-10-01T12:00:00.123456"), Some(base + 123));
         assert_eq!(parse_iso8601("2026-10-01T12:00"), Some(base));
         assert_eq!(parse_iso8601("2026-10-01"), Some(base - 12 * 3_600_000));
     }

@@ -13,9 +13,7 @@ use crate::sink::{Cell, Tabular};
 use crate::time::Millis;
 
 /// Amount, count and quantity of a group of transactions.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Totals {
     /// Sum of amounts in cents.
     pub total: i64,
@@ -28,11 +26,7 @@ pub struct Totals {
 impl Totals {
     /// The totals of one transaction.
     pub fn one(amount: Cents, quantity: u32) -> Self {
-        Totals {
-            total: amount.0,
-            count: 1,
-            quantity: quantity as i64,
-        }
+        Totals { total: amount.0, count: 1, quantity: quantity as i64 }
     }
 }
 

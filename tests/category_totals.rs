@@ -48,10 +48,7 @@ fn batch_table(out: &str) -> Reference {
     let mut table = Reference::new();
     let rows = csv_rows(out);
     let times: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-    assert!(
-        times.len() <= 1,
-        "a global batch result is one table: {times:?}"
-    );
+    assert!(times.len() <= 1, "a global batch result is one table: {times:?}");
     for r in &rows {
         let (total, count) = (cents(&r[2]), r[3].parse().unwrap());
         assert_eq!(cents(&r[5]), mean(total, count), "mean of {r:?}");
@@ -69,22 +66,14 @@ fn consolidate(out: &str) -> Reference {
         assert!(time >= last_time, "changes come out in time order");
         last_time = time;
         *diffs
-            .entry((
-                r[1].clone(),
-                cents(&r[2]),
-                r[3].parse().unwrap(),
-                r[4].parse().unwrap(),
-            ))
+            .entry((r[1].clone(), cents(&r[2]), r[3].parse().unwrap(), r[4].parse().unwrap()))
             .or_default() += r[5].parse::<i64>().unwrap();
     }
     let mut table = Reference::new();
     for ((category, total, count, quantity), diff) in diffs {
         match diff {
             0 => {}
-            1 => assert!(
-                table.insert(category, (total, count, quantity)).is_none(),
-                "one value per key"
-            ),
+            1 => assert!(table.insert(category, (total, count, quantity)).is_none(), "one value per key"),
             other => panic!("consolidated diff {other} for {category}"),
         }
     }
@@ -100,14 +89,8 @@ fn totals_are_exact_to_the_cent_for_200k_rows_in_both_modes() {
     assert_eq!(want.len(), 6);
     assert_eq!(want.values().map(|v| v.1).sum::<i64>(), 200_000);
     let input = data.to_str().unwrap();
-    assert_eq!(
-        batch_table(&run_ok("category_totals", &["--input", input, "-q"])),
-        want
-    );
-    let incremental = run_ok(
-        "category_totals",
-        &["--input", input, "--mode", "incremental", "-q"],
-    );
+    assert_eq!(batch_table(&run_ok("category_totals", &["--input", input, "-q"])), want);
+    let incremental = run_ok("category_totals", &["--input", input, "--mode", "incremental", "-q"]);
     assert_eq!(consolidate(&incremental), want);
 }
 
@@ -118,16 +101,10 @@ fn output_is_byte_identical_for_one_two_and_three_workers() {
     gen_transactions(&data, 50_000, 5, &[]);
     let input = data.to_str().unwrap();
     for mode in ["batch", "incremental"] {
-        let one = run_ok(
-            "category_totals",
-            &["--input", input, "--mode", mode, "-w", "1", "-q"],
-        );
+        let one = run_ok("category_totals", &["--input", input, "--mode", mode, "-w", "1", "-q"]);
         assert!(one.lines().count() > 6);
         for w in ["2", "3"] {
-            let many = run_ok(
-                "category_totals",
-                &["--input", input, "--mode", mode, "-w", w, "-q"],
-            );
+            let many = run_ok("category_totals", &["--input", input, "--mode", mode, "-w", w, "-q"]);
             assert_eq!(one, many, "{mode} with -w {w}");
         }
     }
@@ -142,10 +119,7 @@ fn batch_output_is_byte_identical_for_any_epoch() {
     let base = run_ok("category_totals", &["--input", input, "-q"]);
     for epoch in ["1ms", "1m", "1h", "7d"] {
         assert_eq!(
-            run_ok(
-                "category_totals",
-                &["--input", input, "--epoch", epoch, "-w", "2", "-q"]
-            ),
+            run_ok("category_totals", &["--input", input, "--epoch", epoch, "-w", "2", "-q"]),
             base,
             "{epoch}"
         );
@@ -161,31 +135,12 @@ fn incremental_output_with_hour_epochs_consolidates_to_batch() {
     let batch = batch_table(&run_ok("category_totals", &["--input", input, "-q"]));
     let incremental = run_ok(
         "category_totals",
-        &[
-            "--input",
-            input,
-            "--mode",
-            "incremental",
-            "--epoch",
-            "1h",
-            "-w",
-            "2",
-            "-q",
-        ],
+        &["--input", input, "--mode", "incremental", "--epoch", "1h", "-w", "2", "-q"],
     );
-    let times: std::collections::BTreeSet<u64> = csv_rows(&incremental)
-        .iter()
-        .map(|r| r[0].parse().unwrap())
-        .collect();
-    assert!(
-        times.len() > 500,
-        "one change set per hour with data, got {}",
-        times.len()
-    );
-    assert!(
-        times.iter().all(|t| t % 3_600_000 == 0),
-        "times are hour epochs"
-    );
+    let times: std::collections::BTreeSet<u64> =
+        csv_rows(&incremental).iter().map(|r| r[0].parse().unwrap()).collect();
+    assert!(times.len() > 500, "one change set per hour with data, got {}", times.len());
+    assert!(times.iter().all(|t| t % 3_600_000 == 0), "times are hour epochs");
     assert_eq!(consolidate(&incremental), batch);
 }
 
@@ -196,46 +151,20 @@ fn two_processes_on_loopback_match_one_process() {
     gen_transactions(&data, 40_000, 9, &[]);
     let input = data.to_str().unwrap();
     for mode in ["batch", "incremental"] {
-        let single = run_ok(
-            "category_totals",
-            &["--input", input, "--mode", mode, "-w", "2", "-q"],
-        );
+        let single = run_ok("category_totals", &["--input", input, "--mode", mode, "-w", "2", "-q"]);
         let port = common::port_base().to_string();
         let spawn = |p: &str| {
             std::process::Command::new(common::bin("category_totals"))
-                .args([
-                    "--input",
-                    input,
-                    "--mode",
-                    mode,
-                    "-n",
-                    "2",
-                    "-p",
-                    p,
-                    "--port-base",
-                    &port,
-                    "-q",
-                ])
+                .args(["--input", input, "--mode", mode, "-n", "2", "-p", p, "--port-base", &port, "-q"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         };
         let (p0, p1) = (spawn("0"), spawn("1"));
-        let (o0, o1) = (
-            p0.wait_with_output().unwrap(),
-            p1.wait_with_output().unwrap(),
-        );
-        assert!(
-            o0.status.success() && o1.status.success(),
-            "{}",
-            String::from_utf8_lossy(&o0.stderr)
-        );
-        assert_eq!(
-            String::from_utf8(o0.stdout).unwrap(),
-            single,
-            "{mode}: process 0 writes the results"
-        );
+        let (o0, o1) = (p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap());
+        assert!(o0.status.success() && o1.status.success(), "{}", String::from_utf8_lossy(&o0.stderr));
+        assert_eq!(String::from_utf8(o0.stdout).unwrap(), single, "{mode}: process 0 writes the results");
         assert!(o1.stdout.is_empty(), "process 1 writes no results");
     }
 }
@@ -245,18 +174,12 @@ fn the_default_run_uses_the_seeded_generator() {
     let dir = TempDir::new("default");
     let data = dir.path("tx.csv");
     gen_transactions(&data, 100_000, 42, &[]);
-    let from_file = run_ok(
-        "category_totals",
-        &["--input", data.to_str().unwrap(), "-q"],
-    );
+    let from_file = run_ok("category_totals", &["--input", data.to_str().unwrap(), "-q"]);
     let out = run("category_totals", &[]);
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), from_file);
     let summary = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        summary.contains("read 100000 records, rejected 0"),
-        "{summary}"
-    );
+    assert!(summary.contains("read 100000 records, rejected 0"), "{summary}");
 }
 
 #[test]
@@ -265,28 +188,14 @@ fn generator_output_is_stable_across_runs_and_streams() {
     let b = run_ok("gen", &["transactions", "--rows", "1000", "--seed", "3"]);
     assert_eq!(a, b);
     assert_eq!(a.lines().count(), 1001);
-    assert!(a.starts_with(
-        "transaction_id,customer_id,product_category,product_price,quantity,timestamp,"
-    ));
-    let ordered = run_ok(
-        "gen",
-        &[
-            "transactions",
-            "--rows",
-            "1000",
-            "--ordered",
-            "--jitter",
-            "5s",
-        ],
-    );
+    assert!(a.starts_with("transaction_id,customer_id,product_category,product_price,quantity,timestamp,"));
+    let ordered = run_ok("gen", &["transactions", "--rows", "1000", "--ordered", "--jitter", "5s"]);
     let times: Vec<u64> = ordered
         .lines()
         .skip(1)
         .map(|l| {
             let t = l.split(',').nth(5).unwrap();
-            chrono::DateTime::parse_from_rfc3339(t)
-                .unwrap()
-                .timestamp_millis() as u64
+            chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis() as u64
         })
         .collect();
     let mut max = 0;
@@ -304,11 +213,7 @@ fn write_bad_file(path: &Path, good: &Path) -> Vec<(u64, &'static str)> {
         lines.pop();
     }
     let bad: Vec<(usize, Vec<u8>, &'static str)> = vec![
-        (
-            10,
-            b"TXN_X,CUST_00001,Books,10.00,1".to_vec(),
-            "wrong field count",
-        ),
+        (10, b"TXN_X,CUST_00001,Books,10.00,1".to_vec(), "wrong field count"),
         (
             200,
             b"TXN_Y,CUST_00001,Books,ten,1,2026-10-01T00:00:00Z,30,Depok,Cash,10.00".to_vec(),
@@ -356,26 +261,12 @@ fn bad_lines_are_rejected_with_line_numbers_and_nothing_valid_is_lost() {
         let rejects = dir.path(&format!("rejects-{w}.txt"));
         let out = run(
             "category_totals",
-            &[
-                "--input",
-                bad.to_str().unwrap(),
-                "-w",
-                w,
-                "--rejects",
-                rejects.to_str().unwrap(),
-            ],
+            &["--input", bad.to_str().unwrap(), "-w", w, "--rejects", rejects.to_str().unwrap()],
         );
         assert!(out.status.success());
-        assert_eq!(
-            batch_table(&String::from_utf8(out.stdout).unwrap()),
-            want,
-            "-w {w}"
-        );
+        assert_eq!(batch_table(&String::from_utf8(out.stdout).unwrap()), want, "-w {w}");
         let summary = String::from_utf8(out.stderr).unwrap();
-        assert!(
-            summary.contains("read 10007 records, rejected 7,"),
-            "{summary}"
-        );
+        assert!(summary.contains("read 10007 records, rejected 7,"), "{summary}");
         let text = std::fs::read_to_string(&rejects).unwrap();
         let got: Vec<(u64, String)> = text
             .lines()
@@ -404,18 +295,12 @@ fn strict_mode_fails_at_a_bad_line() {
     gen_transactions(&good, 8_000, 13, &[]);
     let bad = dir.path("bad.csv");
     write_bad_file(&bad, &good);
-    let out = run(
-        "category_totals",
-        &["--input", bad.to_str().unwrap(), "--strict"],
-    );
+    let out = run("category_totals", &["--input", bad.to_str().unwrap(), "--strict"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad.csv:11: wrong field count"), "{err}");
-    let clean = run(
-        "category_totals",
-        &["--input", good.to_str().unwrap(), "--strict", "-q"],
-    );
+    let clean = run("category_totals", &["--input", good.to_str().unwrap(), "--strict", "-q"]);
     assert!(clean.status.success());
 }
 
@@ -441,38 +326,19 @@ fn usage_errors_are_one_line_with_exit_code_two() {
     }
     let help = run("category_totals", &["--help"]);
     assert!(help.status.success());
-    assert!(
-        String::from_utf8(help.stdout)
-            .unwrap()
-            .contains("--hostfile")
-    );
+    assert!(String::from_utf8(help.stdout).unwrap().contains("--hostfile"));
 }
 
 #[test]
 fn formats_carry_the_same_results() {
-    let csv = run_ok(
-        "category_totals",
-        &["-q", "--input", "gen:transactions?count=5000&seed=1"],
-    );
+    let csv = run_ok("category_totals", &["-q", "--input", "gen:transactions?count=5000&seed=1"]);
     let json = run_ok(
         "category_totals",
-        &[
-            "-q",
-            "--input",
-            "gen:transactions?count=5000&seed=1",
-            "--format",
-            "json",
-        ],
+        &["-q", "--input", "gen:transactions?count=5000&seed=1", "--format", "json"],
     );
     let table = run_ok(
         "category_totals",
-        &[
-            "-q",
-            "--input",
-            "gen:transactions?count=5000&seed=1",
-            "--format",
-            "table",
-        ],
+        &["-q", "--input", "gen:transactions?count=5000&seed=1", "--format", "table"],
     );
     let rows = csv_rows(&csv);
     assert_eq!(json.lines().count(), rows.len());
@@ -494,8 +360,5 @@ fn header_lines_are_skipped_not_rejected() {
     std::fs::write(&twice, format!("{text}{text}")).unwrap();
     let out = run("category_totals", &["--input", twice.to_str().unwrap()]);
     let summary = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        summary.contains("read 2000 records, rejected 0"),
-        "{summary}"
-    );
+    assert!(summary.contains("read 2000 records, rejected 0"), "{summary}");
 }

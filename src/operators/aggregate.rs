@@ -2,9 +2,9 @@
 //!
 //! Two stages. Each worker first folds its own records per (window, key), so only one
 //! partial result per worker, window and key crosses a channel. When the worker's
-//! input frontier passes a window's end it sends the partials, stamped with the window's
-//! end, to worker 0, which merges them and reports the window when that time is
-//! complete everywhere. Results therefore come out once, in window order, and never
+//! input frontier reaches a window's end it sends the partials, stamped with the window's
+//! last millisecond, to worker 0, which merges them and reports the window when that
+//! time is complete everywhere. Results therefore come out once, in window order, and never
 //! before the watermark passes the window.
 
 use std::collections::BTreeMap;
@@ -57,8 +57,10 @@ where
                         for batch in data {
                             for ((key, value), time) in batch.drain(..) {
                                 windowing.for_each_window(time, |end| {
+                                    // Stamped with the window's last millisecond: released downstream as
+                                    // soon as the frontier reaches the end, not an epoch later.
                                     let slot = pending.entry(end).or_insert_with(|| Pending {
-                                        capability: cap.delayed(&end, 0),
+                                        capability: cap.delayed(&(end - 1), 0),
                                         values: FxHashMap::default(),
                                         max_event: 0,
                                     });
@@ -95,7 +97,8 @@ where
                 let mut pending: BTreeMap<Millis, Pending<K, A>> = BTreeMap::new();
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
-                        let slot = pending.entry(*cap.time()).or_insert_with(|| Pending {
+                        let end = *cap.time() + 1;
+                        let slot = pending.entry(end).or_insert_with(|| Pending {
                             capability: cap.retain(0),
                             values: FxHashMap::default(),
                             max_event: 0,
@@ -113,7 +116,7 @@ where
                         }
                     });
                     while let Some(entry) = pending.first_entry() {
-                        if frontier.less_equal(entry.key()) {
+                        if frontier.less_equal(&(entry.key() - 1)) {
                             break;
                         }
                         let (end, slot) = entry.remove_entry();

@@ -13,15 +13,21 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, Stream};
 
+use super::window::Windowing;
+use crate::metrics::Meters;
 use crate::record::{LineFormat, ParseError};
 use crate::source::lines::EXCERPT_BYTES;
+use crate::source::live::{Feed, Wakers};
 use crate::source::{InputSpec, Line, Poll, Reader};
 use crate::time::{Duration, Millis, epoch_of};
 
@@ -92,19 +98,8 @@ pub enum Diag {
     Counts(Counts),
 }
 
-/// Process-wide counters that progress lines read while the job runs.
-#[derive(Debug, Default)]
-pub struct LiveCounters {
-    /// Data lines seen.
-    pub read: AtomicU64,
-    /// Lines rejected.
-    pub rejected: AtomicU64,
-    /// Records late.
-    pub late: AtomicU64,
-}
-
 /// How ingest reads and stamps its input.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct IngestConfig {
     /// The input.
     pub input: InputSpec,
@@ -113,22 +108,51 @@ pub struct IngestConfig {
     /// How far behind the largest event time seen the watermark trails; `None` holds it
     /// back until the input ends, which makes any order of a bounded input exact.
     pub lateness: Option<Duration>,
+    /// After this long without input, the watermark follows the wall clock.
+    pub idle_timeout: Option<Duration>,
     /// Fail on the first malformed line.
     pub strict: bool,
     /// Longest accepted line.
     pub max_line: usize,
-    /// Counters for progress reporting.
-    pub counters: Arc<LiveCounters>,
+    /// The process's live feed, for live inputs.
+    pub feed: Option<Feed>,
+    /// Operators to wake when the job must stop.
+    pub wakers: Wakers,
+    /// Set when the job must stop: ingest ends its input.
+    pub stop: Arc<AtomicBool>,
+    /// Process-wide meters.
+    pub meters: Arc<Meters>,
+    /// Which windows records close, for latency measurement.
+    pub closing: Windowing,
+}
+
+impl IngestConfig {
+    /// The same configuration, measuring latency up to the close of `windowing`'s windows.
+    pub fn closing(&self, windowing: Windowing) -> IngestConfig {
+        IngestConfig { closing: windowing, ..self.clone() }
+    }
+
+    /// The event time whose passing releases results for a record at `time`: the end of
+    /// its first window, or of its epoch.
+    fn closes(&self, time: Millis) -> Millis {
+        let mut first = None;
+        match self.closing {
+            Windowing::Global => epoch_of(time, self.epoch) + self.epoch.millis(),
+            w => {
+                w.for_each_window(time, |end| {
+                    first.get_or_insert(end);
+                });
+                first.unwrap_or(time)
+            }
+        }
+    }
 }
 
 /// Makes printable text from the start of a line.
 pub fn excerpt(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(EXCERPT_BYTES)];
     let text = String::from_utf8_lossy(cut);
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect();
+    let mut out: String = text.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
     if bytes.len() > EXCERPT_BYTES {
         out.push('…');
     }
@@ -136,10 +160,7 @@ pub fn excerpt(bytes: &[u8]) -> String {
 }
 
 /// The records and the diagnostics that ingest produces.
-pub type Ingested<'scope, D> = (
-    Stream<'scope, Millis, Vec<Timed<D>>>,
-    Stream<'scope, Millis, Vec<Diag>>,
-);
+pub type Ingested<'scope, D> = (Stream<'scope, Millis, Vec<Timed<D>>>, Stream<'scope, Millis, Vec<Diag>>);
 
 /// Reads the input into a stream of timestamped records, plus a diagnostics stream.
 pub trait Ingest<'scope> {
@@ -161,62 +182,57 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
     {
         let mut builder = OperatorBuilder::new(format!("Ingest({})", F::NAME), self);
         let info = builder.operator_info();
-        let activator = self.activator_for(info.address);
+        let activator = self.activator_for(info.address.clone());
         let (records_out, records) = builder.new_output();
         let (diags_out, diags) = builder.new_output();
-        let mut records_out = OutputBuilder::<
-            _,
-            timely::container::CapacityContainerBuilder<Vec<Timed<D>>>,
-        >::from(records_out);
-        let mut diags_out = OutputBuilder::<
-            _,
-            timely::container::CapacityContainerBuilder<Vec<Diag>>,
-        >::from(diags_out);
+        let mut records_out =
+            OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Timed<D>>>>::from(records_out);
+        let mut diags_out =
+            OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Diag>>>::from(diags_out);
 
         let config = config.clone();
-        let origin = config.input.to_string();
         let (part, parts) = (self.index(), self.peers());
         let mut reader: Option<Reader> = None;
         let mut open_error: Option<io::Error> = None;
-        match config.input.open(part, parts, config.max_line) {
+        match config.input.open(part, parts, config.max_line, config.feed.as_ref()) {
             Ok(r) => reader = Some(r),
             Err(e) => open_error = Some(e),
         }
+        config.wakers.register(self.worker().sync_activator_for(info.address.to_vec()));
 
         builder.build(move |mut caps| {
             let mut diag_cap = caps.pop();
             let mut cap = caps.pop();
             let mut counts = Counts::default();
             let mut max_seen: Option<Millis> = None;
-            let mut rejects: Vec<Rejected> = Vec::new();
+            // The event-time watermark; with a lateness it trails the largest time seen.
+            let mut watermark: Millis = 0;
+            let mut last_data = Instant::now();
+            let mut rejects: Vec<(u64, ParseError, String)> = Vec::new();
             let mut lates: Vec<(u64, Millis, Millis, String)> = Vec::new();
+            let mut arrivals: FxHashMap<Millis, u64> = FxHashMap::default();
             activator.activate();
 
             move |_frontiers| {
-                let (Some(c), Some(dc)) = (cap.as_mut(), diag_cap.as_mut()) else {
-                    return;
-                };
+                let (Some(c), Some(dc)) = (cap.as_mut(), diag_cap.as_mut()) else { return };
                 if let Some(e) = open_error.take() {
-                    fail(&format!("{origin}: {}", crate::source::io_reason(&e)));
+                    fail(&format!("{}: {}", config.input, crate::source::io_reason(&e)));
                 }
                 let reader = reader.as_mut().expect("reader opened");
                 let before = counts;
-                let state = {
+                let state = if config.stop.load(Ordering::Relaxed) {
+                    Poll::Done
+                } else {
                     let mut records = records_out.activate();
                     let mut session = records.session(c);
-                    reader.next_block(|line: Line<'_>| {
-                        let outcome = parse_line::<F>(&line);
-                        let parsed = match outcome {
+                    let measure = config.meters.latency.is_some();
+                    let read = reader.next_block(|line: Line<'_>| {
+                        let parsed = match parse_line::<F>(&line) {
                             LineOutcome::Header => return,
                             LineOutcome::Bad(reason) => {
                                 counts.read += 1;
                                 counts.rejected += 1;
-                                rejects.push(Rejected {
-                                    origin: String::new(),
-                                    line: line.index,
-                                    reason: reason.to_string(),
-                                    text: excerpt(line.bytes),
-                                });
+                                rejects.push((line.index, reason, excerpt(line.bytes)));
                                 return;
                             }
                             LineOutcome::Good(parsed) => parsed,
@@ -226,72 +242,100 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                         let time = F::event_time(&parsed);
                         // The watermark moves per record, so which records are late depends
                         // only on their order, not on how the input was cut into blocks.
-                        if let (Some(l), Some(m)) = (config.lateness, max_seen) {
-                            let watermark = m.saturating_sub(l.millis());
+                        if let Some(l) = config.lateness {
                             if time < watermark {
                                 counts.late += 1;
                                 lates.push((line.index, time, watermark, excerpt(line.bytes)));
                                 return;
                             }
+                            watermark = watermark.max(time.saturating_sub(l.millis()));
                         }
                         max_seen = Some(max_seen.map_or(time, |m| m.max(time)));
                         counts.accepted += 1;
+                        if measure {
+                            *arrivals.entry(config.closes(time)).or_default() += 1;
+                        }
                         session.give((project(&parsed), time));
-                    })
+                    });
+                    match read {
+                        Ok(s) => s,
+                        Err(e) => {
+                            fail(&format!("{}: read error: {}", config.input, crate::source::io_reason(&e)))
+                        }
+                    }
                 };
-                let state = match state {
-                    Ok(s) => s,
-                    Err(e) => fail(&format!(
-                        "{origin}: read error: {}",
-                        crate::source::io_reason(&e)
-                    )),
-                };
-                config
-                    .counters
-                    .read
-                    .fetch_add(counts.read - before.read, Ordering::Relaxed);
-                config
-                    .counters
-                    .rejected
-                    .fetch_add(counts.rejected - before.rejected, Ordering::Relaxed);
-                config
-                    .counters
-                    .late
-                    .fetch_add(counts.late - before.late, Ordering::Relaxed);
+                let now = Instant::now();
+                if counts.read > before.read {
+                    last_data = now;
+                }
+                let meters = &config.meters;
+                meters.read.fetch_add(counts.read - before.read, Ordering::Relaxed);
+                meters.rejected.fetch_add(counts.rejected - before.rejected, Ordering::Relaxed);
+                meters.late.fetch_add(counts.late - before.late, Ordering::Relaxed);
+                if let Some(m) = max_seen {
+                    meters.max_event.fetch_max(m + 1, Ordering::Relaxed);
+                }
+                if !arrivals.is_empty()
+                    && let Some(latency) = &meters.latency
+                {
+                    let mut latency = latency.lock().expect("latency lock");
+                    for (closes, n) in arrivals.drain() {
+                        latency.arrived(closes, now, n);
+                    }
+                }
 
                 if !rejects.is_empty() || !lates.is_empty() {
                     let mut diags = diags_out.activate();
                     let mut session = diags.session(dc);
-                    for mut r in rejects.drain(..) {
-                        r.line = reader.line_number(r.line).unwrap_or(0);
-                        r.origin = origin.clone();
+                    for (index, reason, text) in rejects.drain(..) {
+                        let (origin, line) = reader.locate(index, &config.input);
                         if config.strict {
-                            fail(&format!("{}:{}: {}", r.origin, r.line, r.reason));
+                            fail(&format!("{origin}:{line}: {reason}"));
                         }
-                        session.give(Diag::Reject(r));
-                    }
-                    for (index, event_time, watermark, text) in lates.drain(..) {
-                        let line = reader.line_number(index).unwrap_or(0);
-                        session.give(Diag::Late(Late {
-                            origin: origin.clone(),
+                        session.give(Diag::Reject(Rejected {
+                            origin,
                             line,
-                            event_time,
-                            watermark,
+                            reason: reason.to_string(),
                             text,
                         }));
                     }
+                    for (index, event_time, watermark, text) in lates.drain(..) {
+                        let (origin, line) = reader.locate(index, &config.input);
+                        session.give(Diag::Late(Late { origin, line, event_time, watermark, text }));
+                    }
+                }
+
+                // Sources that know their future (a paced generator) and idle inputs
+                // (after --idle-timeout, following the wall clock) move the watermark too.
+                if let Some(hint) = reader.watermark_hint() {
+                    watermark = watermark.max(hint);
+                }
+                if let (Some(idle), Some(l), Some(m), Poll::Idle) =
+                    (config.idle_timeout, config.lateness, max_seen, state)
+                {
+                    let quiet = now.duration_since(last_data);
+                    if quiet >= idle.to_std() {
+                        watermark = watermark.max((m + quiet.as_millis() as u64).saturating_sub(l.millis()));
+                    }
+                }
+                let frontier = epoch_of(watermark, config.epoch);
+                if config.lateness.is_some() && frontier > *c.time() {
+                    c.downgrade(&frontier);
+                    dc.downgrade(&frontier);
                 }
 
                 match state {
-                    Poll::More => {
-                        if let (Some(l), Some(m)) = (config.lateness, max_seen) {
-                            let frontier = epoch_of(m.saturating_sub(l.millis()), config.epoch);
-                            if frontier > *c.time() {
-                                c.downgrade(&frontier);
-                                dc.downgrade(&frontier);
-                            }
+                    Poll::More => activator.activate(),
+                    Poll::Wait(delay) => activator.activate_after(delay),
+                    Poll::Idle => {
+                        if let Some(idle) = config.idle_timeout {
+                            // Keep checking while idle so the watermark can follow the clock.
+                            let period = idle
+                                .to_std()
+                                .min(config.epoch.to_std())
+                                .max(std::time::Duration::from_millis(10));
+                            activator.activate_after(period);
                         }
-                        activator.activate();
                     }
                     Poll::Done => {
                         diags_out.activate().session(dc).give(Diag::Counts(counts));

@@ -4,7 +4,8 @@
 //! value travels as the update's difference, so `count_total` sums values without a
 //! `reduce` (the `explode` pattern). For the global window `at` is the record's epoch,
 //! so changes are reported per event-time epoch; for a real window `at` is the window's
-//! end, so each window's total appears once, when the watermark passes it.
+//! last millisecond, so each window's total appears once, as soon as the watermark
+//! reaches the window's end.
 //!
 //! Updates are summed per worker before they are exchanged: records arrive stamped at
 //! the watermark, so one timestamp can hold millions of them, and shipping each one to
@@ -68,7 +69,9 @@ where
                         for batch in data {
                             for ((key, value), time) in batch.drain(..) {
                                 windowing.for_each_window(time, |end| {
-                                    let when = if end == GLOBAL_END { epoch_of(time, epoch) } else { end };
+                                    // A window's total is stamped with its last millisecond, so it is released as
+                                    // soon as the frontier reaches the window's end.
+                                    let when = if end == GLOBAL_END { epoch_of(time, epoch) } else { end - 1 };
                                     match sums.get_mut(&((end, key.clone()), when)) {
                                         Some(sum) => sum.plus_equals(&value),
                                         None => {

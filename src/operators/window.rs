@@ -43,9 +43,7 @@ impl Windowing {
                         "--slide {slide} is longer than --window {size}: events would fall between windows"
                     ))
                 } else if size.millis() % slide.millis() != 0 {
-                    Err(format!(
-                        "--window {size} must be a whole multiple of --slide {slide}"
-                    ))
+                    Err(format!("--window {size} must be a whole multiple of --slide {slide}"))
                 } else {
                     Ok(Windowing::Sliding { size, slide })
                 }
@@ -95,16 +93,11 @@ mod tests {
 
     #[test]
     fn tumbling_and_sliding_windows_contain_the_time() {
-        let tumbling = Windowing::Tumbling {
-            size: Duration(60_000),
-        };
+        let tumbling = Windowing::Tumbling { size: Duration(60_000) };
         assert_eq!(ends(tumbling, 0), vec![60_000]);
         assert_eq!(ends(tumbling, 59_999), vec![60_000]);
         assert_eq!(ends(tumbling, 60_000), vec![120_000]);
-        let sliding = Windowing::Sliding {
-            size: Duration(600_000),
-            slide: Duration(60_000),
-        };
+        let sliding = Windowing::Sliding { size: Duration(600_000), slide: Duration(60_000) };
         for t in [0, 59_999, 60_000, 1_234_567] {
             let e = ends(sliding, t);
             assert_eq!(e.len(), 10);
@@ -124,10 +117,7 @@ mod tests {
         assert!(Windowing::from_flags(None, m("1m")).is_err());
         assert_eq!(
             Windowing::from_flags(m("10m"), m("1m")),
-            Ok(Windowing::Sliding {
-                size: Duration(600_000),
-                slide: Duration(60_000)
-            })
+            Ok(Windowing::Sliding { size: Duration(600_000), slide: Duration(60_000) })
         );
     }
 }

@@ -101,10 +101,7 @@ fn split_quoted<'a, const N: usize>(
 
 /// Appends `field` to `out`, quoting it when it holds a comma, quote or line break.
 pub fn write_field(out: &mut Vec<u8>, field: &str) {
-    if field
-        .bytes()
-        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
-    {
+    if field.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
         for b in field.bytes() {
             if b == b'"' {

@@ -70,8 +70,8 @@ pub enum Timeline {
     Ordered {
         /// Timestamp of row 0.
         start: Millis,
-        /// Milliseconds between consecutive rows, in 1/1000 ms units.
-        step_micros: u64,
+        /// Nanoseconds between consecutive rows.
+        step_nanos: u64,
         /// Largest delay of a row behind its place in the order.
         jitter: u64,
     },
@@ -80,30 +80,17 @@ pub enum Timeline {
 impl Timeline {
     /// 30 days of shuffled history from [`DEFAULT_START`], as in the notebooks.
     pub fn default_history() -> Self {
-        Timeline::Shuffled {
-            start: DEFAULT_START,
-            span: 30 * DAY_MS,
-        }
+        Timeline::Shuffled { start: DEFAULT_START, span: 30 * DAY_MS }
     }
 
     /// The timestamp of row `index`, drawing any randomness from `rng`.
     #[inline]
     pub fn time_of(&self, index: u64, rng: &mut impl Rng) -> Millis {
         match *self {
-            Timeline::Shuffled { start, span } => {
-                start + rng.random_range(0..(span / 1000).max(1)) * 1000
-            }
-            Timeline::Ordered {
-                start,
-                step_micros,
-                jitter,
-            } => {
-                let at = start + (index as u128 * step_micros as u128 / 1000) as u64;
-                at.saturating_sub(if jitter > 0 {
-                    rng.random_range(0..=jitter)
-                } else {
-                    0
-                })
+            Timeline::Shuffled { start, span } => start + rng.random_range(0..(span / 1000).max(1)) * 1000,
+            Timeline::Ordered { start, step_nanos, jitter } => {
+                let at = start + (index as u128 * step_nanos as u128 / 1_000_000) as u64;
+                at.saturating_sub(if jitter > 0 { rng.random_range(0..=jitter) } else { 0 })
             }
         }
     }
@@ -138,16 +125,9 @@ fn mix(mut z: u64) -> u64 {
 pub const GENERATOR_KINDS: &[&str] = &["transactions"];
 
 /// The generator for `kind`.
-pub fn generator(
-    kind: &str,
-    seed: u64,
-    timeline: Timeline,
-) -> Result<Box<dyn RowGenerator>, String> {
+pub fn generator(kind: &str, seed: u64, timeline: Timeline) -> Result<Box<dyn RowGenerator>, String> {
     match kind {
         "transactions" => Ok(Box::new(transaction::TransactionGen::new(seed, timeline))),
-        other => Err(format!(
-            "unknown generator kind '{other}' (available: {})",
-            GENERATOR_KINDS.join(", ")
-        )),
+        other => Err(format!("unknown generator kind '{other}' (available: {})", GENERATOR_KINDS.join(", "))),
     }
 }

@@ -17,14 +17,7 @@ use crate::time::{Millis, parse_iso8601, write_iso8601};
 pub const HEADER: &str = "transaction_id,customer_id,product_category,product_price,quantity,timestamp,customer_age,customer_city,payment_method,total_amount";
 
 /// The product categories of the notebooks' data.
-pub const CATEGORIES: [&str; 6] = [
-    "Electronics",
-    "Clothing",
-    "Books",
-    "Home",
-    "Sports",
-    "Beauty",
-];
+pub const CATEGORIES: [&str; 6] = ["Electronics", "Clothing", "Books", "Home", "Sports", "Beauty"];
 
 /// The payment methods of the notebooks' data.
 pub const PAYMENT_METHODS: [&str; 4] = ["Credit Card", "Debit Card", "PayPal", "Cash"];
@@ -77,11 +70,7 @@ pub struct Transaction<'a> {
 pub struct TransactionCsv;
 
 fn non_empty<'a>(field: Cow<'a, str>, name: &'static str) -> Result<Cow<'a, str>, ParseError> {
-    if field.trim().is_empty() {
-        Err(ParseError::from(format!("empty {name}")))
-    } else {
-        Ok(field)
-    }
+    if field.trim().is_empty() { Err(ParseError::from(format!("empty {name}"))) } else { Ok(field) }
 }
 
 fn money(field: &str, name: &'static str) -> Result<Cents, ParseError> {
@@ -90,12 +79,10 @@ fn money(field: &str, name: &'static str) -> Result<Cents, ParseError> {
 }
 
 fn integer<T: std::str::FromStr>(field: &str, name: &'static str) -> Result<T, ParseError> {
-    field.trim().parse().map_err(|_| {
-        ParseError::from(format!(
-            "bad {name} '{}': not a valid integer",
-            excerpt(field)
-        ))
-    })
+    field
+        .trim()
+        .parse()
+        .map_err(|_| ParseError::from(format!("bad {name} '{}': not a valid integer", excerpt(field))))
 }
 
 fn excerpt(field: &str) -> &str {
@@ -115,26 +102,13 @@ impl LineFormat for TransactionCsv {
 
     #[inline]
     fn parse(line: &str) -> Result<Transaction<'_>, ParseError> {
-        let [
-            id,
-            customer,
-            category,
-            price,
-            quantity,
-            timestamp,
-            age,
-            city,
-            payment,
-            total,
-        ] = csv::split::<10>(line).map_err(|found| match found {
-            usize::MAX => ParseError::fixed("unterminated or misplaced quote"),
-            n => ParseError::from(format!("wrong field count: expected 10, found {n}")),
-        })?;
+        let [id, customer, category, price, quantity, timestamp, age, city, payment, total] =
+            csv::split::<10>(line).map_err(|found| match found {
+                usize::MAX => ParseError::fixed("unterminated or misplaced quote"),
+                n => ParseError::from(format!("wrong field count: expected 10, found {n}")),
+            })?;
         let timestamp_ms = parse_iso8601(timestamp.trim()).ok_or_else(|| {
-            ParseError::from(format!(
-                "bad timestamp '{}': not ISO 8601",
-                excerpt(&timestamp)
-            ))
+            ParseError::from(format!("bad timestamp '{}': not ISO 8601", excerpt(&timestamp)))
         })?;
         Ok(Transaction {
             product_price: money(&price, "product_price")?,
@@ -260,22 +234,10 @@ mod tests {
         assert!(TransactionCsv::parse(good).is_ok());
         let cases = [
             ("TXN_1,CUST_1,Books,10.00,2", "wrong field count"),
-            (
-                "TXN_1,CUST_1,Books,ten,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00",
-                "bad product_price",
-            ),
-            (
-                "TXN_1,CUST_1,Books,10.00,2,yesterday,30,Depok,Cash,20.00",
-                "bad timestamp",
-            ),
-            (
-                "TXN_1,CUST_1,Books,10.00,x,2026-10-01T00:00:00Z,30,Depok,Cash,20.00",
-                "bad quantity",
-            ),
-            (
-                ",CUST_1,Books,10.00,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00",
-                "empty transaction_id",
-            ),
+            ("TXN_1,CUST_1,Books,ten,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00", "bad product_price"),
+            ("TXN_1,CUST_1,Books,10.00,2,yesterday,30,Depok,Cash,20.00", "bad timestamp"),
+            ("TXN_1,CUST_1,Books,10.00,x,2026-10-01T00:00:00Z,30,Depok,Cash,20.00", "bad quantity"),
+            (",CUST_1,Books,10.00,2,2026-10-01T00:00:00Z,30,Depok,Cash,20.00", "empty transaction_id"),
         ];
         for (line, reason) in cases {
             let err = TransactionCsv::parse(line).unwrap_err();

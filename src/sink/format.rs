@@ -60,13 +60,7 @@ pub struct RowWriter<W: Write> {
 impl<W: Write> RowWriter<W> {
     /// A writer for rows with `columns`.
     pub fn new(out: W, format: Format, columns: &'static [&'static str]) -> Self {
-        RowWriter {
-            out,
-            format,
-            columns,
-            line: Vec::with_capacity(256),
-            started: false,
-        }
+        RowWriter { out, format, columns, line: Vec::with_capacity(256), started: false }
     }
 
     /// Writes the CSV header if it has not been written yet.
@@ -115,11 +109,10 @@ impl<W: Write> RowWriter<W> {
                         serde_json::to_writer(&mut self.line, name).map_err(io::Error::other)?;
                         self.line.push(b':');
                         match cell {
-                            Cell::Text(s) => serde_json::to_writer(&mut self.line, s)
-                                .map_err(io::Error::other)?,
-                            Cell::Ratio(v, _) if !v.is_finite() => {
-                                self.line.extend_from_slice(b"null")
+                            Cell::Text(s) => {
+                                serde_json::to_writer(&mut self.line, s).map_err(io::Error::other)?
                             }
+                            Cell::Ratio(v, _) if !v.is_finite() => self.line.extend_from_slice(b"null"),
                             other => other.write_plain(&mut self.line, false),
                         }
                     }
@@ -146,8 +139,7 @@ impl<W: Write> RowWriter<W> {
                             .collect(),
                     );
                 }
-                let mut widths: Vec<usize> =
-                    self.columns.iter().map(|c| c.chars().count()).collect();
+                let mut widths: Vec<usize> = self.columns.iter().map(|c| c.chars().count()).collect();
                 for row in &rendered {
                     for (w, (text, _)) in widths.iter_mut().zip(row) {
                         *w = (*w).max(text.chars().count());
@@ -202,44 +194,27 @@ mod tests {
             &["time", "name", "total"]
         }
         fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
-            out.extend([
-                Cell::Time(self.0),
-                Cell::Text(self.1),
-                Cell::Money(Cents(self.2)),
-            ]);
+            out.extend([Cell::Time(self.0), Cell::Text(self.1), Cell::Money(Cents(self.2))]);
         }
     }
 
     fn render(format: Format) -> String {
         let mut w = RowWriter::new(Vec::new(), format, Row::columns());
-        w.write_group(&[Row(1000, "a,b", 1234), Row(2000, "c", -5)])
-            .unwrap();
+        w.write_group(&[Row(1000, "a,b", 1234), Row(2000, "c", -5)]).unwrap();
         w.flush().unwrap();
         String::from_utf8(w.out).unwrap()
     }
 
     #[test]
     fn formats_render_the_same_rows() {
-        assert_eq!(
-            render(Format::Csv),
-            "time,name,total\n1000,\"a,b\",12.34\n2000,c,-0.05\n"
-        );
+        assert_eq!(render(Format::Csv), "time,name,total\n1000,\"a,b\",12.34\n2000,c,-0.05\n");
         assert_eq!(
             render(Format::Json),
             "{\"time\":1000,\"name\":\"a,b\",\"total\":12.34}\n{\"time\":2000,\"name\":\"c\",\"total\":-0.05}\n"
         );
         let table = render(Format::Table);
-        assert!(
-            table.starts_with("time                  name  total\n"),
-            "{table}"
-        );
-        assert!(
-            table.contains("1970-01-01T00:00:01Z  a,b   12.34\n"),
-            "{table}"
-        );
-        assert!(
-            table.contains("1970-01-01T00:00:02Z  c     -0.05\n"),
-            "{table}"
-        );
+        assert!(table.starts_with("time                  name  total\n"), "{table}");
+        assert!(table.contains("1970-01-01T00:00:01Z  a,b   12.34\n"), "{table}");
+        assert!(table.contains("1970-01-01T00:00:02Z  c     -0.05\n"), "{table}");
     }
 }

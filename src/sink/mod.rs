@@ -50,34 +50,31 @@ where
             write_failed("output", &e);
         }
         let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
-        self.sink(
-            Exchange::new(|_: &R| 0),
-            "WriteRows",
-            move |(input, frontier)| {
-                input.for_each_time(|time, data| {
-                    let rows = pending.entry(*time.time()).or_default();
-                    for batch in data {
-                        rows.append(batch);
-                    }
-                });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let mut rows = entry.remove();
-                    rows.sort();
-                    job.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                    if let Some(Err(e)) = writer.as_mut().map(|w| w.write_group(&rows)) {
-                        write_failed("output", &e);
-                    }
+        self.sink(Exchange::new(|_: &R| 0), "WriteRows", move |(input, frontier)| {
+            job.meters().output_frontier_is(frontier.frontier().first().copied().unwrap_or(Millis::MAX));
+            input.for_each_time(|time, data| {
+                let rows = pending.entry(*time.time()).or_default();
+                for batch in data {
+                    rows.append(batch);
                 }
-                if frontier.is_empty()
-                    && let Some(Err(e)) = writer.take().map(|mut w| w.flush())
-                {
+            });
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let mut rows = entry.remove();
+                rows.sort();
+                job.meters().rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                if let Some(Err(e)) = writer.as_mut().map(|w| w.write_group(&rows)) {
                     write_failed("output", &e);
                 }
-            },
-        );
+            }
+            if frontier.is_empty()
+                && let Some(Err(e)) = writer.take().map(|mut w| w.flush())
+            {
+                write_failed("output", &e);
+            }
+        });
     }
 }
 
@@ -95,52 +92,43 @@ impl<'scope> ReportDiags<'scope> for Stream<'scope, Millis, Vec<Diag>> {
         let mut late_out = job.take_late(worker);
         let job = Arc::clone(job);
         let mut pending: BTreeMap<Millis, Vec<Diag>> = BTreeMap::new();
-        self.sink(
-            Exchange::new(|_: &Diag| 0),
-            "ReportDiags",
-            move |(input, frontier)| {
-                input.for_each_time(|time, data| {
-                    let diags = pending.entry(*time.time()).or_default();
-                    for batch in data {
-                        diags.append(batch);
-                    }
-                });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let mut diags = entry.remove();
-                    diags.sort();
-                    let mut counts = Counts::default();
-                    for diag in &diags {
-                        let result = match diag {
-                            Diag::Counts(c) => {
-                                counts += *c;
-                                Ok(())
-                            }
-                            Diag::Reject(r) => {
-                                rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, r))
-                            }
-                            Diag::Late(l) => late_out.as_mut().map_or(Ok(()), |w| write_late(w, l)),
-                        };
-                        if let Err(e) = result {
-                            write_failed("diagnostics", &e);
-                        }
-                    }
-                    *job.summary.lock().expect("summary lock") += counts;
+        self.sink(Exchange::new(|_: &Diag| 0), "ReportDiags", move |(input, frontier)| {
+            input.for_each_time(|time, data| {
+                let diags = pending.entry(*time.time()).or_default();
+                for batch in data {
+                    diags.append(batch);
                 }
-                if frontier.is_empty() {
-                    for w in [rejects_out.as_mut(), late_out.as_mut()]
-                        .into_iter()
-                        .flatten()
-                    {
-                        if let Err(e) = w.flush() {
-                            write_failed("diagnostics", &e);
+            });
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let mut diags = entry.remove();
+                diags.sort();
+                let mut counts = Counts::default();
+                for diag in &diags {
+                    let result = match diag {
+                        Diag::Counts(c) => {
+                            counts += *c;
+                            Ok(())
                         }
+                        Diag::Reject(r) => rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, r)),
+                        Diag::Late(l) => late_out.as_mut().map_or(Ok(()), |w| write_late(w, l)),
+                    };
+                    if let Err(e) = result {
+                        write_failed("diagnostics", &e);
                     }
                 }
-            },
-        );
+                *job.summary.lock().expect("summary lock") += counts;
+            }
+            if frontier.is_empty() {
+                for w in [rejects_out.as_mut(), late_out.as_mut()].into_iter().flatten() {
+                    if let Err(e) = w.flush() {
+                        write_failed("diagnostics", &e);
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -151,13 +139,7 @@ fn write_reject(out: &mut impl Write, r: &Rejected) -> io::Result<()> {
 
 fn write_late(out: &mut impl Write, l: &Late) -> io::Result<()> {
     let mut line = Vec::with_capacity(160);
-    write!(
-        line,
-        "{}:{}: late by {} ms: event time ",
-        l.origin,
-        l.line,
-        l.watermark - l.event_time
-    )?;
+    write!(line, "{}:{}: late by {} ms: event time ", l.origin, l.line, l.watermark - l.event_time)?;
     crate::time::write_iso8601(&mut line, l.event_time);
     line.extend_from_slice(b" is behind watermark ");
     crate::time::write_iso8601(&mut line, l.watermark);

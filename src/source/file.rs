@@ -89,9 +89,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kappa-range-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("lines.txt");
-        let text: String = (1..=500)
-            .map(|i| format!("{}{}\n", i, "x".repeat(i % 17)))
-            .collect();
+        let text: String = (1..=500).map(|i| format!("{}{}\n", i, "x".repeat(i % 17))).collect();
         std::fs::write(&path, &text).unwrap();
         for parts in [1, 2, 3, 7, 64, 600] {
             let mut seen = Vec::new();
@@ -99,9 +97,7 @@ mod tests {
                 let mut range = FileRange::open(&path, part, parts, 1000).unwrap();
                 let mut got = Vec::new();
                 while range
-                    .next_block(|l| {
-                        got.push((l.index, String::from_utf8(l.bytes.to_vec()).unwrap()))
-                    })
+                    .next_block(|l| got.push((l.index, String::from_utf8(l.bytes.to_vec()).unwrap())))
                     .unwrap()
                 {}
                 for (index, line) in got {

@@ -6,8 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::record::{RowGenerator, Timeline, generator};
+use std::time::{Duration as StdDuration, Instant};
 
+use crate::record::{RowGenerator, Timeline, generator};
+use crate::time::Millis;
+
+use super::Poll;
 use super::lines::Line;
 
 /// What a `gen:` spec asks for.
@@ -38,9 +42,9 @@ impl GenSpec {
             params
                 .get(key)
                 .map(|v| {
-                    v.replace('_', "").parse::<u64>().map_err(|_| {
-                        format!("invalid gen parameter {key}={v}: expected a whole number")
-                    })
+                    v.replace('_', "")
+                        .parse::<u64>()
+                        .map_err(|_| format!("invalid gen parameter {key}={v}: expected a whole number"))
                 })
                 .transpose()
         };
@@ -50,13 +54,8 @@ impl GenSpec {
             rate: number("rate")?.filter(|&r| r > 0),
             seed: number("seed")?.unwrap_or(42),
         };
-        if let Some(unknown) = params
-            .keys()
-            .find(|k| !["count", "rate", "seed"].contains(k))
-        {
-            return Err(format!(
-                "unknown gen parameter '{unknown}' (use count, rate or seed)"
-            ));
+        if let Some(unknown) = params.keys().find(|k| !["count", "rate", "seed"].contains(k)) {
+            return Err(format!("unknown gen parameter '{unknown}' (use count, rate or seed)"));
         }
         generator(&spec.kind, 0, Timeline::default_history())?;
         Ok(spec)
@@ -66,12 +65,18 @@ impl GenSpec {
 /// Rows generated per block.
 const BLOCK_ROWS: u64 = 4096;
 
-/// One worker's share of an unpaced, bounded generator.
+/// One worker's share of a generator, produced as fast as possible or paced.
+///
+/// A paced generator is open-loop: row `i` is due at `start + i / rate` whatever the
+/// job is doing, and its event time is that scheduled time, so a job that falls behind
+/// shows it as latency rather than as a slower input.
 pub struct GenRange {
     generator: Box<dyn RowGenerator>,
+    timeline: Timeline,
     next: u64,
     step: u64,
     count: u64,
+    pace: Option<(Instant, u64)>,
     buf: Vec<u8>,
     ends: Vec<usize>,
 }
@@ -79,24 +84,60 @@ pub struct GenRange {
 impl GenRange {
     /// Rows `part, part + parts, …` below `spec.count`.
     pub fn new(spec: &GenSpec, part: usize, parts: usize) -> Self {
+        let (timeline, pace) = match spec.rate {
+            None => (Timeline::default_history(), None),
+            Some(rate) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                (
+                    Timeline::Ordered { start: now, step_nanos: 1_000_000_000 / rate, jitter: 0 },
+                    Some((Instant::now(), rate)),
+                )
+            }
+        };
         GenRange {
-            generator: generator(&spec.kind, spec.seed, Timeline::default_history())
-                .expect("kind checked when parsed"),
+            generator: generator(&spec.kind, spec.seed, timeline).expect("kind checked when parsed"),
+            timeline,
             next: part as u64,
             step: parts as u64,
             count: spec.count.unwrap_or(u64::MAX),
+            pace,
             buf: Vec::with_capacity(BLOCK_ROWS as usize * 100),
             ends: Vec::with_capacity(BLOCK_ROWS as usize),
         }
     }
 
-    /// Hands out the next block of rows; `false` once all are out.
-    pub fn next_block(&mut self, mut each: impl FnMut(Line<'_>)) -> bool {
+    /// The event time of the next row, when rows come in time order.
+    pub fn next_time(&self) -> Option<Millis> {
+        match self.timeline {
+            Timeline::Ordered { start, step_nanos, .. } if self.next < self.count => {
+                Some(start + (self.next as u128 * step_nanos as u128 / 1_000_000) as u64)
+            }
+            _ => None,
+        }
+    }
+
+    /// Hands out the rows that are due, up to a block.
+    pub fn next_block(&mut self, mut each: impl FnMut(Line<'_>)) -> Poll {
+        if self.next >= self.count {
+            return Poll::Done;
+        }
+        // Rows due so far, over all workers.
+        let due = match self.pace {
+            None => u64::MAX,
+            Some((start, rate)) => (start.elapsed().as_nanos() * rate as u128 / 1_000_000_000) as u64 + 1,
+        };
+        if self.next >= due {
+            let (start, rate) = self.pace.expect("only paced generators wait");
+            let at = StdDuration::from_nanos((self.next as u128 * 1_000_000_000 / rate as u128) as u64);
+            return Poll::Wait(at.saturating_sub(start.elapsed()).max(StdDuration::from_micros(100)));
+        }
         self.buf.clear();
         self.ends.clear();
         let first = self.next;
         for _ in 0..BLOCK_ROWS {
-            if self.next >= self.count {
+            if self.next >= self.count || self.next >= due {
                 break;
             }
             self.generator.write_row(self.next, &mut self.buf);
@@ -106,14 +147,10 @@ impl GenRange {
         let mut start = 0;
         for (k, &end) in self.ends.iter().enumerate() {
             let index = first + k as u64 * self.step;
-            each(Line {
-                index,
-                bytes: &self.buf[start..end],
-                overlong: None,
-            });
+            each(Line { index, bytes: &self.buf[start..end], overlong: None });
             start = end;
         }
-        self.next < self.count
+        if self.next >= self.count { Poll::Done } else { Poll::More }
     }
 }
 
@@ -136,7 +173,7 @@ mod tests {
         let mut all = Vec::new();
         for part in 0..3 {
             let mut range = GenRange::new(&spec, part, 3);
-            while range.next_block(|l| all.push((l.index, l.bytes.to_vec()))) {}
+            while range.next_block(|l| all.push((l.index, l.bytes.to_vec()))) == Poll::More {}
         }
         all.sort();
         let generator = generator("transactions", 3, Timeline::default_history()).unwrap();

@@ -38,6 +38,8 @@ pub struct LineSplitter<R> {
     stop_at: u64,
     /// An over-long line in progress: (excerpt, length so far).
     skipping: Option<(Vec<u8>, u64)>,
+    /// Following a growing file: end of stream is not the end of the last line.
+    follow: bool,
 }
 
 impl<R: Read> LineSplitter<R> {
@@ -55,7 +57,41 @@ impl<R: Read> LineSplitter<R> {
             offset: 0,
             stop_at: u64::MAX,
             skipping: None,
+            follow: false,
         }
+    }
+
+    /// Follows a growing stream: at end of stream, a last line without a terminator is
+    /// kept back (its writer may not have finished it) until [`Self::finish`].
+    pub fn follow(mut self) -> Self {
+        self.follow = true;
+        self
+    }
+
+    /// After end of stream in follow mode, tries reading again.
+    pub fn resume(&mut self) {
+        self.eof = false;
+    }
+
+    /// Ends follow mode: the next block hands out any unterminated last line.
+    pub fn finish(&mut self) {
+        self.follow = false;
+        self.eof = false;
+    }
+
+    /// Whether the last read found the end of the stream.
+    pub fn at_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// The underlying reader.
+    pub fn get_ref(&self) -> &R {
+        &self.reader
+    }
+
+    /// The underlying reader, mutably.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.reader
     }
 
     /// Stops handing out lines that begin at or after `offset` bytes into the stream.
@@ -135,11 +171,7 @@ impl<R: Read> LineSplitter<R> {
                         let (excerpt, len) = self.skipping.take().expect("skipping");
                         let index = self.next_index;
                         self.next_index += 1;
-                        each(Line {
-                            index,
-                            bytes: &excerpt,
-                            overlong: Some(len),
-                        });
+                        each(Line { index, bytes: &excerpt, overlong: Some(len) });
                         continue;
                     }
                     None if self.eof => {
@@ -148,18 +180,12 @@ impl<R: Read> LineSplitter<R> {
                         let (excerpt, len) = self.skipping.take().expect("skipping");
                         let index = self.next_index;
                         self.next_index += 1;
-                        each(Line {
-                            index,
-                            bytes: &excerpt,
-                            overlong: Some(len),
-                        });
+                        each(Line { index, bytes: &excerpt, overlong: Some(len) });
                         return Ok(false);
                     }
                     None => {
                         *len += window.len() as u64;
-                        let keep = EXCERPT_BYTES
-                            .saturating_sub(excerpt.len())
-                            .min(window.len());
+                        let keep = EXCERPT_BYTES.saturating_sub(excerpt.len()).min(window.len());
                         excerpt.extend_from_slice(&window[..keep]);
                         self.head = self.tail;
                         return Ok(true);
@@ -168,13 +194,13 @@ impl<R: Read> LineSplitter<R> {
             }
             if start_offset >= self.stop_at || (self.eof && window.is_empty()) {
                 self.head = self.tail;
-                self.eof = true;
+                if !self.follow {
+                    self.eof = true;
+                }
                 return Ok(false);
             }
             match memchr::memchr(b'\n', window) {
-                Some(k)
-                    if k <= self.max_line || (k == self.max_line + 1 && window[k - 1] == b'\r') =>
-                {
+                Some(k) if k <= self.max_line || (k == self.max_line + 1 && window[k - 1] == b'\r') => {
                     let mut line = &window[..k];
                     if let [rest @ .., b'\r'] = line {
                         line = rest;
@@ -182,11 +208,7 @@ impl<R: Read> LineSplitter<R> {
                     let index = self.next_index;
                     self.next_index += 1;
                     self.head += k + 1;
-                    each(Line {
-                        index,
-                        bytes: line,
-                        overlong: None,
-                    });
+                    each(Line { index, bytes: line, overlong: None });
                 }
                 Some(_) => {
                     // Over-long, but complete in the buffer.
@@ -194,11 +216,7 @@ impl<R: Read> LineSplitter<R> {
                     let index = self.next_index;
                     self.next_index += 1;
                     self.head += k + 1;
-                    each(Line {
-                        index,
-                        bytes: &window[..EXCERPT_BYTES.min(k)],
-                        overlong: Some(k as u64),
-                    });
+                    each(Line { index, bytes: &window[..EXCERPT_BYTES.min(k)], overlong: Some(k as u64) });
                 }
                 None if window.len() > self.max_line => {
                     let excerpt = window[..EXCERPT_BYTES.min(window.len())].to_vec();
@@ -209,6 +227,7 @@ impl<R: Read> LineSplitter<R> {
                     }
                     return Ok(true);
                 }
+                None if self.eof && self.follow => return Ok(false),
                 None if self.eof => {
                     let mut line = window;
                     if let [rest @ .., b'\r'] = line {
@@ -217,11 +236,7 @@ impl<R: Read> LineSplitter<R> {
                     let index = self.next_index;
                     self.next_index += 1;
                     self.head = self.tail;
-                    each(Line {
-                        index,
-                        bytes: line,
-                        overlong: None,
-                    });
+                    each(Line { index, bytes: line, overlong: None });
                     return Ok(false);
                 }
                 None => return Ok(true),
@@ -237,10 +252,7 @@ mod tests {
     fn lines(input: &[u8], block: usize, max: usize) -> Vec<(u64, Vec<u8>, Option<u64>)> {
         let mut s = LineSplitter::new(input, block, max);
         let mut out = Vec::new();
-        while s
-            .next_block(|l| out.push((l.index, l.bytes.to_vec(), l.overlong)))
-            .unwrap()
-        {}
+        while s.next_block(|l| out.push((l.index, l.bytes.to_vec(), l.overlong))).unwrap() {}
         assert!(s.is_done());
         out
     }

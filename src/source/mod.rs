@@ -3,28 +3,44 @@
 //! | spec | input |
 //! |---|---|
 //! | a path | a file, split among all workers by byte ranges |
-//! | `gen:KIND?rate=R&count=N&seed=S` | seeded records made inside the job |
+//! | `-` | stdin |
+//! | `tcp://HOST:PORT` | listen for line clients; process `p` listens on `PORT + p` |
+//! | `tail:PATH` | follow a growing file, surviving rotation |
+//! | `gen:KIND?rate=R&count=N&seed=S` | seeded records made inside the job, optionally paced |
 //!
 //! Being bounded or unbounded is a property of the input, not a separate code path:
 //! every input hands the ingest operator blocks of [`Line`]s through a [`Reader`].
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub mod file;
 pub mod generate;
 pub mod lines;
+pub mod live;
+pub mod tail;
+pub mod tcp;
 
 pub use lines::Line;
 
 use file::FileRange;
 use generate::{GenRange, GenSpec};
+use live::{Feed, LiveReader, Received};
+use tail::TailSpec;
+use tcp::TcpSpec;
 
 /// Where a job's lines come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum InputSpec {
     /// A bounded file.
     File(PathBuf),
+    /// Standard input, until end of file.
+    Stdin,
+    /// Line clients connecting over TCP.
+    Tcp(TcpSpec),
+    /// A growing file.
+    Tail(TailSpec),
     /// Records generated in the job.
     Gen(GenSpec),
 }
@@ -36,10 +52,17 @@ impl std::str::FromStr for InputSpec {
         if let Some(rest) = text.strip_prefix("gen:") {
             return GenSpec::parse(rest).map(InputSpec::Gen);
         }
-        if text.is_empty() {
-            return Err("empty input spec".into());
+        if let Some(rest) = text.strip_prefix("tcp://") {
+            return TcpSpec::parse(rest).map(InputSpec::Tcp);
         }
-        Ok(InputSpec::File(PathBuf::from(text)))
+        if let Some(rest) = text.strip_prefix("tail:") {
+            return TailSpec::parse(rest).map(InputSpec::Tail);
+        }
+        match text {
+            "" => Err("empty input spec".into()),
+            "-" => Ok(InputSpec::Stdin),
+            path => Ok(InputSpec::File(PathBuf::from(path))),
+        }
     }
 }
 
@@ -47,12 +70,32 @@ impl std::fmt::Display for InputSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             InputSpec::File(path) => write!(f, "{}", path.display()),
+            InputSpec::Stdin => write!(f, "stdin"),
+            InputSpec::Tcp(spec) => write!(f, "tcp://{}:{}", spec.host, spec.port),
+            InputSpec::Tail(spec) => write!(f, "tail:{}", spec.path.display()),
             InputSpec::Gen(spec) => write!(f, "gen:{}", spec.kind),
         }
     }
 }
 
 impl InputSpec {
+    /// Whether the input is live: unbounded, or arriving over time from outside.
+    ///
+    /// Live inputs get a finite default lateness; a bounded file or an unpaced generator
+    /// holds its watermark back until it ends.
+    pub fn is_live(&self) -> bool {
+        match self {
+            InputSpec::File(_) => false,
+            InputSpec::Gen(spec) => spec.rate.is_some() || spec.count.is_none(),
+            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => true,
+        }
+    }
+
+    /// Whether the input's records arrive in event-time order by construction.
+    pub fn is_ordered(&self) -> bool {
+        matches!(self, InputSpec::Gen(spec) if spec.rate.is_some())
+    }
+
     /// Checks what can be checked before workers start, such as that a file exists.
     pub fn validate(&self) -> Result<(), String> {
         match self {
@@ -61,15 +104,27 @@ impl InputSpec {
                 Ok(_) => Err(format!("{}: not a regular file", path.display())),
                 Err(e) => Err(format!("{}: {}", path.display(), io_reason(&e))),
             },
-            InputSpec::Gen(_) => Ok(()),
+            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) | InputSpec::Gen(_) => Ok(()),
         }
     }
 
-    /// Opens worker `part` of `parts`' reader.
-    pub fn open(&self, part: usize, parts: usize, max_line: usize) -> io::Result<Reader> {
+    /// Opens worker `part` of `parts`' reader. Live inputs read from the process's `feed`.
+    pub fn open(
+        &self,
+        part: usize,
+        parts: usize,
+        max_line: usize,
+        feed: Option<&Feed>,
+    ) -> io::Result<Reader> {
+        if let Some(feed) = feed {
+            return Ok(Reader::Live(LiveReader::new(feed.clone())));
+        }
         Ok(match self {
             InputSpec::File(path) => Reader::File(FileRange::open(path, part, parts, max_line)?),
             InputSpec::Gen(spec) => Reader::Gen(GenRange::new(spec, part, parts)),
+            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => {
+                unreachable!("live inputs are read through their feed")
+            }
         })
     }
 }
@@ -88,6 +143,10 @@ pub fn io_reason(e: &io::Error) -> String {
 pub enum Poll {
     /// More lines are ready to be read now.
     More,
+    /// Nothing now; the reader's intake will wake the operator.
+    Idle,
+    /// Nothing until this much time has passed.
+    Wait(Duration),
     /// The input has ended.
     Done,
 }
@@ -98,23 +157,44 @@ pub enum Reader {
     File(FileRange),
     /// A share of a generator's rows.
     Gen(GenRange),
+    /// A share of a live feed.
+    Live(LiveReader),
 }
 
 impl Reader {
     /// Hands out the next block of lines.
     pub fn next_block(&mut self, each: impl FnMut(Line<'_>)) -> io::Result<Poll> {
-        let more = match self {
-            Reader::File(range) => range.next_block(each)?,
+        Ok(match self {
+            Reader::File(range) => {
+                if range.next_block(each)? {
+                    Poll::More
+                } else {
+                    Poll::Done
+                }
+            }
             Reader::Gen(range) => range.next_block(each),
-        };
-        Ok(if more { Poll::More } else { Poll::Done })
+            Reader::Live(live) => match live.next_block(each) {
+                Received::Batch => Poll::More,
+                Received::Empty => Poll::Idle,
+                Received::Ended => Poll::Done,
+            },
+        })
     }
 
-    /// The 1-based line number of the reader's `index`-th line, for messages.
-    pub fn line_number(&mut self, index: u64) -> io::Result<u64> {
+    /// A lower bound on the event times of lines still to come, if the reader knows one.
+    pub fn watermark_hint(&self) -> Option<crate::time::Millis> {
         match self {
-            Reader::File(range) => range.line_number(index),
-            Reader::Gen(_) => Ok(index + 1),
+            Reader::Gen(range) => range.next_time(),
+            Reader::File(_) | Reader::Live(_) => None,
+        }
+    }
+
+    /// The origin and 1-based line number of the last block's `index`-th line, for messages.
+    pub fn locate(&mut self, index: u64, input: &InputSpec) -> (String, u64) {
+        match self {
+            Reader::File(range) => (input.to_string(), range.line_number(index).unwrap_or(0)),
+            Reader::Gen(_) => (input.to_string(), index + 1),
+            Reader::Live(live) => (live.origin().to_owned(), index + 1),
         }
     }
 }

@@ -1,0 +1,135 @@
+//! `tail:PATH`: follow a growing file, like `tail -F`.
+//!
+//! The file is read from its start and then polled for new lines. A line is handed out
+//! only once its newline has been written. When the path is renamed away and a new file
+//! created in its place (log rotation), the old file is read to its end and the new one
+//! is followed from its start; a file truncated in place is followed from its start too.
+//! With `?pid=PID` the input ends once process PID has exited and the file is drained,
+//! like `tail --pid`; otherwise it runs until the job is stopped.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use super::lines::LineSplitter;
+use super::live::{Batcher, Intake};
+
+/// How often an idle file is polled for growth.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// What to follow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TailSpec {
+    /// The file.
+    pub path: PathBuf,
+    /// End when this process has exited.
+    pub pid: Option<u32>,
+}
+
+impl TailSpec {
+    /// Parses the part after `tail:`, e.g. `/var/log/app.log?pid=1234`.
+    pub fn parse(text: &str) -> Result<TailSpec, String> {
+        let (path, query) = text.split_once("?pid=").map_or((text, None), |(p, q)| (p, Some(q)));
+        if path.is_empty() {
+            return Err("invalid tail input: expected tail:PATH".into());
+        }
+        let pid =
+            query.map(|q| q.parse().map_err(|_| format!("invalid tail parameter pid={q}"))).transpose()?;
+        Ok(TailSpec { path: PathBuf::from(path), pid })
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Follows `spec.path` on a thread, pumping its lines into `intake`.
+pub fn start(spec: TailSpec, intake: Intake, max_line: usize) {
+    thread::Builder::new()
+        .name("kappa-tail".into())
+        .spawn(move || {
+            if let Err(e) = follow(&spec, &intake, max_line) {
+                eprintln!(
+                    "{}: warning: tail:{}: {}",
+                    crate::cli::program_name(),
+                    spec.path.display(),
+                    super::io_reason(&e)
+                );
+            }
+        })
+        .expect("spawn tail thread");
+}
+
+fn follow(spec: &TailSpec, intake: &Intake, max_line: usize) -> io::Result<()> {
+    let origin: Arc<str> = Arc::from(format!("tail:{}", spec.path.display()));
+    let mut batcher = Batcher::new(Arc::clone(&origin));
+    loop {
+        let file = loop {
+            match File::open(&spec.path) {
+                Ok(f) => break f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if intake.stopping() || spec.pid.is_some_and(|p| !alive(p)) {
+                        return Ok(());
+                    }
+                    thread::sleep(POLL);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let opened = (file.metadata()?.dev(), file.metadata()?.ino());
+        let mut splitter = LineSplitter::new(file, 256 << 10, max_line).follow();
+        loop {
+            splitter.next_block(|line| batcher.push(&line, intake))?;
+            batcher.flush(intake);
+            if !splitter.at_eof() {
+                continue;
+            }
+            // Decide before the last read whether this is the end, so nothing written
+            // before the writer exited is missed.
+            let writer_gone = spec.pid.is_some_and(|p| !alive(p));
+            let rotated = identity(&spec.path) != Some(opened);
+            let truncated = splitter.get_ref().metadata()?.len() < splitter.consumed();
+            if writer_gone || rotated || intake.stopping() {
+                splitter.resume();
+                while !splitter.at_eof() {
+                    splitter.next_block(|line| batcher.push(&line, intake))?;
+                }
+                splitter.finish();
+                splitter.next_block(|line| batcher.push(&line, intake))?;
+                batcher.flush(intake);
+                if rotated && !writer_gone && !intake.stopping() {
+                    batcher.restart_numbering(intake);
+                    break;
+                }
+                return Ok(());
+            }
+            if truncated {
+                batcher.restart_numbering(intake);
+                break;
+            }
+            thread::sleep(POLL);
+            splitter.resume();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_specs() {
+        assert_eq!(TailSpec::parse("/x/y.log").unwrap(), TailSpec { path: "/x/y.log".into(), pid: None });
+        assert_eq!(TailSpec::parse("a.log?pid=12").unwrap().pid, Some(12));
+        assert!(TailSpec::parse("a.log?pid=me").is_err());
+        assert!(TailSpec::parse("").is_err());
+    }
+}
