@@ -15,7 +15,7 @@ use timely::dataflow::operators::vec::Map;
 use kappa::cli::{CommonArgs, Mode, WindowArgs, parse_or_exit};
 use kappa::job::{self, JobSpec};
 use kappa::operators::window::GLOBAL_END;
-use kappa::operators::{Ingest, ToUpdates, WindowAggregate};
+use kappa::operators::{Ingest, StampBy, ToUpdates, WindowAggregate};
 use kappa::record::transaction::TransactionCsv;
 use kappa::sink::{ReportDiags, WriteRows};
 use kappa::totals::{Totals, TotalsChange, TotalsRow};
@@ -53,6 +53,7 @@ fn main() -> ExitCode {
                 .to_updates(job.common.epoch, windowing)
                 .count_total()
                 .inner
+                .stamp_by(|(_, time, _)| *time)
                 .map(|(((window, key), totals), time, diff)| TotalsChange {
                     // A window's total is reported with the window's end, like batch rows.
                     time: if window == GLOBAL_END { time } else { window },

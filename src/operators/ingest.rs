@@ -13,7 +13,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
@@ -120,6 +120,9 @@ pub struct IngestConfig {
     pub wakers: Wakers,
     /// Set when the job must stop: ingest ends its input.
     pub stop: Arc<AtomicBool>,
+    /// The watermark of a live feed, shared by the process's workers: they all draw from
+    /// one channel, so a worker that got no records must not hold the frontier back.
+    pub shared_watermark: Arc<AtomicU64>,
     /// Process-wide meters.
     pub meters: Arc<Meters>,
     /// Which windows records close, for latency measurement.
@@ -220,6 +223,10 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                 }
                 let reader = reader.as_mut().expect("reader opened");
                 let before = counts;
+                let shared = config.feed.is_some() && config.lateness.is_some();
+                if shared {
+                    watermark = watermark.max(config.shared_watermark.load(Ordering::Relaxed));
+                }
                 let state = if config.stop.load(Ordering::Relaxed) {
                     Poll::Done
                 } else {
@@ -310,13 +317,25 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                 if let Some(hint) = reader.watermark_hint() {
                     watermark = watermark.max(hint);
                 }
-                if let (Some(idle), Some(l), Some(m), Poll::Idle) =
-                    (config.idle_timeout, config.lateness, max_seen, state)
-                {
+                if let (Some(idle), Some(l), Poll::Idle) = (config.idle_timeout, config.lateness, state) {
                     let quiet = now.duration_since(last_data);
                     if quiet >= idle.to_std() {
-                        watermark = watermark.max((m + quiet.as_millis() as u64).saturating_sub(l.millis()));
+                        // Event time is taken to advance with the wall clock from the last
+                        // record seen; an input that never sent one follows the wall clock.
+                        let seen = max_seen.or_else(|| {
+                            Some(config.meters.max_event.load(Ordering::Relaxed))
+                                .filter(|&m| m > 0)
+                                .map(|m| m - 1)
+                        });
+                        let now_event = match seen {
+                            Some(m) => m + quiet.as_millis() as u64,
+                            None => crate::time::now_millis(),
+                        };
+                        watermark = watermark.max(now_event.saturating_sub(l.millis()));
                     }
+                }
+                if shared && config.shared_watermark.fetch_max(watermark, Ordering::Relaxed) < watermark {
+                    config.wakers.wake_all();
                 }
                 let frontier = epoch_of(watermark, config.epoch);
                 if config.lateness.is_some() && frontier > *c.time() {

@@ -65,7 +65,12 @@ where
                 let mut rows = entry.remove();
                 rows.sort();
                 job.meters().rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                if let Some(Err(e)) = writer.as_mut().map(|w| w.write_group(&rows)) {
+                // Live results are flushed as they complete, so readers see them at once.
+                let live = job.ingest.input.is_live();
+                if let Some(Err(e)) = writer
+                    .as_mut()
+                    .map(|w| w.write_group(&rows).and_then(|()| if live { w.flush() } else { Ok(()) }))
+                {
                     write_failed("output", &e);
                 }
             }

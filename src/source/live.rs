@@ -57,7 +57,9 @@ impl Wakers {
 /// The sending side of a process's live feed, cloned into every intake thread.
 #[derive(Clone)]
 pub struct Intake {
-    tx: Sender<Batch>,
+    /// Always `Some` until dropped; taken first in `drop` so the wake-up below sees the
+    /// channel already disconnected.
+    tx: Option<Sender<Batch>>,
     wakers: Wakers,
     stop: Arc<AtomicBool>,
 }
@@ -70,7 +72,7 @@ impl Intake {
 
     /// Sends a batch, blocking while the channel is full. `false` once nobody listens.
     pub fn send(&self, batch: Batch) -> bool {
-        let ok = self.tx.send(batch).is_ok();
+        let ok = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
         self.wakers.wake_all();
         ok
     }
@@ -86,6 +88,14 @@ impl Intake {
                 return Ok(());
             }
         }
+    }
+}
+
+impl Drop for Intake {
+    fn drop(&mut self) {
+        // The last intake to finish ends the feed: wake the workers so they see it.
+        drop(self.tx.take());
+        self.wakers.wake_all();
     }
 }
 
@@ -149,7 +159,7 @@ pub struct Feed {
 pub fn feed(stop: Arc<AtomicBool>) -> (Feed, Intake) {
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
     let wakers = Wakers::default();
-    (Feed { rx, wakers: wakers.clone() }, Intake { tx, wakers, stop })
+    (Feed { rx, wakers: wakers.clone() }, Intake { tx: Some(tx), wakers, stop })
 }
 
 /// What a worker got from the feed.

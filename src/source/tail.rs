@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -43,8 +44,17 @@ impl TailSpec {
     }
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+/// The start time of process `pid` while it runs (not a zombie), from `/proc`.
+///
+/// Comparing start times, not just existence, keeps a recycled pid (or a thread id,
+/// which shares the numbering) from passing for the writer we were asked to follow.
+fn started_at(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
 }
 
 fn identity(path: &Path) -> Option<(u64, u64)> {
@@ -69,6 +79,8 @@ pub fn start(spec: TailSpec, intake: Intake, max_line: usize) {
 }
 
 fn follow(spec: &TailSpec, intake: &Intake, max_line: usize) -> io::Result<()> {
+    let writer = spec.pid.map(|pid| (pid, started_at(pid)));
+    let writer_gone = || writer.is_some_and(|(pid, start)| start.is_none() || started_at(pid) != start);
     let origin: Arc<str> = Arc::from(format!("tail:{}", spec.path.display()));
     let mut batcher = Batcher::new(Arc::clone(&origin));
     loop {
@@ -76,7 +88,7 @@ fn follow(spec: &TailSpec, intake: &Intake, max_line: usize) -> io::Result<()> {
             match File::open(&spec.path) {
                 Ok(f) => break f,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if intake.stopping() || spec.pid.is_some_and(|p| !alive(p)) {
+                    if intake.stopping() || writer_gone() {
                         return Ok(());
                     }
                     thread::sleep(POLL);
@@ -94,7 +106,7 @@ fn follow(spec: &TailSpec, intake: &Intake, max_line: usize) -> io::Result<()> {
             }
             // Decide before the last read whether this is the end, so nothing written
             // before the writer exited is missed.
-            let writer_gone = spec.pid.is_some_and(|p| !alive(p));
+            let writer_gone = writer_gone();
             let rotated = identity(&spec.path) != Some(opened);
             let truncated = splitter.get_ref().metadata()?.len() < splitter.consumed();
             if writer_gone || rotated || intake.stopping() {

@@ -1,0 +1,42 @@
+//! Sending records at a timestamp computed from the record itself.
+//!
+//! Differential operators may send an update in a message whose timestamp is earlier
+//! than the update's own time, and ingest sends records at the watermark. Sinks group
+//! rows by message timestamp, so before a sink, rows are restamped at the time their
+//! content names: then the groups, and the output bytes, depend only on the data.
+
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::time::Millis;
+
+/// Restamps records at a time derived from each.
+pub trait StampBy<'scope, D> {
+    /// Sends each record at `time(record)`, or at its current timestamp if that is later.
+    fn stamp_by(self, time: impl Fn(&D) -> Millis + 'static) -> Stream<'scope, Millis, Vec<D>>;
+}
+
+impl<'scope, D: Clone + 'static> StampBy<'scope, D> for Stream<'scope, Millis, Vec<D>> {
+    fn stamp_by(self, time: impl Fn(&D) -> Millis + 'static) -> Stream<'scope, Millis, Vec<D>> {
+        self.unary::<timely::container::CapacityContainerBuilder<Vec<D>>, _, _, _>(
+            Pipeline,
+            "StampBy",
+            move |_, _| {
+                move |input, output| {
+                    input.for_each_time(|cap, data| {
+                        for batch in data {
+                            let at = |d: &D| time(d).max(*cap.time());
+                            batch.sort_by_key(|d| at(d));
+                            for run in batch.chunk_by(|a, b| at(a) == at(b)) {
+                                output
+                                    .session(&cap.delayed(&at(&run[0]), 0))
+                                    .give_iterator(run.iter().cloned());
+                            }
+                        }
+                    });
+                }
+            },
+        )
+    }
+}
