@@ -35,6 +35,9 @@ pub struct ClusterArgs {
     /// First port on localhost when no hostfile is given: process `i` uses `port-base + i`.
     #[arg(long = "port-base", value_name = "PORT", default_value_t = 2101)]
     pub port_base: u16,
+    /// How long processes wait for each other at startup before giving up.
+    #[arg(long = "connect-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub connect_timeout: Duration,
 }
 
 impl ClusterArgs {

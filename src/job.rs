@@ -138,16 +138,22 @@ where
     B: Fn(Scope<'_, Millis>, &Arc<Job>) + Send + Sync + 'static,
 {
     let shared = Arc::clone(&job);
-    let guards = timely::execute(config, move |worker| {
-        let job = Arc::clone(&shared);
-        worker.dataflow::<Millis, _, _>(|scope| build(scope, &job));
-        // Park when idle: busy stepping starves other processes on shared cores.
-        while worker.step_or_park(None) {}
-    });
+    let cluster = &job.common.cluster;
+    let guards = crate::cluster::execute(
+        config,
+        cluster.connect_timeout.to_std(),
+        &program_name(),
+        move |worker| {
+            let job = Arc::clone(&shared);
+            worker.dataflow::<Millis, _, _>(|scope| build(scope, &job));
+            // Park when idle: busy stepping starves other processes on shared cores.
+            while worker.step_or_park(None) {}
+        },
+    );
     let guards = match guards {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("{}: error: cannot start workers: {e}", program_name());
+            eprintln!("{}: error: {e}", program_name());
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -164,6 +170,12 @@ where
             elapsed: job.started.elapsed(),
         };
         eprintln!("{summary}");
+    } else if !job.common.quiet {
+        let c = &job.common.cluster;
+        let counters = &job.ingest.counters;
+        let elapsed = job.started.elapsed();
+        let line = crate::cluster::local_summary(c.process, c.processes, counters, elapsed);
+        eprintln!("{line}");
     }
     ExitCode::SUCCESS
 }
