@@ -102,6 +102,8 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<(timely::Config, Arc<Jo
         Some(input) => input.clone(),
         None => spec.default_input.parse::<InputSpec>()?,
     };
+    let cluster = &common.cluster;
+    let input = input.for_process(cluster.process as usize, cluster.processes as usize)?;
     input.validate()?;
     let first = common.cluster.process == 0;
     let open = |path: Option<&Path>, what: &str| -> Result<Option<Output>, String> {

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | a path | a file, split among all workers by byte ranges |
 //! | `gen:KIND?rate=R&count=N&seed=S` | seeded records made inside the job |
+//! | a path with `{p}`, or a directory | each process's own local shard ([`shard`]) |
 //!
 //! Being bounded or unbounded is a property of the input, not a separate code path:
 //! every input hands the ingest operator blocks of [`Line`]s through a [`Reader`].
@@ -14,11 +15,13 @@ use std::path::PathBuf;
 pub mod file;
 pub mod generate;
 pub mod lines;
+pub mod shard;
 
 pub use lines::Line;
 
 use file::FileRange;
 use generate::{GenRange, GenSpec};
+use shard::{ShardReader, ShardSpec};
 
 /// Where a job's lines come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +30,8 @@ pub enum InputSpec {
     File(PathBuf),
     /// Records generated in the job.
     Gen(GenSpec),
+    /// Each process's own file(s).
+    Shard(ShardSpec),
 }
 
 impl std::str::FromStr for InputSpec {
@@ -39,6 +44,9 @@ impl std::str::FromStr for InputSpec {
         if text.is_empty() {
             return Err("empty input spec".into());
         }
+        if let Some(shard) = ShardSpec::parse(text) {
+            return Ok(InputSpec::Shard(shard));
+        }
         Ok(InputSpec::File(PathBuf::from(text)))
     }
 }
@@ -48,6 +56,7 @@ impl std::fmt::Display for InputSpec {
         match self {
             InputSpec::File(path) => write!(f, "{}", path.display()),
             InputSpec::Gen(spec) => write!(f, "gen:{}", spec.kind),
+            InputSpec::Shard(spec) => write!(f, "{}", spec.origin()),
         }
     }
 }
@@ -62,6 +71,16 @@ impl InputSpec {
                 Err(e) => Err(format!("{}: {}", path.display(), io_reason(&e))),
             },
             InputSpec::Gen(_) => Ok(()),
+            InputSpec::Shard(spec) => spec.validate(),
+        }
+    }
+
+    /// This input as process `process` of `processes` reads it: a shard spec finds the
+    /// process's own files; other inputs are the same for every process.
+    pub fn for_process(self, process: usize, processes: usize) -> Result<InputSpec, String> {
+        match self {
+            InputSpec::Shard(spec) => spec.for_process(process, processes).map(InputSpec::Shard),
+            other => Ok(other),
         }
     }
 
@@ -70,6 +89,7 @@ impl InputSpec {
         Ok(match self {
             InputSpec::File(path) => Reader::File(FileRange::open(path, part, parts, max_line)?),
             InputSpec::Gen(spec) => Reader::Gen(GenRange::new(spec, part, parts)),
+            InputSpec::Shard(spec) => Reader::Shard(spec.open(part, parts, max_line)?),
         })
     }
 }
@@ -98,6 +118,8 @@ pub enum Reader {
     File(FileRange),
     /// A share of a generator's rows.
     Gen(GenRange),
+    /// A share of this process's own files.
+    Shard(ShardReader),
 }
 
 impl Reader {
@@ -106,6 +128,7 @@ impl Reader {
         let more = match self {
             Reader::File(range) => range.next_block(each)?,
             Reader::Gen(range) => range.next_block(each),
+            Reader::Shard(shard) => shard.next_block(each)?,
         };
         Ok(if more { Poll::More } else { Poll::Done })
     }
@@ -115,6 +138,7 @@ impl Reader {
         match self {
             Reader::File(range) => range.line_number(index),
             Reader::Gen(_) => Ok(index + 1),
+            Reader::Shard(shard) => shard.line_number(index),
         }
     }
 }
