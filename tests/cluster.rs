@@ -374,3 +374,59 @@ fn bad_startup_configurations_give_one_line() {
         assert!(stderr.contains(want) && stderr.contains("every process needs the same -w"), "{stderr}");
     }
 }
+
+/// Removes a namespace network when dropped.
+struct Network(String);
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new(script("netns.sh")).args(["down", &self.0]).status();
+    }
+}
+
+#[test]
+fn a_peer_cut_off_without_closing_counts_as_lost() {
+    let name = format!("kcut{}", std::process::id());
+    let up = Command::new(script("netns.sh"))
+        .args(["up", &name, "3"])
+        .output()
+        .unwrap();
+    if up.status.code() == Some(77) {
+        eprintln!("{}", String::from_utf8_lossy(&up.stderr).trim());
+        return;
+    }
+    let network = Network(name.clone());
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let dir = TempDir::new("cluster-cut");
+    let hosts = dir.path("hosts");
+    std::fs::write(&hosts, "10.77.0.1:2101\n10.77.0.2:2101\n10.77.0.3:2101\n").unwrap();
+    let mut children: Vec<Child> = (0..3)
+        .map(|p| {
+            Command::new(script("netns.sh"))
+                .args(["exec", &name, &p.to_string(), &job()])
+                .args(ENDLESS)
+                .args(["-n", "3", "-p", &p.to_string(), "-h", hosts.to_str().unwrap()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Unplug host 1's cable: no packet says goodbye, its peers only stop hearing from it.
+    let cut = Command::new("ip")
+        .args(["-n", &format!("{name}-sw"), "link", "set", "h1", "down"])
+        .status()
+        .unwrap();
+    assert!(cut.success());
+    for p in [0, 2] {
+        let status = wait_within(&mut children[p], Duration::from_secs(20), "a survivor");
+        assert_eq!(status.code(), Some(1), "process {p}");
+        let stderr = stderr_of(&mut children[p]);
+        assert!(stderr.contains("lost connection to process 1 (10.77.0.2:2101)"), "{stderr}");
+    }
+    let status = wait_within(&mut children[1], Duration::from_secs(20), "the cut-off process");
+    assert_eq!(status.code(), Some(1));
+    drop(network);
+}
