@@ -344,7 +344,7 @@ fn human(d: Duration) -> String {
 ///
 /// All survivors see the lost peer's sockets close at about the same moment; lingering
 /// keeps each survivor from seeing the *others* close first and naming the wrong peer.
-const LINGER: Duration = Duration::from_millis(500);
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Makes every panic end this process: a communication thread's panic as one line
 /// naming the lost peer, any other after the usual panic message.

@@ -64,7 +64,16 @@ fn run_loopback(n: u32, w: u32, args: &[&str]) -> String {
     let command = |p: u32| {
         let mut c = Command::new(bin("category_totals"));
         c.args(args)
-            .args(["-n", &n_s, "-w", &w_s, "--port-base", &port, "--connect-timeout", "20s"])
+            .args([
+                "-n",
+                &n_s,
+                "-w",
+                &w_s,
+                "--port-base",
+                &port,
+                "--connect-timeout",
+                "20s",
+            ])
             .args(["-p", &p.to_string()])
             .stdin(Stdio::null());
         c
@@ -94,7 +103,10 @@ fn run_loopback(n: u32, w: u32, args: &[&str]) -> String {
         String::from_utf8_lossy(&first.stderr)
     );
     let stderr = String::from_utf8_lossy(&first.stderr);
-    assert!(stderr.contains(&format!("summary: read {ROWS} records")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("summary: read {ROWS} records")),
+        "{stderr}"
+    );
     String::from_utf8(first.stdout).unwrap()
 }
 
@@ -138,8 +150,16 @@ fn any_split_into_processes_gives_the_same_bytes() {
         assert_eq!(counted(&single), ROWS);
         assert!(single.lines().count() > 6, "{single}");
 
-        assert_eq!(run_loopback(2, 2, &with(all)), single, "-n 2 -w 2, shared file");
-        assert_eq!(run_loopback(2, 2, &with(&shards2)), single, "-n 2 -w 2, shards");
+        assert_eq!(
+            run_loopback(2, 2, &with(all)),
+            single,
+            "-n 2 -w 2, shared file"
+        );
+        assert_eq!(
+            run_loopback(2, 2, &with(&shards2)),
+            single,
+            "-n 2 -w 2, shards"
+        );
 
         // The launch script, with the shards as a directory per process.
         let dirs = format!("{}/p{{p}}", dir.path("dirs").display());
@@ -160,7 +180,11 @@ fn any_split_into_processes_gives_the_same_bytes() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
         assert!(stderr.contains("[p1] summary (process 1 of 2"), "{stderr}");
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), single, "local-cluster.sh, directories");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            single,
+            "local-cluster.sh, directories"
+        );
 
         // Three hosts on a real network path.
         let shards3 = format!("{}/part-{{p}}.csv", dir.path("shards3").display());
@@ -206,7 +230,13 @@ fn sigkill(pid: u32) {
 }
 
 /// An input that takes far longer than the tests wait: an unbounded generator.
-const ENDLESS: &[&str] = &["--input", "gen:transactions", "--connect-timeout", "5s", "-q"];
+const ENDLESS: &[&str] = &[
+    "--input",
+    "gen:transactions",
+    "--connect-timeout",
+    "5s",
+    "-q",
+];
 
 #[test]
 fn killing_a_process_stops_the_others_and_names_it() {
@@ -225,7 +255,10 @@ fn killing_a_process_stops_the_others_and_names_it() {
         .collect();
     std::thread::sleep(Duration::from_millis(1500));
     for (p, child) in children.iter_mut().enumerate() {
-        assert!(child.try_wait().unwrap().is_none(), "process {p} ended early");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "process {p} ended early"
+        );
     }
     sigkill(children[1].id());
     for p in [0, 2] {
@@ -283,7 +316,10 @@ fn launcher_names_killed_process(mut command: Command, pids_after: &str) -> Opti
         log.push('\n');
     }
     assert_eq!(status.code(), Some(1), "{log}");
-    assert!(log.contains("process 1 (p1") && log.contains("failed first: it was killed by SIGKILL"), "{log}");
+    assert!(
+        log.contains("process 1 (p1") && log.contains("failed first: it was killed by SIGKILL"),
+        "{log}"
+    );
     assert!(log.contains("lost connection to process 1"), "{log}");
     Some(())
 }
@@ -303,7 +339,10 @@ fn launch_scripts_name_the_process_that_failed() {
         // The network is gone again.
         let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
         let list = String::from_utf8_lossy(&list.stdout);
-        assert!(!list.contains(&format!("kappa{}-", std::process::id())), "{list}");
+        assert!(
+            !list.contains(&format!("kappa{}-", std::process::id())),
+            "{list}"
+        );
     }
 }
 
@@ -321,7 +360,11 @@ fn startup_error(args: &[&str]) -> String {
 fn bad_startup_configurations_give_one_line() {
     let dir = TempDir::new("cluster-startup");
     let hosts = dir.path("hosts");
-    std::fs::write(&hosts, "# two hosts\nlocalhost:4001\n\nlocalhost:4002 # b\n").unwrap();
+    std::fs::write(
+        &hosts,
+        "# two hosts\nlocalhost:4001\n\nlocalhost:4002 # b\n",
+    )
+    .unwrap();
     let hosts = hosts.to_str().unwrap();
     let e = startup_error(&["-n", "3", "-p", "0", "-h", hosts]);
     assert!(e.contains("lists 2 address(es) but -n is 3"), "{e}");
@@ -331,20 +374,55 @@ fn bad_startup_configurations_give_one_line() {
 
     let port = port_base();
     let p = port.to_string();
-    let e = startup_error(&["-n", "2", "-p", "1", "--port-base", &p, "--connect-timeout", "1s"]);
+    let e = startup_error(&[
+        "-n",
+        "2",
+        "-p",
+        "1",
+        "--port-base",
+        &p,
+        "--connect-timeout",
+        "1s",
+    ]);
     assert!(
-        e.contains(&format!("cannot reach process 0 at localhost:{port} within 1s")),
+        e.contains(&format!(
+            "cannot reach process 0 at localhost:{port} within 1s"
+        )),
         "{e}"
     );
-    let e = startup_error(&["-n", "2", "-p", "0", "--port-base", &p, "--connect-timeout", "1s"]);
+    let e = startup_error(&[
+        "-n",
+        "2",
+        "-p",
+        "0",
+        "--port-base",
+        &p,
+        "--connect-timeout",
+        "1s",
+    ]);
     assert!(
-        e.contains(&format!("process 1 (localhost:{}) did not connect within 1s", port + 1)),
+        e.contains(&format!(
+            "process 1 (localhost:{}) did not connect within 1s",
+            port + 1
+        )),
         "{e}"
     );
 
     let taken = std::net::TcpListener::bind(("localhost", port)).unwrap();
-    let e = startup_error(&["-n", "2", "-p", "0", "--port-base", &p, "--connect-timeout", "1s"]);
-    assert!(e.contains(&format!("cannot listen on localhost:{port}")), "{e}");
+    let e = startup_error(&[
+        "-n",
+        "2",
+        "-p",
+        "0",
+        "--port-base",
+        &p,
+        "--connect-timeout",
+        "1s",
+    ]);
+    assert!(
+        e.contains(&format!("cannot listen on localhost:{port}")),
+        "{e}"
+    );
     drop(taken);
 
     let missing = format!("{}/none-{{p}}.csv", dir.0.display());
@@ -355,7 +433,18 @@ fn bad_startup_configurations_give_one_line() {
     let p = port_base().to_string();
     let spawn = |index: &str, w: &str| {
         Command::new(bin("category_totals"))
-            .args(["-n", "2", "-p", index, "-w", w, "--port-base", &p, "--connect-timeout", "10s"])
+            .args([
+                "-n",
+                "2",
+                "-p",
+                index,
+                "-w",
+                w,
+                "--port-base",
+                &p,
+                "--connect-timeout",
+                "10s",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -363,15 +452,15 @@ fn bad_startup_configurations_give_one_line() {
             .unwrap()
     };
     let (a, b) = (spawn("0", "2"), spawn("1", "1"));
-    for (child, want) in [
-        (a, "process 1 (localhost:"),
-        (b, "process 0 (localhost:"),
-    ] {
+    for (child, want) in [(a, "process 1 (localhost:"), (b, "process 0 (localhost:")] {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.contains(want) && stderr.contains("every process needs the same -w"), "{stderr}");
+        assert!(
+            stderr.contains(want) && stderr.contains("every process needs the same -w"),
+            "{stderr}"
+        );
     }
 }
 
@@ -380,7 +469,9 @@ struct Network(String);
 
 impl Drop for Network {
     fn drop(&mut self) {
-        let _ = Command::new(script("netns.sh")).args(["down", &self.0]).status();
+        let _ = Command::new(script("netns.sh"))
+            .args(["down", &self.0])
+            .status();
     }
 }
 
@@ -396,7 +487,11 @@ fn a_peer_cut_off_without_closing_counts_as_lost() {
         return;
     }
     let network = Network(name.clone());
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     let dir = TempDir::new("cluster-cut");
     let hosts = dir.path("hosts");
     std::fs::write(&hosts, "10.77.0.1:2101\n10.77.0.2:2101\n10.77.0.3:2101\n").unwrap();
@@ -405,7 +500,14 @@ fn a_peer_cut_off_without_closing_counts_as_lost() {
             Command::new(script("netns.sh"))
                 .args(["exec", &name, &p.to_string(), &job()])
                 .args(ENDLESS)
-                .args(["-n", "3", "-p", &p.to_string(), "-h", hosts.to_str().unwrap()])
+                .args([
+                    "-n",
+                    "3",
+                    "-p",
+                    &p.to_string(),
+                    "-h",
+                    hosts.to_str().unwrap(),
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -424,9 +526,44 @@ fn a_peer_cut_off_without_closing_counts_as_lost() {
         let status = wait_within(&mut children[p], Duration::from_secs(20), "a survivor");
         assert_eq!(status.code(), Some(1), "process {p}");
         let stderr = stderr_of(&mut children[p]);
-        assert!(stderr.contains("lost connection to process 1 (10.77.0.2:2101)"), "{stderr}");
+        assert!(
+            stderr.contains("lost connection to process 1 (10.77.0.2:2101)"),
+            "{stderr}"
+        );
     }
-    let status = wait_within(&mut children[1], Duration::from_secs(20), "the cut-off process");
+    let status = wait_within(
+        &mut children[1],
+        Duration::from_secs(20),
+        "the cut-off process",
+    );
     assert_eq!(status.code(), Some(1));
     drop(network);
+}
+
+#[test]
+fn scripts_are_shellcheck_clean() {
+    let dir = script("");
+    let mut files: Vec<String> = [
+        "local-cluster.sh",
+        "cluster.sh",
+        "netns.sh",
+        "bench-cluster.sh",
+        "lib/supervise.sh",
+    ]
+    .iter()
+    .map(|f| dir.join(f).to_str().unwrap().to_owned())
+    .collect();
+    files.insert(0, "-x".into());
+    match Command::new("shellcheck")
+        .current_dir(&dir)
+        .args(&files)
+        .output()
+    {
+        Err(_) => eprintln!("skipped: shellcheck is not installed (apt-get install -y shellcheck)"),
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    }
 }
