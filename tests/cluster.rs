@@ -59,6 +59,11 @@ fn counted(csv: &str) -> u64 {
 
 /// Runs `-n n` processes of the job over loopback; returns process 0's stdout.
 fn run_loopback(n: u32, w: u32, args: &[&str]) -> String {
+    run_loopback_counting(n, w, args, ROWS)
+}
+
+/// Like [`run_loopback`], checking that process 0's summary counts `records` read.
+fn run_loopback_counting(n: u32, w: u32, args: &[&str], records: u64) -> String {
     let port = port_base().to_string();
     let (n_s, w_s) = (n.to_string(), w.to_string());
     let command = |p: u32| {
@@ -104,7 +109,7 @@ fn run_loopback(n: u32, w: u32, args: &[&str]) -> String {
     );
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert!(
-        stderr.contains(&format!("summary: read {ROWS} records")),
+        stderr.contains(&format!("summary: read {records} records")),
         "{stderr}"
     );
     String::from_utf8(first.stdout).unwrap()
@@ -566,4 +571,26 @@ fn scripts_are_shellcheck_clean() {
             String::from_utf8_lossy(&out.stdout)
         ),
     }
+}
+
+#[test]
+fn rejects_in_a_shard_name_the_process_file_and_line() {
+    let dir = TempDir::new("cluster-rejects");
+    data(&dir, &[2]);
+    let bad = dir.path("shards2/part-1.csv");
+    let mut text = std::fs::read_to_string(&bad).unwrap();
+    text.push_str("not,a,transaction\n");
+    let bad_line = text.lines().count();
+    std::fs::write(&bad, text).unwrap();
+    let rejects = dir.path("rejects.txt");
+    let input = format!("{}/part-{{p}}.csv", dir.path("shards2").display());
+    let args = ["--input", &input, "--rejects", rejects.to_str().unwrap()];
+    let out = run_loopback_counting(2, 1, &args, ROWS + 1);
+    assert_eq!(counted(&out), ROWS);
+    let written = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(written.lines().count(), 1, "{written}");
+    assert!(
+        written.starts_with(&format!("{}:{bad_line}: ", bad.display())),
+        "{written}"
+    );
 }
