@@ -77,7 +77,7 @@ cleanup_remote() {
 }
 
 SUPERVISE_NAME=cluster
-# shellcheck source=lib/supervise.sh
+# shellcheck source=SCRIPTDIR/lib/supervise.sh
 source "$(dirname "$0")/lib/supervise.sh"
 SUPERVISE_STOP_HOOK=stop_remote
 supervise_trap

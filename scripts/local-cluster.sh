@@ -27,7 +27,7 @@ fi
 [[ -x $job ]] || { echo "$0: error: $job is not an executable job" >&2; exit 2; }
 
 SUPERVISE_NAME=local-cluster
-# shellcheck source=lib/supervise.sh
+# shellcheck source=SCRIPTDIR/lib/supervise.sh
 source "$(dirname "$0")/lib/supervise.sh"
 supervise_trap
 for ((p = 0; p < n; p++)); do
