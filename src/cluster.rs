@@ -167,19 +167,57 @@ pub fn connect(
             .spawn(move || accept_all(listener, &addresses, me, &hello, (deadline, timeout)))
             .map_err(|e| format!("cannot start a thread: {e}"))?
     };
-    let mut streams: Vec<Option<TcpStream>> = Vec::with_capacity(addresses.len());
-    for (peer, address) in addresses.iter().enumerate().take(me) {
-        streams.push(Some(connect_one(
-            address,
-            peer,
-            hello,
-            (deadline, timeout),
-        )?));
+    // Try every lower-numbered peer in turn, so that a mismatch with any peer that is up
+    // shows at once, whichever other peers are still missing.
+    let mut streams: Vec<Option<TcpStream>> = (0..me).map(|_| None).collect();
+    let mut last = vec![String::from("timed out"); me];
+    let targets = addresses[..me]
+        .iter()
+        .map(|a| resolve(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut accepting = Some(accepting);
+    let mut accepted = None;
+    let join = |handle: std::thread::JoinHandle<Result<Vec<TcpStream>, String>>| {
+        handle
+            .join()
+            .map_err(|_| "connection thread failed".to_owned())?
+    };
+    loop {
+        for peer in 0..me {
+            if streams[peer].is_none() {
+                streams[peer] = try_connect(
+                    &targets[peer],
+                    &addresses[peer],
+                    peer,
+                    hello,
+                    deadline,
+                    &mut last[peer],
+                )?;
+            }
+        }
+        // A failure while accepting is reported at once, not after connecting gives up.
+        if let Some(handle) = accepting.take_if(|h| h.is_finished()) {
+            accepted = Some(join(handle)?);
+        }
+        let Some(peer) = streams.iter().position(Option::is_none) else {
+            break;
+        };
+        let Some(left) = remaining(deadline) else {
+            return Err(format!(
+                "cannot reach process {peer} at {} within {}: {}",
+                addresses[peer],
+                human(timeout),
+                last[peer]
+            ));
+        };
+        std::thread::sleep(RETRY.min(left));
     }
+    let accepted = match (accepted, accepting) {
+        (Some(a), _) => a,
+        (None, Some(handle)) => join(handle)?,
+        (None, None) => unreachable!("accepting is joined at most once"),
+    };
     streams.push(None);
-    let accepted = accepting
-        .join()
-        .map_err(|_| "connection thread failed".to_owned())??;
     streams.extend(accepted.into_iter().map(Some));
     Ok(streams)
 }
@@ -190,49 +228,42 @@ fn remaining(deadline: Instant) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
-fn connect_one(
+/// One attempt to connect to and greet `peer`: `Ok(None)` if it is not listening yet
+/// (the reason is kept in `last`), an error if it answers wrongly.
+fn try_connect(
+    targets: &[SocketAddr],
     address: &str,
     peer: usize,
     hello: &Hello,
-    (deadline, timeout): (Instant, Duration),
-) -> Result<TcpStream, String> {
-    let targets = resolve(address)?;
-    let mut last = String::from("timed out");
-    let unreachable = |last: &str| {
-        format!(
-            "cannot reach process {peer} at {address} within {}: {last}",
-            human(timeout)
-        )
+    deadline: Instant,
+    last: &mut String,
+) -> Result<Option<TcpStream>, String> {
+    let Some(left) = remaining(deadline) else {
+        return Ok(None);
     };
-    loop {
-        let Some(left) = remaining(deadline) else {
-            return Err(unreachable(&last));
-        };
-        let attempt = targets
-            .iter()
-            .map(|t| TcpStream::connect_timeout(t, left.min(Duration::from_secs(5))))
-            .find_map(|r| r.map_err(|e| last = reason(&e)).ok());
-        let Some(mut stream) = attempt else {
-            std::thread::sleep(RETRY.min(left));
-            continue;
-        };
-        let greeted = prepare_stream(&stream, deadline)
-            .and_then(|_| hello.write_to(&mut stream))
-            .and_then(|_| Hello::read_from(&mut stream));
-        return match greeted {
-            Ok(theirs) if theirs.process != peer as u64 => Err(format!(
-                "{address} answers as process {} but the address list has it as process {peer}",
-                theirs.process
-            )),
-            Ok(theirs) => match hello.mismatch(&theirs, address) {
-                Some(m) => Err(m),
-                None => finish_stream(stream, address),
-            },
-            Err(e) => Err(format!(
-                "process {peer} at {address} did not greet: {}",
-                reason(&e)
-            )),
-        };
+    let attempt = targets
+        .iter()
+        .map(|t| TcpStream::connect_timeout(t, left.min(Duration::from_secs(1))))
+        .find_map(|r| r.map_err(|e| *last = reason(&e)).ok());
+    let Some(mut stream) = attempt else {
+        return Ok(None);
+    };
+    let greeted = prepare_stream(&stream, deadline)
+        .and_then(|_| hello.write_to(&mut stream))
+        .and_then(|_| Hello::read_from(&mut stream));
+    match greeted {
+        Ok(theirs) if theirs.process != peer as u64 => Err(format!(
+            "{address} answers as process {} but the address list has it as process {peer}",
+            theirs.process
+        )),
+        Ok(theirs) => match hello.mismatch(&theirs, address) {
+            Some(m) => Err(m),
+            None => finish_stream(stream, address).map(Some),
+        },
+        Err(e) => Err(format!(
+            "process {peer} at {address} did not greet: {}",
+            reason(&e)
+        )),
     }
 }
 

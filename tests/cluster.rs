@@ -434,13 +434,13 @@ fn bad_startup_configurations_give_one_line() {
     let e = startup_error(&["--input", &missing]);
     assert!(e.contains("none-0.csv (process 0's shard)"), "{e}");
 
-    // -w differs: both processes see it and say which peer and which values.
+    // -w differs: both processes see it at once and say which peer and which values.
     let p = port_base().to_string();
     let spawn = |index: &str, w: &str| {
         Command::new(bin("category_totals"))
             .args([
                 "-n",
-                "2",
+                "3",
                 "-p",
                 index,
                 "-w",
@@ -456,8 +456,10 @@ fn bad_startup_configurations_give_one_line() {
             .spawn()
             .unwrap()
     };
-    let (a, b) = (spawn("0", "2"), spawn("1", "1"));
-    for (child, want) in [(a, "process 1 (localhost:"), (b, "process 0 (localhost:")] {
+    let started = Instant::now();
+    // Process 0 never starts: processes 1 and 2 still find out about each other.
+    let (a, b) = (spawn("1", "2"), spawn("2", "1"));
+    for (child, want) in [(a, "process 2 (localhost:"), (b, "process 1 (localhost:")] {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -467,6 +469,8 @@ fn bad_startup_configurations_give_one_line() {
             "{stderr}"
         );
     }
+    // Both saw it at once, well before the 10 s connect timeout.
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 /// Removes a namespace network when dropped.
