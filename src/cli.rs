@@ -77,19 +77,6 @@ impl ClusterArgs {
         }
     }
 
-    /// Connects the processes (if several) and returns timely's allocators for this process.
-    pub fn allocators(
-        &self,
-    ) -> Result<(Vec<timely::communication::AllocatorBuilder>, Box<dyn std::any::Any + Send>), String> {
-        match self.timely_config()?.communication {
-            timely::CommunicationConfig::Cluster { threads, process, addresses, .. } => {
-                let sockets = crate::net::connect(&addresses, process, self.connect_timeout.to_std())?;
-                crate::net::allocators(sockets, process, threads)
-            }
-            other => other.try_build(),
-        }
-    }
-
     /// The timely configuration these flags describe.
     pub fn timely_config(&self) -> Result<timely::Config, String> {
         if self.process >= self.processes {

@@ -117,6 +117,8 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         Some(input) => input.clone(),
         None => spec.default_input.parse::<InputSpec>()?,
     };
+    let cluster = &common.cluster;
+    let input = input.for_process(cluster.process as usize, cluster.processes as usize)?;
     input.validate()?;
     let first = common.cluster.process == 0;
     let open = |path: Option<&Path>, what: &str| -> Result<Option<Output>, String> {
@@ -173,6 +175,8 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         lateness,
         idle_timeout: common.live.idle_timeout,
         strict: common.strict,
+        keep_rejects: common.rejects.is_some(),
+        keep_late: common.live.late.is_some(),
         max_line: common.max_line_bytes,
         feed,
         wakers,
@@ -236,27 +240,21 @@ fn execute<B>(job: Arc<Job>, build: B) -> ExitCode
 where
     B: Fn(Scope<'_, Millis>, &Arc<Job>) + Send + Sync + 'static,
 {
-    let (allocators, guard) = match job.common.cluster.allocators() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{}: error: {e}", program_name());
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
     watch_signals(&job);
     let progress = report_progress(&job);
     let shared = Arc::clone(&job);
-    let guards =
-        timely::execute::execute_from(allocators, guard, timely::WorkerConfig::default(), move |worker| {
-            let job = Arc::clone(&shared);
-            worker.dataflow::<Millis, _, _>(|scope| build(scope, &job));
-            // Park when idle: busy stepping starves other processes on shared cores.
-            while worker.step_or_park(None) {}
-        });
+    let config = job.common.cluster.timely_config().expect("checked in prepare");
+    let timeout = job.common.cluster.connect_timeout.to_std();
+    let guards = crate::cluster::execute(config, timeout, &program_name(), move |worker| {
+        let job = Arc::clone(&shared);
+        worker.dataflow::<Millis, _, _>(|scope| build(scope, &job));
+        // Park when idle: busy stepping starves other processes on shared cores.
+        while worker.step_or_park(None) {}
+    });
     let guards = match guards {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("{}: error: cannot start workers: {e}", program_name());
+            eprintln!("{}: error: {e}", program_name());
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -280,18 +278,13 @@ where
     if job.common.quiet {
         return ExitCode::SUCCESS;
     }
-    let process = job.common.cluster.process;
-    let counts = if process == 0 {
-        *job.summary.lock().expect("summary lock")
-    } else {
-        // Other processes know only their own ingest; process 0 has the totals.
-        Counts {
-            read: meters.read.load(Ordering::Relaxed),
-            rejected: meters.rejected.load(Ordering::Relaxed),
-            late: meters.late.load(Ordering::Relaxed),
-            ..Counts::default()
-        }
-    };
+    let (process, processes) = (job.common.cluster.process, job.common.cluster.processes);
+    if process != 0 {
+        // Other processes know only their own ingest; process 0 reports the totals.
+        eprintln!("{}", crate::cluster::local_summary(process, processes, meters, job.started.elapsed()));
+        return ExitCode::SUCCESS;
+    }
+    let counts = *job.summary.lock().expect("summary lock");
     let open_frontier = meters.last_open_frontier.load(Ordering::Relaxed);
     let frontier_lag = (job.ingest.input.is_live() && open_frontier > 0).then(|| {
         let max_event = meters.max_event.load(Ordering::Relaxed).saturating_sub(1);
@@ -304,12 +297,7 @@ where
         latency: latency.as_ref().map(|l| l.describe()),
         frontier_lag,
     };
-    if job.common.cluster.processes > 1 {
-        let scope = if process == 0 { "all processes" } else { "this process" };
-        eprintln!("[process {process}, {scope}] {summary}");
-    } else {
-        eprintln!("{summary}");
-    }
+    eprintln!("{summary}");
     ExitCode::SUCCESS
 }
 

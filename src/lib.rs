@@ -24,10 +24,10 @@
 //!   timestamp sorted, so output bytes do not depend on `-w`, `-n` or delivery.
 
 pub mod cli;
+pub mod cluster;
 pub mod job;
 pub mod metrics;
 pub mod money;
-pub mod net;
 pub mod operators;
 pub mod record;
 pub mod sink;

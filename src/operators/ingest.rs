@@ -112,6 +112,10 @@ pub struct IngestConfig {
     pub idle_timeout: Option<Duration>,
     /// Fail on the first malformed line.
     pub strict: bool,
+    /// Send rejected lines to the diagnostics sink (when they are written somewhere).
+    pub keep_rejects: bool,
+    /// Send late records to the diagnostics sink (when they are written somewhere).
+    pub keep_late: bool,
     /// Longest accepted line.
     pub max_line: usize,
     /// The process's live feed, for live inputs.
@@ -239,7 +243,9 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                             LineOutcome::Bad(reason) => {
                                 counts.read += 1;
                                 counts.rejected += 1;
-                                rejects.push((line.index, reason, excerpt(line.bytes)));
+                                if config.keep_rejects || config.strict {
+                                    rejects.push((line.index, reason, excerpt(line.bytes)));
+                                }
                                 return;
                             }
                             LineOutcome::Good(parsed) => parsed,
@@ -252,7 +258,9 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                         if let Some(l) = config.lateness {
                             if time < watermark {
                                 counts.late += 1;
-                                lates.push((line.index, time, watermark, excerpt(line.bytes)));
+                                if config.keep_late {
+                                    lates.push((line.index, time, watermark, excerpt(line.bytes)));
+                                }
                                 return;
                             }
                             watermark = watermark.max(time.saturating_sub(l.millis()));

@@ -67,6 +67,20 @@ impl FileRange {
     }
 }
 
+/// The number of lines in the file at `path`, counting a last line without a newline.
+pub fn count_lines(path: &Path) -> io::Result<u64> {
+    let mut file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let newlines = count_newlines(&mut file)?;
+    if size == 0 {
+        return Ok(0);
+    }
+    let mut last = [0u8];
+    file.seek(SeekFrom::Start(size - 1))?;
+    file.read_exact(&mut last)?;
+    Ok(newlines + u64::from(last[0] != b'\n'))
+}
+
 fn count_newlines(mut reader: impl Read) -> io::Result<u64> {
     let mut buf = vec![0u8; BLOCK];
     let mut count = 0u64;

@@ -7,6 +7,7 @@
 //! | `tcp://HOST:PORT` | listen for line clients; process `p` listens on `PORT + p` |
 //! | `tail:PATH` | follow a growing file, surviving rotation |
 //! | `gen:KIND?rate=R&count=N&seed=S` | seeded records made inside the job, optionally paced |
+//! | a path with `{p}`, or a directory | each process's own local shard ([`shard`]) |
 //!
 //! Being bounded or unbounded is a property of the input, not a separate code path:
 //! every input hands the ingest operator blocks of [`Line`]s through a [`Reader`].
@@ -19,6 +20,7 @@ pub mod file;
 pub mod generate;
 pub mod lines;
 pub mod live;
+pub mod shard;
 pub mod tail;
 pub mod tcp;
 
@@ -27,6 +29,7 @@ pub use lines::Line;
 use file::FileRange;
 use generate::{GenRange, GenSpec};
 use live::{Feed, LiveReader, Received};
+use shard::{ShardReader, ShardSpec};
 use tail::TailSpec;
 use tcp::TcpSpec;
 
@@ -43,6 +46,8 @@ pub enum InputSpec {
     Tail(TailSpec),
     /// Records generated in the job.
     Gen(GenSpec),
+    /// Each process's own file(s).
+    Shard(ShardSpec),
 }
 
 impl std::str::FromStr for InputSpec {
@@ -61,7 +66,10 @@ impl std::str::FromStr for InputSpec {
         match text {
             "" => Err("empty input spec".into()),
             "-" => Ok(InputSpec::Stdin),
-            path => Ok(InputSpec::File(PathBuf::from(path))),
+            path => {
+                Ok(ShardSpec::parse(path)
+                    .map_or_else(|| InputSpec::File(PathBuf::from(path)), InputSpec::Shard))
+            }
         }
     }
 }
@@ -74,6 +82,7 @@ impl std::fmt::Display for InputSpec {
             InputSpec::Tcp(spec) => write!(f, "tcp://{}:{}", spec.host, spec.port),
             InputSpec::Tail(spec) => write!(f, "tail:{}", spec.path.display()),
             InputSpec::Gen(spec) => write!(f, "gen:{}", spec.kind),
+            InputSpec::Shard(spec) => write!(f, "{}", spec.origin()),
         }
     }
 }
@@ -85,8 +94,10 @@ impl InputSpec {
     /// holds its watermark back until it ends.
     pub fn is_live(&self) -> bool {
         match self {
-            InputSpec::File(_) => false,
-            InputSpec::Gen(spec) => spec.rate.is_some() || spec.count.is_none(),
+            InputSpec::File(_) | InputSpec::Shard(_) => false,
+            // Unpaced, a generator is history however long it runs: it holds the
+            // watermark like a file does.
+            InputSpec::Gen(spec) => spec.rate.is_some(),
             InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => true,
         }
     }
@@ -105,6 +116,16 @@ impl InputSpec {
                 Err(e) => Err(format!("{}: {}", path.display(), io_reason(&e))),
             },
             InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) | InputSpec::Gen(_) => Ok(()),
+            InputSpec::Shard(spec) => spec.validate(),
+        }
+    }
+
+    /// This input as process `process` of `processes` reads it: a shard spec finds the
+    /// process's own files; other inputs are the same for every process.
+    pub fn for_process(self, process: usize, processes: usize) -> Result<InputSpec, String> {
+        match self {
+            InputSpec::Shard(spec) => spec.for_process(process, processes).map(InputSpec::Shard),
+            other => Ok(other),
         }
     }
 
@@ -122,6 +143,7 @@ impl InputSpec {
         Ok(match self {
             InputSpec::File(path) => Reader::File(FileRange::open(path, part, parts, max_line)?),
             InputSpec::Gen(spec) => Reader::Gen(GenRange::new(spec, part, parts)),
+            InputSpec::Shard(spec) => Reader::Shard(spec.open(part, parts, max_line)?),
             InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => {
                 unreachable!("live inputs are read through their feed")
             }
@@ -159,6 +181,8 @@ pub enum Reader {
     Gen(GenRange),
     /// A share of a live feed.
     Live(LiveReader),
+    /// A share of this process's own files.
+    Shard(ShardReader),
 }
 
 impl Reader {
@@ -167,6 +191,13 @@ impl Reader {
         Ok(match self {
             Reader::File(range) => {
                 if range.next_block(each)? {
+                    Poll::More
+                } else {
+                    Poll::Done
+                }
+            }
+            Reader::Shard(shard) => {
+                if shard.next_block(each)? {
                     Poll::More
                 } else {
                     Poll::Done
@@ -185,7 +216,7 @@ impl Reader {
     pub fn watermark_hint(&self) -> Option<crate::time::Millis> {
         match self {
             Reader::Gen(range) => range.next_time(),
-            Reader::File(_) | Reader::Live(_) => None,
+            Reader::File(_) | Reader::Live(_) | Reader::Shard(_) => None,
         }
     }
 
@@ -195,6 +226,7 @@ impl Reader {
             Reader::File(range) => (input.to_string(), range.line_number(index).unwrap_or(0)),
             Reader::Gen(_) => (input.to_string(), index + 1),
             Reader::Live(live) => (live.origin().to_owned(), index + 1),
+            Reader::Shard(shard) => (input.to_string(), shard.line_number(index).unwrap_or(0)),
         }
     }
 }

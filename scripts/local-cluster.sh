@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs one kappa job as N processes on this machine, over loopback.
+#
+#   scripts/local-cluster.sh N -- JOB [ARGS...]
+#
+# Starts `JOB ARGS -n N -p I` for I in 0..N-1 (add -w and --port-base to ARGS as
+# needed: process I listens on localhost:PORT_BASE+I). Process 0's stdout is the job's
+# result; every log line is prefixed with `[pI]`. Waits for all; when one fails, stops
+# the others and exits 1 naming the first process that failed.
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 N -- JOB [ARGS...]" >&2
+    exit 2
+}
+
+[[ $# -ge 3 && $2 == "--" ]] || usage
+n=$1
+shift 2
+[[ $n =~ ^[1-9][0-9]*$ ]] || { echo "$0: error: N must be a positive number, not '$n'" >&2; exit 2; }
+job=$1
+shift
+if [[ $job != */* ]] && ! command -v "$job" >/dev/null; then
+    # A bare job name: use the release build next to this script's repository.
+    job="$(cd "$(dirname "$0")/.." && pwd)/target/release/$job"
+fi
+[[ -x $job ]] || { echo "$0: error: $job is not an executable job" >&2; exit 2; }
+
+SUPERVISE_NAME=local-cluster
+# shellcheck source=SCRIPTDIR/lib/supervise.sh
+source "$(dirname "$0")/lib/supervise.sh"
+supervise_trap
+for ((p = 0; p < n; p++)); do
+    supervise_start "$p" "p$p" "$job" "$@" -n "$n" -p "$p"
+done
+echo "local-cluster: started $n processes: pids ${SUPERVISE_PIDS[*]}" >&2
+supervise_wait
