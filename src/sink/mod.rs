@@ -42,8 +42,10 @@ where
     R: Tabular + Ord + ExchangeData,
 {
     fn write_rows(self, job: &Arc<Job>) {
-        let mut writer = job
-            .take_output()
+        // Rows are gathered to worker 0, so only worker 0 may hold the writer.
+        let mut writer = (self.scope().index() == 0)
+            .then(|| job.take_output())
+            .flatten()
             .map(|out| RowWriter::new(out, job.common.format, R::columns()));
         let job = Arc::clone(job);
         if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
@@ -90,8 +92,10 @@ pub trait ReportDiags<'scope> {
 
 impl<'scope> ReportDiags<'scope> for Stream<'scope, Millis, Vec<Diag>> {
     fn report(self, job: &Arc<Job>) {
-        let mut rejects_out = job.take_rejects();
-        let mut late_out = job.take_late();
+        // Diagnostics are gathered to worker 0, so only worker 0 may hold the writers.
+        let first = self.scope().index() == 0;
+        let mut rejects_out = first.then(|| job.take_rejects()).flatten();
+        let mut late_out = first.then(|| job.take_late()).flatten();
         let job = Arc::clone(job);
         let mut pending: BTreeMap<Millis, Vec<Diag>> = BTreeMap::new();
         self.sink(
