@@ -192,7 +192,16 @@ fn parse_click(line: &str) -> Result<Click<'_>, ParseError> {
             s.ws();
             s.eat(b':', "expected ':' after a field name")?;
             s.ws();
-            match FIELDS.iter().position(|f| *f == key) {
+            let field = match &*key {
+                "event_id" => Some(0),
+                "event_type" => Some(1),
+                "customer_id" => Some(2),
+                "product_id" => Some(3),
+                "timestamp" => Some(4),
+                "amount" => Some(5),
+                _ => None,
+            };
+            match field {
                 None => s.skip_value(1)?,
                 Some(field) => {
                     let bit = 1u8 << field;
@@ -306,6 +315,19 @@ impl Number<'_> {
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `chunk` (little-endian) that is `"`, `\` or below
+/// 0x20, and possibly of bytes after the first such byte, never before it.
+#[inline]
+fn special_bytes(chunk: u64) -> u64 {
+    let quote = chunk ^ (ONES * b'"' as u64);
+    let backslash = chunk ^ (ONES * b'\\' as u64);
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    (zero(quote) | zero(backslash) | (chunk.wrapping_sub(ONES * 0x20) & !chunk)) & HIGH
+}
+
 /// A cursor over one line of JSON.
 struct Scan<'a> {
     text: &'a str,
@@ -378,6 +400,15 @@ impl<'a> Scan<'a> {
     fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
         let start = self.i + 1;
         let mut j = start;
+        // Eight bytes at a time to the first quote, backslash or control character.
+        while let Some(chunk) = self.b.get(j..j + 8) {
+            let found = special_bytes(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            if found != 0 {
+                j += found.trailing_zeros() as usize / 8;
+                break;
+            }
+            j += 8;
+        }
         loop {
             match self.b.get(j) {
                 Some(b'"') => {
@@ -601,7 +632,9 @@ impl<'a> Scan<'a> {
             return Err(self.wrong_type(field, "a string"));
         }
         let id = self.string()?;
-        if id.trim().is_empty() {
+        // Only text that starts with a space (or is non-ASCII) can be blank.
+        let plain = id.as_bytes().first().is_some_and(|b| b.is_ascii_graphic());
+        if !plain && id.trim().is_empty() {
             return Err(ParseError::from(format!("empty {field}")));
         }
         Ok(id)
@@ -626,9 +659,14 @@ impl<'a> Scan<'a> {
         match self.peek() {
             Some(b'"') => {
                 let text = self.string()?;
-                parse_iso8601(text.trim()).ok_or_else(|| {
-                    ParseError::from(format!("bad timestamp '{}': not ISO 8601", excerpt(&text)))
-                })
+                parse_iso8601(&text)
+                    .or_else(|| parse_iso8601(text.trim()))
+                    .ok_or_else(|| {
+                        ParseError::from(format!(
+                            "bad timestamp '{}': not ISO 8601",
+                            excerpt(&text)
+                        ))
+                    })
             }
             Some(b'-' | b'0'..=b'9') => {
                 let n = self.number()?;
@@ -683,7 +721,7 @@ fn write_python_amount(out: &mut Vec<u8>, cents: i64) {
     let c = (cents % 100) as u8;
     out.push(b'.');
     out.push(b'0' + c / 10);
-    if c % 10 != 0 {
+    if !c.is_multiple_of(10) {
         out.push(b'0' + c % 10);
     }
 }
@@ -1044,6 +1082,24 @@ mod tests {
             }
         }
         assert!(accepted > 1000 && rejected > 100, "{accepted} {rejected}");
+    }
+
+    #[test]
+    fn special_bytes_finds_the_first_quote_backslash_or_control() {
+        for at in 0..8 {
+            for special in [b'"', b'\\', 0, 0x1f] {
+                for after in [b'a', b'"', 0x01, 0xff] {
+                    let mut chunk = [b'x'; 8];
+                    chunk[at] = special;
+                    for b in chunk.iter_mut().skip(at + 1) {
+                        *b = after;
+                    }
+                    let found = special_bytes(u64::from_le_bytes(chunk));
+                    assert_eq!(found.trailing_zeros() as usize / 8, at, "{chunk:?}");
+                }
+            }
+        }
+        assert_eq!(special_bytes(u64::from_le_bytes(*b" ~!#[]\x7f\xc3")), 0);
     }
 
     #[test]
