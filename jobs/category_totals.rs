@@ -14,8 +14,7 @@ use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, WindowArgs, parse_or_exit};
 use kappa::job::{self, JobSpec};
-use kappa::operators::window::GLOBAL_END;
-use kappa::operators::{Ingest, StampBy, ToUpdates, WindowAggregate};
+use kappa::operators::{Changes, Ingest, ToUpdates, WindowAggregate};
 use kappa::record::transaction::TransactionCsv;
 use kappa::sink::{ReportDiags, WriteRows};
 use kappa::totals::{Totals, TotalsChange, TotalsRow};
@@ -52,15 +51,8 @@ fn main() -> ExitCode {
             Mode::Incremental => sales
                 .to_updates(job.common.epoch, windowing)
                 .count_total()
-                .inner
-                .stamp_by(|(_, time, _)| *time)
-                .map(|(((window, key), totals), time, diff)| TotalsChange {
-                    // A window's total is reported with the window's end, like batch rows.
-                    time: if window == GLOBAL_END { time } else { window },
-                    key,
-                    diff: diff as i64,
-                    totals,
-                })
+                .changes()
+                .map(|(key, totals, time, diff)| TotalsChange { time, key, diff: diff as i64, totals })
                 .write_rows(job),
         }
     })

@@ -24,6 +24,7 @@
 //!   timestamp sorted, so output bytes do not depend on `-w`, `-n` or delivery.
 
 pub mod cli;
+pub mod clicks;
 pub mod cluster;
 pub mod job;
 pub mod metrics;

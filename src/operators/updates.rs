@@ -23,6 +23,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::ingest::Timed;
+use super::stamp::StampBy;
 use super::window::{GLOBAL_END, Windowing};
 use crate::time::{Duration, Millis, epoch_of};
 
@@ -98,5 +99,28 @@ where
             },
         )
         .as_collection()
+    }
+}
+
+/// A change reported by [`Changes::changes`]: `(key, value, time, diff)`.
+pub type Change<K, A> = (K, A, Millis, isize);
+
+/// The output of `count_total` over [`ToUpdates`], as changes ready for a sink.
+pub trait Changes<'scope, K, A> {
+    /// Each change stamped at its own time, with the time to print: a window's end for
+    /// windowed totals, the epoch of the change for the global window.
+    fn changes(self) -> Stream<'scope, Millis, Vec<Change<K, A>>>;
+}
+
+impl<'scope, K, A> Changes<'scope, K, A> for VecCollection<'scope, Millis, ((Millis, K), A), isize>
+where
+    K: Clone + 'static,
+    A: Clone + 'static,
+{
+    fn changes(self) -> Stream<'scope, Millis, Vec<Change<K, A>>> {
+        use timely::dataflow::operators::vec::Map;
+        self.inner.stamp_by(|(_, time, _)| *time).map(|(((window, key), value), time, diff)| {
+            (key, value, if window == GLOBAL_END { time } else { window }, diff)
+        })
     }
 }
