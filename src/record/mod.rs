@@ -12,6 +12,7 @@ use rand_pcg::Pcg64Mcg;
 
 use crate::time::{DAY_MS, Millis};
 
+pub mod access_log;
 pub mod csv;
 pub mod transaction;
 
@@ -135,7 +136,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// Generator kinds that `gen:KIND` and the `gen` binary know.
-pub const GENERATOR_KINDS: &[&str] = &["transactions"];
+pub const GENERATOR_KINDS: &[&str] = &["transactions", "access-log"];
 
 /// The generator for `kind`.
 pub fn generator(
@@ -145,6 +146,7 @@ pub fn generator(
 ) -> Result<Box<dyn RowGenerator>, String> {
     match kind {
         "transactions" => Ok(Box::new(transaction::TransactionGen::new(seed, timeline))),
+        "access-log" => Ok(Box::new(access_log::AccessLogGen::new(seed, timeline))),
         other => Err(format!(
             "unknown generator kind '{other}' (available: {})",
             GENERATOR_KINDS.join(", ")
