@@ -2,6 +2,8 @@
 
 pub mod aggregate;
 pub mod ingest;
+pub mod restamp;
+pub mod top;
 pub mod updates;
 pub mod window;
 

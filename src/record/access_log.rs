@@ -84,7 +84,9 @@ fn digits<const N: usize>(b: &[u8]) -> Option<u32> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -131,9 +133,7 @@ pub fn parse_clf_time(b: &[u8]) -> Option<(Millis, u8)> {
     let local = days_from_civil(year as i64, month, day) * 86_400
         + (hour * 3600 + minute * 60 + second) as i64;
     let utc = local - sign * (off_h * 3600 + off_m * 60) as i64;
-    u64::try_from(utc)
-        .ok()
-        .map(|s| (s * 1000, hour as u8))
+    u64::try_from(utc).ok().map(|s| (s * 1000, hour as u8))
 }
 
 /// The end of a quoted field that starts just after an opening quote at `from`: the
@@ -212,14 +212,17 @@ impl LineFormat for AccessLogFormat {
 
         let t0 = user_end + 1;
         if b.get(t0) != Some(&b'[') || b.get(t0 + 1 + TIME_LEN) != Some(&b']') {
-            return Err(ParseError::fixed("bad time: expected [dd/Mon/yyyy:HH:MM:SS +zzzz]"));
+            return Err(ParseError::fixed(
+                "bad time: expected [dd/Mon/yyyy:HH:MM:SS +zzzz]",
+            ));
         }
-        let (time, local_hour) = parse_clf_time(&b[t0 + 1..t0 + 1 + TIME_LEN]).ok_or_else(|| {
-            ParseError::from(format!(
-                "bad time '{}': expected dd/Mon/yyyy:HH:MM:SS +zzzz",
-                text(t0 + 1, t0 + 1 + TIME_LEN)
-            ))
-        })?;
+        let (time, local_hour) =
+            parse_clf_time(&b[t0 + 1..t0 + 1 + TIME_LEN]).ok_or_else(|| {
+                ParseError::from(format!(
+                    "bad time '{}': expected dd/Mon/yyyy:HH:MM:SS +zzzz",
+                    text(t0 + 1, t0 + 1 + TIME_LEN)
+                ))
+            })?;
 
         let q0 = t0 + TIME_LEN + 2;
         if b.get(q0..q0 + 2) != Some(b" \"") {
@@ -228,10 +231,14 @@ impl LineFormat for AccessLogFormat {
         let r0 = q0 + 2;
         let r1 = closing_quote(b, r0).ok_or(ParseError::fixed("unterminated request"))?;
         let request = &b[r0..r1];
-        let m = memchr::memchr(b' ', request).ok_or(ParseError::fixed("bad request: expected METHOD URL PROTOCOL"))?;
+        let m = memchr::memchr(b' ', request).ok_or(ParseError::fixed(
+            "bad request: expected METHOD URL PROTOCOL",
+        ))?;
         let p = memchr::memrchr(b' ', request).expect("a space was found");
         if m == 0 || p <= m + 1 || !request[..m].iter().all(u8::is_ascii_uppercase) {
-            return Err(ParseError::fixed("bad request: expected METHOD URL PROTOCOL"));
+            return Err(ParseError::fixed(
+                "bad request: expected METHOD URL PROTOCOL",
+            ));
         }
         if memchr::memchr(b' ', &request[m + 1..p]).is_some() {
             return Err(ParseError::fixed("bad request: space in URL"));
@@ -299,7 +306,9 @@ pub fn write_clf_time(out: &mut Vec<u8>, t: Millis) {
     let secs = t / 1000;
     let (y, mo, d) = crate::time::civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    let two = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+    let two = |out: &mut Vec<u8>, v: u64| {
+        out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8])
+    };
     out.push(b'[');
     two(out, d as u64);
     out.push(b'/');
@@ -383,7 +392,12 @@ impl AccessLogGen {
                 out.extend_from_slice(b"2001:db8:");
                 let _ = std::io::Write::write_fmt(
                     out,
-                    format_args!("{:x}:{:x}::{:x}", (h >> 48) & 0xffff, (h >> 32) & 0xffff, h & 0xffff),
+                    format_args!(
+                        "{:x}:{:x}::{:x}",
+                        (h >> 48) & 0xffff,
+                        (h >> 32) & 0xffff,
+                        h & 0xffff
+                    ),
                 );
             }
             2 => {
@@ -493,7 +507,10 @@ mod tests {
         assert_eq!((a.ident, a.user), ("-", "-"));
         assert_eq!(a.time, parse_iso8601("2015-05-17T10:05:03Z").unwrap());
         assert_eq!(a.local_hour, 10);
-        assert_eq!((a.method, a.url, a.protocol), ("GET", "/presentations/x.png", "HTTP/1.1"));
+        assert_eq!(
+            (a.method, a.url, a.protocol),
+            ("GET", "/presentations/x.png", "HTTP/1.1")
+        );
         assert_eq!((a.status, a.size), (200, Some(203023)));
         assert_eq!(a.referer, Some("http://semicomplete.com/"));
         assert_eq!(a.agent, Some("Mozilla/5.0 (Macintosh)"));
@@ -503,7 +520,10 @@ mod tests {
             r#"::1 - frank [01/Jan/2020:00:00:00 -0130] "POST /login HTTP/1.0" 503 -"#,
         )
         .unwrap();
-        assert_eq!((c.host, c.user, c.status, c.size), ("::1", "frank", 503, None));
+        assert_eq!(
+            (c.host, c.user, c.status, c.size),
+            ("::1", "frank", 503, None)
+        );
         assert_eq!(c.time, parse_iso8601("2020-01-01T01:30:00Z").unwrap());
         assert_eq!((c.local_hour, c.tail), (0, Tail::Common));
     }
@@ -515,33 +535,91 @@ mod tests {
         assert_eq!(a.url, r#"/a\"b"#);
         assert_eq!(a.referer, Some(r"http://\xe4\xe5/"));
         assert_eq!(a.agent, Some(r#"agent \"quoted\" x"#));
-        for tail in [r#" "-" "Googlebot/2.1; +http://www.google.com/bot.html"#, " junk", r#" "only-one""#, r#" "a" "b"c"#] {
-            let l = format!(r#"1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 5{tail}"#);
+        for tail in [
+            r#" "-" "Googlebot/2.1; +http://www.google.com/bot.html"#,
+            " junk",
+            r#" "only-one""#,
+            r#" "a" "b"c"#,
+        ] {
+            let l =
+                format!(r#"1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 5{tail}"#);
             let a = AccessLogFormat::parse(&l).unwrap_or_else(|e| panic!("{l}: {e}"));
-            assert_eq!((a.tail, a.referer, a.size), (Tail::Broken, None, Some(5)), "{l}");
+            assert_eq!(
+                (a.tail, a.referer, a.size),
+                (Tail::Broken, None, Some(5)),
+                "{l}"
+            );
         }
     }
 
     #[test]
     fn rejects_bad_prefixes() {
         let cases = [
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200", "missing size"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12x", "bad size"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 20 12", "bad status"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 700 12", "bad status"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1 200 12", "unterminated"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET /\" 200 12", "bad request"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"get / HTTP/1.1\" 200 12", "bad request"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / FTP/1\" 200 12", "bad request"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET /a b HTTP/1.1\" 200 12", "bad request"),
-            ("1.2.3.4 - - [32/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12", "bad time"),
-            ("1.2.3.4 - - [17/Mai/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12", "bad time"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03] \"GET / HTTP/1.1\" 200 12", "bad time"),
-            ("1.2.3.4 - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12", "bad time"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] GET / HTTP/1.1 200 12", "missing quoted"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1", "unterminated"),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200",
+                "missing size",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12x",
+                "bad size",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 20 12",
+                "bad status",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 700 12",
+                "bad status",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1 200 12",
+                "unterminated",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET /\" 200 12",
+                "bad request",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"get / HTTP/1.1\" 200 12",
+                "bad request",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / FTP/1\" 200 12",
+                "bad request",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET /a b HTTP/1.1\" 200 12",
+                "bad request",
+            ),
+            (
+                "1.2.3.4 - - [32/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12",
+                "bad time",
+            ),
+            (
+                "1.2.3.4 - - [17/Mai/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12",
+                "bad time",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03] \"GET / HTTP/1.1\" 200 12",
+                "bad time",
+            ),
+            (
+                "1.2.3.4 - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12",
+                "bad time",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] GET / HTTP/1.1 200 12",
+                "missing quoted",
+            ),
+            (
+                "1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1",
+                "unterminated",
+            ),
             ("1.2.3.4", "missing fields"),
-            (" - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12", "empty host"),
+            (
+                " - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12",
+                "empty host",
+            ),
         ];
         for (line, reason) in cases {
             match AccessLogFormat::parse(line) {
@@ -571,7 +649,13 @@ mod tests {
             generator.write_row(i, &mut again);
             assert_eq!(line, again);
         }
-        for (what, n) in [("ipv6", v6), ("names", names), ("dash", dash), ("common", common), ("5xx", errors)] {
+        for (what, n) in [
+            ("ipv6", v6),
+            ("names", names),
+            ("dash", dash),
+            ("common", common),
+            ("5xx", errors),
+        ] {
             assert!(n > 10, "{what}: {n}");
         }
     }

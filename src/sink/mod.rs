@@ -35,6 +35,11 @@ fn write_failed(what: &str, e: &io::Error) -> ! {
 pub trait WriteRows<'scope, R> {
     /// Gathers rows to worker 0 and writes each complete timestamp's rows, sorted.
     fn write_rows(self, job: &Arc<Job>);
+
+    /// As [`write_rows`](WriteRows::write_rows), but to `out` (a side output such as an
+    /// alerts file) instead of `--output`; `None` gathers and discards. Rows written here
+    /// are not counted in the summary.
+    fn write_rows_to(self, job: &Arc<Job>, out: Option<Box<dyn Write + Send>>);
 }
 
 impl<'scope, R> WriteRows<'scope, R> for Stream<'scope, Millis, Vec<R>>
@@ -42,43 +47,64 @@ where
     R: Tabular + Ord + ExchangeData,
 {
     fn write_rows(self, job: &Arc<Job>) {
-        let mut writer = job
-            .take_output()
-            .map(|out| RowWriter::new(out, job.common.format, R::columns()));
-        let job = Arc::clone(job);
-        if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
-            write_failed("output", &e);
-        }
-        let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
-        self.sink(
-            Exchange::new(|_: &R| 0),
-            "WriteRows",
-            move |(input, frontier)| {
-                input.for_each_time(|time, data| {
-                    let rows = pending.entry(*time.time()).or_default();
-                    for batch in data {
-                        rows.append(batch);
-                    }
-                });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let mut rows = entry.remove();
-                    rows.sort();
-                    job.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                    if let Some(Err(e)) = writer.as_mut().map(|w| w.write_group(&rows)) {
-                        write_failed("output", &e);
-                    }
+        // Only worker 0 receives rows, so only it may take the writer.
+        let out = if self.scope().index() == 0 {
+            job.take_output()
+        } else {
+            None
+        };
+        write_rows_counted(self, job, out, true)
+    }
+
+    fn write_rows_to(self, job: &Arc<Job>, out: Option<Box<dyn Write + Send>>) {
+        write_rows_counted(self, job, out, false)
+    }
+}
+
+fn write_rows_counted<R>(
+    stream: Stream<'_, Millis, Vec<R>>,
+    job: &Arc<Job>,
+    out: Option<Box<dyn Write + Send>>,
+    count: bool,
+) where
+    R: Tabular + Ord + ExchangeData,
+{
+    let mut writer = out.map(|out| RowWriter::new(out, job.common.format, R::columns()));
+    let job = Arc::clone(job);
+    if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
+        write_failed("output", &e);
+    }
+    let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
+    stream.sink(
+        Exchange::new(|_: &R| 0),
+        "WriteRows",
+        move |(input, frontier)| {
+            input.for_each_time(|time, data| {
+                let rows = pending.entry(*time.time()).or_default();
+                for batch in data {
+                    rows.append(batch);
                 }
-                if frontier.is_empty()
-                    && let Some(Err(e)) = writer.take().map(|mut w| w.flush())
-                {
+            });
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let mut rows = entry.remove();
+                rows.sort();
+                if count {
+                    job.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                }
+                if let Some(Err(e)) = writer.as_mut().map(|w| w.write_group(&rows)) {
                     write_failed("output", &e);
                 }
-            },
-        );
-    }
+            }
+            if frontier.is_empty()
+                && let Some(Err(e)) = writer.take().map(|mut w| w.flush())
+            {
+                write_failed("output", &e);
+            }
+        },
+    );
 }
 
 /// Writes rejects and late records to their files and adds up the workers' counts.
@@ -90,8 +116,10 @@ pub trait ReportDiags<'scope> {
 
 impl<'scope> ReportDiags<'scope> for Stream<'scope, Millis, Vec<Diag>> {
     fn report(self, job: &Arc<Job>) {
-        let mut rejects_out = job.take_rejects();
-        let mut late_out = job.take_late();
+        // Only worker 0 receives diagnostics, so only it may take the writers.
+        let first = self.scope().index() == 0;
+        let mut rejects_out = if first { job.take_rejects() } else { None };
+        let mut late_out = if first { job.take_late() } else { None };
         let job = Arc::clone(job);
         let mut pending: BTreeMap<Millis, Vec<Diag>> = BTreeMap::new();
         self.sink(
