@@ -1,4 +1,5 @@
-//! Writes seeded, deterministic data sets: `gen transactions --rows N --seed S`.
+//! Writes seeded, deterministic data sets: `gen transactions --rows N --seed S`,
+//! `gen access-log --rows N --seed S`.
 //!
 //! Row `i` depends only on the seed and `i`, so the same command writes the same bytes
 //! on any machine, and the file is written as a stream in constant memory.
@@ -53,6 +54,40 @@ enum Kind {
         #[arg(long, short = 'o', value_name = "PATH")]
         output: Option<PathBuf>,
     },
+    /// Apache access-log lines (combined format, some common), with heavy hitters and
+    /// 4xx/5xx responses; no header.
+    AccessLog(GenOptions),
+}
+
+/// Options of generators added after `transactions` (the same flags).
+#[derive(clap::Args, Debug)]
+struct GenOptions {
+    /// Number of rows.
+    #[arg(long, default_value_t = 100_000)]
+    rows: u64,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// First timestamp (ISO 8601).
+    #[arg(long, default_value = "2026-10-01T00:00:00Z", value_parser = parse_time)]
+    start: u64,
+    /// Days the timestamps span.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    days: u64,
+    /// Write rows in time order, like a live feed, instead of shuffled history.
+    #[arg(long)]
+    ordered: bool,
+    /// With --ordered, delay each row by up to this much behind its place in time.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0ms",
+        requires = "ordered"
+    )]
+    jitter: Duration,
+    /// Write here instead of stdout.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    output: Option<PathBuf>,
 }
 
 fn parse_time(text: &str) -> Result<u64, String> {
@@ -80,7 +115,30 @@ fn write_rows(out: &mut dyn Write, rows: u64, generator: &dyn RowGenerator) -> i
 
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
-    let Kind::Transactions {
+    let (kind, options) = match args.kind {
+        Kind::Transactions {
+            rows,
+            seed,
+            start,
+            days,
+            ordered,
+            jitter,
+            output,
+        } => (
+            "transactions",
+            GenOptions {
+                rows,
+                seed,
+                start,
+                days,
+                ordered,
+                jitter,
+                output,
+            },
+        ),
+        Kind::AccessLog(options) => ("access-log", options),
+    };
+    let GenOptions {
         rows,
         seed,
         start,
@@ -88,7 +146,7 @@ fn main() -> ExitCode {
         ordered,
         jitter,
         output,
-    } = args.kind;
+    } = options;
     let span = days * DAY_MS;
     let timeline = if ordered {
         let step_micros = if rows == 0 {
@@ -104,7 +162,7 @@ fn main() -> ExitCode {
     } else {
         Timeline::Shuffled { start, span }
     };
-    let generator = generator("transactions", seed, timeline).expect("known kind");
+    let generator = generator(kind, seed, timeline).expect("known kind");
     let mut out: Box<dyn Write> = match &output {
         None => Box::new(io::stdout().lock()),
         Some(path) => match File::create(path) {

@@ -51,12 +51,30 @@ pub struct AccessLog<'a> {
     pub status: u16,
     /// Response size in bytes; `None` when logged as `-`.
     pub size: Option<u64>,
-    /// Referer as written between its quotes (escapes kept), for combined lines.
-    pub referer: Option<&'a str>,
-    /// User agent as written between its quotes (escapes kept), for combined lines.
-    pub agent: Option<&'a str>,
+    /// Everything after the size field: empty in common format, ` "referer" "agent"` in
+    /// combined format. Read it with [`AccessLog::combined`] and [`AccessLog::tail`]; it
+    /// is parsed only when asked for, since counting requests does not need it.
+    pub rest: &'a str,
+}
+
+impl<'a> AccessLog<'a> {
+    /// The referer and agent as written between their quotes (escapes kept), when the
+    /// line is in well-formed combined format.
+    pub fn combined(&self) -> Option<(&'a str, &'a str)> {
+        let rest = self.rest;
+        parse_tail(rest.as_bytes(), 0).map(|(r0, r1, a0, a1)| (&rest[r0..r1], &rest[a0..a1]))
+    }
+
     /// What followed the size field.
-    pub tail: Tail,
+    pub fn tail(&self) -> Tail {
+        if self.rest.bytes().all(|c| c == b' ') {
+            Tail::Common
+        } else if self.combined().is_some() {
+            Tail::Combined
+        } else {
+            Tail::Broken
+        }
+    }
 }
 
 /// The Apache common/combined log format.
@@ -173,7 +191,10 @@ fn parse_tail(b: &[u8], from: usize) -> Option<(usize, usize, usize, usize)> {
 }
 
 fn token(b: &[u8], from: usize, what: &'static str) -> Result<usize, ParseError> {
-    let end = memchr::memchr(b' ', &b[from..])
+    // Tokens are short: a plain loop beats memchr's setup.
+    let end = b[from..]
+        .iter()
+        .position(|&c| c == b' ')
         .map(|k| from + k)
         .ok_or_else(|| ParseError::from(format!("missing fields after {what}")))?;
     if end == from {
@@ -260,22 +281,16 @@ impl LineFormat for AccessLogFormat {
         }
 
         let z0 = s0 + 5;
-        let z1 = memchr::memchr(b' ', &b[z0..]).map_or(b.len(), |k| z0 + k);
+        let z1 = b[z0..]
+            .iter()
+            .position(|&c| c == b' ')
+            .map_or(b.len(), |k| z0 + k);
         let size = match &b[z0..z1] {
             b"-" => None,
             d if !d.is_empty() && d.len() <= 19 && d.iter().all(u8::is_ascii_digit) => {
                 Some(d.iter().fold(0u64, |v, c| v * 10 + (c - b'0') as u64))
             }
             _ => return Err(ParseError::fixed("bad size: expected digits or -")),
-        };
-
-        let (referer, agent, tail) = if b[z1..].iter().all(|&c| c == b' ') {
-            (None, None, Tail::Common)
-        } else {
-            match parse_tail(b, z1) {
-                Some((a, c, d, e)) => (Some(text(a, c)), Some(text(d, e)), Tail::Combined),
-                None => (None, None, Tail::Broken),
-            }
         };
 
         Ok(AccessLog {
@@ -289,9 +304,7 @@ impl LineFormat for AccessLogFormat {
             protocol: text(r0 + p + 1, r1),
             status,
             size,
-            referer,
-            agent,
-            tail,
+            rest: text(z1, b.len()),
         })
     }
 
@@ -512,9 +525,11 @@ mod tests {
             ("GET", "/presentations/x.png", "HTTP/1.1")
         );
         assert_eq!((a.status, a.size), (200, Some(203023)));
-        assert_eq!(a.referer, Some("http://semicomplete.com/"));
-        assert_eq!(a.agent, Some("Mozilla/5.0 (Macintosh)"));
-        assert_eq!(a.tail, Tail::Combined);
+        assert_eq!(
+            a.combined(),
+            Some(("http://semicomplete.com/", "Mozilla/5.0 (Macintosh)"))
+        );
+        assert_eq!(a.tail(), Tail::Combined);
 
         let c = AccessLogFormat::parse(
             r#"::1 - frank [01/Jan/2020:00:00:00 -0130] "POST /login HTTP/1.0" 503 -"#,
@@ -525,7 +540,7 @@ mod tests {
             ("::1", "frank", 503, None)
         );
         assert_eq!(c.time, parse_iso8601("2020-01-01T01:30:00Z").unwrap());
-        assert_eq!((c.local_hour, c.tail), (0, Tail::Common));
+        assert_eq!((c.local_hour, c.tail()), (0, Tail::Common));
     }
 
     #[test]
@@ -533,8 +548,10 @@ mod tests {
         let l = r#"h.example.com - - [17/May/2015:10:05:03 +0000] "GET /a\"b HTTP/1.1" 404 12 "http://\xe4\xe5/" "agent \"quoted\" x""#;
         let a = AccessLogFormat::parse(l).unwrap();
         assert_eq!(a.url, r#"/a\"b"#);
-        assert_eq!(a.referer, Some(r"http://\xe4\xe5/"));
-        assert_eq!(a.agent, Some(r#"agent \"quoted\" x"#));
+        assert_eq!(
+            a.combined(),
+            Some((r"http://\xe4\xe5/", r#"agent \"quoted\" x"#))
+        );
         for tail in [
             r#" "-" "Googlebot/2.1; +http://www.google.com/bot.html"#,
             " junk",
@@ -545,7 +562,7 @@ mod tests {
                 format!(r#"1.2.3.4 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 5{tail}"#);
             let a = AccessLogFormat::parse(&l).unwrap_or_else(|e| panic!("{l}: {e}"));
             assert_eq!(
-                (a.tail, a.referer, a.size),
+                (a.tail(), a.combined(), a.size),
                 (Tail::Broken, None, Some(5)),
                 "{l}"
             );
@@ -639,11 +656,11 @@ mod tests {
             generator.write_row(i, &mut line);
             let text = std::str::from_utf8(&line).unwrap();
             let a = AccessLogFormat::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_ne!(a.tail, Tail::Broken, "{text}");
+            assert_ne!(a.tail(), Tail::Broken, "{text}");
             v6 += a.host.contains(':') as u32;
             names += a.host.ends_with(".example.net") as u32;
             dash += a.size.is_none() as u32;
-            common += (a.tail == Tail::Common) as u32;
+            common += (a.tail() == Tail::Common) as u32;
             errors += (a.status >= 500) as u32;
             let mut again = Vec::new();
             generator.write_row(i, &mut again);
