@@ -612,7 +612,7 @@ mod tests {
             ip: ip.into(),
             requests: n,
         };
-        let mut rows = vec![r("b", 2), r("c", 5), r("a", 2)];
+        let mut rows = [r("b", 2), r("c", 5), r("a", 2)];
         rows.sort();
         let order: Vec<_> = rows.iter().map(|r| r.ip.as_str()).collect();
         assert_eq!(order, ["c", "a", "b"]);

@@ -327,7 +327,7 @@ fn outputs(dir: &TempDir, tag: &str, args: &[&str]) -> (String, String, String) 
 }
 
 #[test]
-fn output_is_byte_identical_for_any_worker_count() {
+fn output_is_byte_identical_for_any_worker_count_and_epoch() {
     let dir = TempDir::new("ip-workers");
     let log = dir.path("access.log");
     gen_log(&log, 30_000, 3, 1);
@@ -353,6 +353,13 @@ fn output_is_byte_identical_for_any_worker_count() {
             let many = outputs(&dir, w, &[&base[..], &["-w", w]].concat());
             assert!(one == many, "-w {w} differs with {extra:?}");
         }
+        // Windowed results and alerts do not depend on the epoch either.
+        let coarse = outputs(
+            &dir,
+            "e",
+            &[&base[..], &["-w", "2", "--epoch", "1m"]].concat(),
+        );
+        assert!(one == coarse, "--epoch 1m differs with {extra:?}");
     }
 }
 
