@@ -41,17 +41,22 @@ struct Args {
     #[command(flatten)]
     window: WindowArgs,
     /// Only the K hosts with the most requests per window (ties by host); 0 for all.
-    #[arg(long, value_name = "K", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 0,
+        help_heading = "Monitoring"
+    )]
     top: usize,
     /// Write alerts here: hosts with more than --suspicious requests in a window, and
     /// every 5xx response.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Monitoring")]
     alerts: Option<PathBuf>,
     /// A host with more than N requests in one window is suspicious.
-    #[arg(long, value_name = "N", default_value_t = 50)]
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(i64).range(0..), help_heading = "Monitoring")]
     suspicious: i64,
     /// Write the notebook's batch analytics over the whole input here.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Monitoring")]
     report: Option<PathBuf>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]

@@ -221,12 +221,18 @@ impl LineFormat for AccessLogFormat {
         let b = line.as_bytes();
         let text = |from: usize, to: usize| &line[from..to];
 
-        let host_end = token(b, 0, "host")?;
-        if !b[..host_end]
-            .iter()
-            .all(|&c| c.is_ascii_graphic() && c != b'"')
-        {
-            return Err(ParseError::fixed("bad host: not a visible ASCII token"));
+        // One pass finds the host's end and checks its bytes.
+        let mut host_end = 0;
+        loop {
+            match b.get(host_end) {
+                Some(b' ') => break,
+                Some(&c) if c.is_ascii_graphic() && c != b'"' => host_end += 1,
+                Some(_) => return Err(ParseError::fixed("bad host: not a visible ASCII token")),
+                None => return Err(ParseError::fixed("missing fields after host")),
+            }
+        }
+        if host_end == 0 {
+            return Err(ParseError::fixed("empty host"));
         }
         let ident_end = token(b, host_end + 1, "ident")?;
         let user_end = token(b, ident_end + 1, "user")?;
