@@ -234,6 +234,17 @@ fn counts_equal_the_reference_fold_on_seeded_data() {
     let hourly = ip_counts(&["--input", input, "--window", "1h"]);
     assert_eq!(job_counts(&hourly), ref_counts(&reqs, Some(3_600_000)));
 
+    // Sliding windows of 30 minutes every 10: each request is in the three windows
+    // that end in the next 30 minutes.
+    let sliding = ip_counts(&["--input", input, "--window", "30m", "--slide", "10m"]);
+    let mut want: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    for ((end, ip), n) in ref_counts(&reqs, Some(600_000)) {
+        for k in 0..3 {
+            *want.entry((end + k * 600_000, ip.clone())).or_default() += n;
+        }
+    }
+    assert_eq!(job_counts(&sliding), want);
+
     // Top 3 per hour: the reference's three largest, ties broken by host.
     let top = ip_counts(&["--input", input, "--window", "1h", "--top", "3"]);
     let mut by_window: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
@@ -253,6 +264,8 @@ fn counts_equal_the_reference_fold_on_seeded_data() {
     let same = ip_counts(&[
         "--input",
         "gen:access-log?count=20000&seed=7",
+        "-w",
+        "2",
         "--top",
         "20",
     ]);
