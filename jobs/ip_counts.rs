@@ -65,7 +65,7 @@ struct Args {
 
 type Output = Box<dyn Write + Send>;
 
-/// A side output, created by process 0 only; the first worker to ask takes it.
+/// A side output, created by process 0 only; its worker 0 takes it, as sinks gather there.
 fn side_output(path: &Option<PathBuf>, process: u32, what: &str) -> Arc<Mutex<Option<Output>>> {
     let out = match path {
         Some(p) if process == 0 => match File::create(p) {
