@@ -737,3 +737,34 @@ fn bad_flags_are_one_line_with_exit_code_2() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn every_run_writes_all_outputs_whichever_worker_builds_first() {
+    // Sinks gather on worker 0; a writer taken by another worker would write nothing.
+    let dir = TempDir::new("ip-race");
+    let log = dir.path("mixed.log");
+    let text: String = MIXED.iter().map(|(l, _)| format!("{l}\n")).collect();
+    std::fs::write(&log, text).unwrap();
+    let rejects = dir.path("rejects.txt");
+    for _ in 0..8 {
+        let (out, alerts, report) = outputs(
+            &dir,
+            "race",
+            &[
+                "--input",
+                log.to_str().unwrap(),
+                "-w",
+                "4",
+                "--rejects",
+                rejects.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(job_counts(&out).len(), 4);
+        assert_eq!(rows(&alerts).len(), 2, "{alerts}");
+        assert!(report.contains("parse_errors,,9"), "{report}");
+        assert_eq!(
+            std::fs::read_to_string(&rejects).unwrap().lines().count(),
+            9
+        );
+    }
+}
