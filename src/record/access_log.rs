@@ -692,4 +692,30 @@ mod tests {
         assert_eq!(parse_clf_time(&out[1..27]), Some((t, 23)));
         assert_eq!(parse_clf_time(b"29/Feb/2023:23:59:58 +0000"), None);
     }
+
+    proptest::proptest! {
+        /// Cutting, splicing or corrupting a valid line never panics the parser, and
+        /// whatever it accepts has a valid prefix (a request that fits in the line).
+        #[test]
+        fn parser_never_panics_on_mangled_lines(
+            cut in 0usize..200,
+            at in 0usize..200,
+            insert in "[ -~]{0,4}|\\\\|\"|\\[|\\]",
+        ) {
+            let mut line = LINE.to_owned();
+            let at = at.min(line.len());
+            line.insert_str(at, &insert);
+            line.truncate(line.len().saturating_sub(cut));
+            if let Ok(a) = AccessLogFormat::parse(&line) {
+                proptest::prop_assert!(!a.host.is_empty() && (100..=599).contains(&a.status));
+                proptest::prop_assert!(a.url.len() + a.method.len() < line.len());
+                let _ = (a.tail(), a.combined());
+            }
+        }
+
+        #[test]
+        fn parser_never_panics_on_arbitrary_text(line in "\\PC{0,120}") {
+            let _ = AccessLogFormat::parse(&line).map(|a| (a.tail(), a.combined()));
+        }
+    }
 }
