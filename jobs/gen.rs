@@ -1,5 +1,5 @@
 //! Writes seeded, deterministic data sets: `gen transactions --rows N --seed S`,
-//! `gen clicks --rows N --seed S`.
+//! `gen clicks --rows N --seed S`, `gen access-log --rows N --seed S`.
 //!
 //! Row `i` depends only on the seed and `i`, so the same command writes the same bytes
 //! on any machine, and the file is written as a stream in constant memory.
@@ -29,6 +29,9 @@ enum Kind {
     Transactions(Options),
     /// Clickstream events as JSON lines (the notebook's Kafka demo).
     Clicks(Options),
+    /// Apache access-log lines (combined format, some common), with heavy hitters and
+    /// 4xx/5xx responses; no header.
+    AccessLog(Options),
 }
 
 /// Options every kind of data set takes.
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
     let (kind, options) = match args.kind {
         Kind::Transactions(options) => ("transactions", options),
         Kind::Clicks(options) => ("clicks", options),
+        Kind::AccessLog(options) => ("access-log", options),
     };
     let Options { rows, seed, start, days, ordered, jitter, output } = options;
     let span = days * DAY_MS;

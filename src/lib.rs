@@ -23,6 +23,7 @@
 //! * **Determinism.** Sinks ([`sink`]) gather to worker 0 and write each complete
 //!   timestamp sorted, so output bytes do not depend on `-w`, `-n` or delivery.
 
+pub mod access;
 pub mod cli;
 pub mod clicks;
 pub mod cluster;

@@ -4,6 +4,7 @@ pub mod aggregate;
 pub mod delivery;
 pub mod ingest;
 pub mod stamp;
+pub mod top;
 pub mod updates;
 pub mod window;
 

@@ -12,6 +12,7 @@ use rand_pcg::Pcg64Mcg;
 
 use crate::time::{DAY_MS, Millis};
 
+pub mod access_log;
 pub mod click;
 pub mod csv;
 pub mod transaction;
@@ -123,13 +124,14 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// Generator kinds that `gen:KIND` and the `gen` binary know.
-pub const GENERATOR_KINDS: &[&str] = &["transactions", "clicks"];
+pub const GENERATOR_KINDS: &[&str] = &["transactions", "clicks", "access-log"];
 
 /// The generator for `kind`.
 pub fn generator(kind: &str, seed: u64, timeline: Timeline) -> Result<Box<dyn RowGenerator>, String> {
     match kind {
         "transactions" => Ok(Box::new(transaction::TransactionGen::new(seed, timeline))),
         "clicks" => Ok(Box::new(click::ClickGen::new(seed, timeline))),
+        "access-log" => Ok(Box::new(access_log::AccessLogGen::new(seed, timeline))),
         other => Err(format!("unknown generator kind '{other}' (available: {})", GENERATOR_KINDS.join(", "))),
     }
 }

@@ -35,6 +35,9 @@ fn write_failed(what: &str, e: &io::Error) -> ! {
 pub trait WriteRows<'scope, R> {
     /// Gathers rows to worker 0 and writes each complete timestamp's rows, sorted.
     fn write_rows(self, job: &Arc<Job>);
+    /// The same, to a side file such as alerts (`out` matters on worker 0 only); these
+    /// rows are not counted in the summary.
+    fn write_rows_to(self, job: &Arc<Job>, out: Option<Box<dyn Write + Send>>);
 }
 
 impl<'scope, R> WriteRows<'scope, R> for Stream<'scope, Millis, Vec<R>>
@@ -42,45 +45,66 @@ where
     R: Tabular + Ord + ExchangeData,
 {
     fn write_rows(self, job: &Arc<Job>) {
-        let mut writer = job
-            .take_output(self.scope().index())
-            .map(|out| RowWriter::new(out, job.common.format, R::columns()));
-        let job = Arc::clone(job);
-        if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
-            write_failed("output", &e);
-        }
-        let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
-        self.sink(Exchange::new(|_: &R| 0), "WriteRows", move |(input, frontier)| {
+        let out = job.take_output(self.scope().index());
+        write_rows_counted(self, job, out, true)
+    }
+
+    fn write_rows_to(self, job: &Arc<Job>, out: Option<Box<dyn Write + Send>>) {
+        write_rows_counted(self, job, out, false)
+    }
+}
+
+fn write_rows_counted<R>(
+    stream: Stream<'_, Millis, Vec<R>>,
+    job: &Arc<Job>,
+    out: Option<Box<dyn Write + Send>>,
+    main: bool,
+) where
+    R: Tabular + Ord + ExchangeData,
+{
+    // Rows are gathered to worker 0, so only worker 0 may hold a writer.
+    let mut writer = out
+        .filter(|_| stream.scope().index() == 0)
+        .map(|out| RowWriter::new(out, job.common.format, R::columns()));
+    let job = Arc::clone(job);
+    if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
+        write_failed("output", &e);
+    }
+    let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
+    stream.sink(Exchange::new(|_: &R| 0), "WriteRows", move |(input, frontier)| {
+        if main {
             job.meters().output_frontier_is(frontier.frontier().first().copied().unwrap_or(Millis::MAX));
-            input.for_each_time(|time, data| {
-                let rows = pending.entry(*time.time()).or_default();
-                for batch in data {
-                    rows.append(batch);
-                }
-            });
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let mut rows = entry.remove();
-                rows.sort();
-                job.meters().rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                // Live results are flushed as they complete, so readers see them at once.
-                let live = job.ingest.input.is_live();
-                if let Some(Err(e)) = writer
-                    .as_mut()
-                    .map(|w| w.write_group(&rows).and_then(|()| if live { w.flush() } else { Ok(()) }))
-                {
-                    write_failed("output", &e);
-                }
+        }
+        input.for_each_time(|time, data| {
+            let rows = pending.entry(*time.time()).or_default();
+            for batch in data {
+                rows.append(batch);
             }
-            if frontier.is_empty()
-                && let Some(Err(e)) = writer.take().map(|mut w| w.flush())
+        });
+        while let Some(entry) = pending.first_entry() {
+            if frontier.less_equal(entry.key()) {
+                break;
+            }
+            let mut rows = entry.remove();
+            rows.sort();
+            if main {
+                job.meters().rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            }
+            // Live results are flushed as they complete, so readers see them at once.
+            let live = job.ingest.input.is_live();
+            if let Some(Err(e)) = writer
+                .as_mut()
+                .map(|w| w.write_group(&rows).and_then(|()| if live { w.flush() } else { Ok(()) }))
             {
                 write_failed("output", &e);
             }
-        });
-    }
+        }
+        if frontier.is_empty()
+            && let Some(Err(e)) = writer.take().map(|mut w| w.flush())
+        {
+            write_failed("output", &e);
+        }
+    });
 }
 
 /// Writes rejects and late records to their files and adds up the workers' counts.

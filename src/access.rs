@@ -1,0 +1,539 @@
+//! Access-log monitoring: the rows and operators of the `ip_counts` job.
+//!
+//! * [`IpCount`] / [`IpCountChange`]: requests per client host, per window (batch) or
+//!   as differential changes (incremental), ordered by count descending, then host.
+//! * [`Alert`]: a suspicious host (more than N requests in a window) or a 5xx response.
+//! * [`ReportRow`]: the notebook's batch analytics (totals, distributions, top URLs,
+//!   error rate, average size, peak hour, parse errors), built by [`Report::report`]
+//!   from per-[`Facet`] counts.
+
+use std::cmp::{Ordering, Reverse};
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::operators::aggregate::Windowed;
+use crate::record::access_log::AccessLog;
+use crate::sink::{Cell, Tabular};
+use crate::time::Millis;
+
+/// What the job keeps of one request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hit {
+    /// Client host, as written.
+    pub ip: CompactString,
+    /// Request method; empty when no output needs it.
+    pub method: CompactString,
+    /// Request URL; empty when no output needs it.
+    pub url: CompactString,
+    /// Response status.
+    pub status: u16,
+    /// Response size, if logged.
+    pub size: Option<u64>,
+    /// Hour of day as written in the log.
+    pub hour: u8,
+}
+
+impl Hit {
+    /// The host, status and size of `log`, plus its method and URL when `details` is set
+    /// or the response is a server error (which raises an alert naming its URL).
+    #[inline]
+    pub fn of(log: &AccessLog<'_>, details: bool) -> Hit {
+        let url = if details || log.status >= 500 {
+            CompactString::from(log.url)
+        } else {
+            CompactString::const_new("")
+        };
+        Hit {
+            ip: CompactString::from(log.host),
+            method: if details { CompactString::from(log.method) } else { CompactString::const_new("") },
+            url,
+            status: log.status,
+            size: log.size,
+            hour: log.local_hour,
+        }
+    }
+
+    /// Whether the response is an error (status 400 or above), as the notebook counts them.
+    pub fn is_error(&self) -> bool {
+        self.status >= 400
+    }
+}
+
+/// Orders by count descending, then host: the table's and top-K's order.
+fn by_count(a: (&Millis, i64, &str), b: (&Millis, i64, &str)) -> Ordering {
+    a.0.cmp(b.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(b.2))
+}
+
+/// Requests from one host in one window: a batch result row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpCount {
+    /// End of the window (exclusive); for all time, one past the last event.
+    pub time: Millis,
+    /// Client host.
+    pub ip: CompactString,
+    /// Requests.
+    pub requests: i64,
+}
+
+impl IpCount {
+    /// The sort key of top-K selection: count descending, then host.
+    pub fn rank(&self) -> (Reverse<i64>, CompactString) {
+        (Reverse(self.requests), self.ip.clone())
+    }
+}
+
+impl Ord for IpCount {
+    fn cmp(&self, o: &Self) -> Ordering {
+        by_count((&self.time, self.requests, &self.ip), (&o.time, o.requests, &o.ip))
+    }
+}
+
+impl PartialOrd for IpCount {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Tabular for IpCount {
+    fn columns() -> &'static [&'static str] {
+        &["time", "ip", "requests"]
+    }
+    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+        out.extend([Cell::Time(self.time), Cell::Text(&self.ip), Cell::Int(self.requests)]);
+    }
+}
+
+/// A change to one host's request count: an incremental result row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpCountChange {
+    /// The time of the change (the event-time epoch, or a window's end).
+    pub time: Millis,
+    /// Client host.
+    pub ip: CompactString,
+    /// The count being retracted (`diff` -1) or asserted (`diff` +1).
+    pub requests: i64,
+    /// `-1` or `+1`.
+    pub diff: i64,
+}
+
+impl Ord for IpCountChange {
+    fn cmp(&self, o: &Self) -> Ordering {
+        by_count((&self.time, self.requests, &self.ip), (&o.time, o.requests, &o.ip))
+            .then(self.diff.cmp(&o.diff))
+    }
+}
+
+impl PartialOrd for IpCountChange {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Tabular for IpCountChange {
+    fn columns() -> &'static [&'static str] {
+        &["time", "ip", "requests", "diff"]
+    }
+    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+        out.extend([
+            Cell::Time(self.time),
+            Cell::Text(&self.ip),
+            Cell::Int(self.requests),
+            Cell::Int(self.diff),
+        ]);
+    }
+}
+
+/// Why an alert was raised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AlertKind {
+    /// A host sent more than the threshold of requests in a window.
+    SuspiciousIp,
+    /// A response had a 5xx status.
+    ServerError,
+}
+
+/// One alert row.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Alert {
+    /// For a suspicious host, the window's end; for a server error, the request's time.
+    pub time: Millis,
+    /// The kind of alert.
+    pub kind: AlertKind,
+    /// Client host.
+    pub ip: CompactString,
+    /// The host's requests in the window (suspicious hosts only).
+    pub requests: i64,
+    /// The response status (server errors only).
+    pub status: u16,
+    /// The request URL (server errors only).
+    pub url: CompactString,
+}
+
+impl Alert {
+    /// A suspicious-host alert for a window's count.
+    pub fn suspicious((time, ip, requests): Windowed<CompactString, i64>) -> Alert {
+        Alert {
+            time,
+            kind: AlertKind::SuspiciousIp,
+            ip,
+            requests,
+            status: 0,
+            url: CompactString::const_new(""),
+        }
+    }
+
+    /// A server-error alert for one request.
+    pub fn server_error(hit: Hit, time: Millis) -> Alert {
+        Alert {
+            time,
+            kind: AlertKind::ServerError,
+            ip: hit.ip,
+            requests: 0,
+            status: hit.status,
+            url: hit.url,
+        }
+    }
+}
+
+impl Tabular for Alert {
+    fn columns() -> &'static [&'static str] {
+        &["time", "alert", "ip", "requests", "status", "url"]
+    }
+    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+        out.push(Cell::Time(self.time));
+        match self.kind {
+            AlertKind::SuspiciousIp => out.extend([
+                Cell::Text("suspicious_ip"),
+                Cell::Text(&self.ip),
+                Cell::Int(self.requests),
+                Cell::Text(""),
+                Cell::Text(""),
+            ]),
+            AlertKind::ServerError => out.extend([
+                Cell::Text("server_error"),
+                Cell::Text(&self.ip),
+                Cell::Text(""),
+                Cell::Int(self.status as i64),
+                Cell::Text(&self.url),
+            ]),
+        }
+    }
+}
+
+/// A counter of the report: each request adds to several facets.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Facet {
+    /// Requests.
+    Requests,
+    /// Requests with status 400 or above.
+    Errors,
+    /// Requests whose size was logged (not `-`).
+    Sized,
+    /// Sum of logged sizes.
+    Bytes,
+    /// Requests per client host.
+    Ip(CompactString),
+    /// Requests per status.
+    Status(u16),
+    /// Requests per method.
+    Method(CompactString),
+    /// Requests per URL.
+    Url(CompactString),
+    /// Requests per hour of day.
+    Hour(u8),
+}
+
+impl Facet {
+    /// Calls `each` with every facet a request adds to, and the amount.
+    #[inline]
+    pub fn of(hit: Hit, mut each: impl FnMut(Facet, i64)) {
+        each(Facet::Requests, 1);
+        if hit.is_error() {
+            each(Facet::Errors, 1);
+        }
+        if let Some(size) = hit.size {
+            each(Facet::Sized, 1);
+            each(Facet::Bytes, size as i64);
+        }
+        each(Facet::Status(hit.status), 1);
+        each(Facet::Hour(hit.hour), 1);
+        each(Facet::Ip(hit.ip), 1);
+        each(Facet::Method(hit.method), 1);
+        each(Facet::Url(hit.url), 1);
+    }
+}
+
+/// The report's metrics, in the order they are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Metric {
+    /// Requests (lines with a valid common-format prefix).
+    TotalRequests,
+    /// Distinct client hosts.
+    UniqueIps,
+    /// Requests per status, most frequent first.
+    StatusDistribution,
+    /// Requests per method, most frequent first.
+    MethodDistribution,
+    /// The 5 most requested URLs.
+    TopUrls,
+    /// Requests with status 400 or above.
+    ErrorRequests,
+    /// `ErrorRequests / TotalRequests * 100`.
+    ErrorRate,
+    /// Requests whose size is not `-`.
+    SizedResponses,
+    /// Sum of logged sizes.
+    ResponseBytes,
+    /// `ResponseBytes / SizedResponses`.
+    AvgResponseSize,
+    /// The hour of day (as written in the log) with the most requests; the earliest on a tie.
+    PeakHour,
+    /// Lines rejected as malformed.
+    ParseErrors,
+}
+
+impl Metric {
+    fn name(self) -> &'static str {
+        match self {
+            Metric::TotalRequests => "total_requests",
+            Metric::UniqueIps => "unique_ips",
+            Metric::StatusDistribution => "status_distribution",
+            Metric::MethodDistribution => "method_distribution",
+            Metric::TopUrls => "top_urls",
+            Metric::ErrorRequests => "error_requests",
+            Metric::ErrorRate => "error_rate",
+            Metric::SizedResponses => "sized_responses",
+            Metric::ResponseBytes => "response_bytes",
+            Metric::AvgResponseSize => "avg_response_size",
+            Metric::PeakHour => "peak_hour",
+            Metric::ParseErrors => "parse_errors",
+        }
+    }
+}
+
+/// A report value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Value {
+    /// A count or sum.
+    Int(i64),
+    /// `num / den * scale`, printed with `decimals` decimals (`NaN` when `den` is 0).
+    Ratio {
+        /// Numerator.
+        num: i64,
+        /// Denominator.
+        den: i64,
+        /// Multiplier, e.g. 100 for a percentage.
+        scale: i64,
+        /// Decimals printed.
+        decimals: u8,
+    },
+}
+
+/// The number of URLs in the report's top list, as in the notebook.
+pub const TOP_URLS: usize = 5;
+
+/// One line of the report.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReportRow {
+    /// One past the last event time covered.
+    pub time: Millis,
+    /// What is reported.
+    pub metric: Metric,
+    /// Position within a distribution or top list (0 for single values).
+    pub rank: u32,
+    /// The status, method, URL or hour a distribution row is about; empty otherwise.
+    pub key: CompactString,
+    /// The value.
+    pub value: Value,
+}
+
+impl Tabular for ReportRow {
+    fn columns() -> &'static [&'static str] {
+        &["time", "metric", "key", "value"]
+    }
+    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+        out.extend([Cell::Time(self.time), Cell::Text(self.metric.name()), Cell::Text(&self.key)]);
+        out.push(match self.value {
+            Value::Int(v) => Cell::Int(v),
+            Value::Ratio { num, den, scale, decimals } => {
+                // The notebook's arithmetic, in the same order, so the float is the same.
+                let v = if den == 0 { f64::NAN } else { num as f64 / den as f64 * scale as f64 };
+                Cell::Ratio(v, decimals as usize)
+            }
+        });
+    }
+}
+
+/// Builds the report's rows from the final facet counts and the number of rejected lines.
+pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -> Vec<ReportRow> {
+    let (mut requests, mut errors, mut sized, mut bytes, mut ips) = (0, 0, 0, 0, 0);
+    let mut statuses = Vec::new();
+    let mut methods = Vec::new();
+    let mut urls = Vec::new();
+    let mut hours = [0i64; 24];
+    for (facet, n) in facets {
+        match facet {
+            Facet::Requests => requests += n,
+            Facet::Errors => errors += n,
+            Facet::Sized => sized += n,
+            Facet::Bytes => bytes += n,
+            Facet::Ip(_) => ips += 1,
+            Facet::Status(s) => statuses.push((CompactString::from(itoa::Buffer::new().format(s)), n)),
+            Facet::Method(m) => methods.push((m, n)),
+            Facet::Url(u) => urls.push((u, n)),
+            Facet::Hour(h) => hours[h as usize % 24] += n,
+        }
+    }
+    let row = |metric, rank, key: CompactString, value| ReportRow { time, metric, rank, key, value };
+    let none = CompactString::const_new("");
+    let mut rows = vec![
+        row(Metric::TotalRequests, 0, none.clone(), Value::Int(requests)),
+        row(Metric::UniqueIps, 0, none.clone(), Value::Int(ips)),
+        row(Metric::ErrorRequests, 0, none.clone(), Value::Int(errors)),
+        row(
+            Metric::ErrorRate,
+            0,
+            none.clone(),
+            Value::Ratio { num: errors, den: requests, scale: 100, decimals: 4 },
+        ),
+        row(Metric::SizedResponses, 0, none.clone(), Value::Int(sized)),
+        row(Metric::ResponseBytes, 0, none.clone(), Value::Int(bytes)),
+        row(
+            Metric::AvgResponseSize,
+            0,
+            none.clone(),
+            Value::Ratio { num: bytes, den: sized, scale: 1, decimals: 2 },
+        ),
+        row(Metric::ParseErrors, 0, none, Value::Int(parse_errors as i64)),
+    ];
+    for (metric, mut counts, limit) in [
+        (Metric::StatusDistribution, statuses, usize::MAX),
+        (Metric::MethodDistribution, methods, usize::MAX),
+        (Metric::TopUrls, urls, TOP_URLS),
+    ] {
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        for (rank, (key, n)) in counts.into_iter().take(limit).enumerate() {
+            rows.push(row(metric, rank as u32, key, Value::Int(n)));
+        }
+    }
+    if requests > 0 {
+        // The first maximum: the earliest hour wins a tie.
+        let (hour, n) =
+            hours.iter().enumerate().fold((0, 0), |best, (h, &n)| if n > best.1 { (h, n) } else { best });
+        rows.push(row(
+            Metric::PeakHour,
+            0,
+            CompactString::from(itoa::Buffer::new().format(hour)),
+            Value::Int(n),
+        ));
+    }
+    rows
+}
+
+/// Turns final facet counts and rejected-line counts into the report.
+pub trait Report<'scope> {
+    /// Waits for the input to end, then emits the report on worker 0. `rejected` carries
+    /// every worker's count of rejected lines.
+    fn report(self, rejected: Stream<'scope, Millis, Vec<u64>>) -> Stream<'scope, Millis, Vec<ReportRow>>;
+}
+
+impl<'scope> Report<'scope> for Stream<'scope, Millis, Vec<Windowed<Facet, i64>>> {
+    fn report(self, rejected: Stream<'scope, Millis, Vec<u64>>) -> Stream<'scope, Millis, Vec<ReportRow>> {
+        let worker = self.scope().index();
+        self.binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<ReportRow>>, _, _, _, _>(
+            rejected,
+            Exchange::new(|_: &Windowed<Facet, i64>| 0u64),
+            Exchange::new(|_: &u64| 0u64),
+            "Report",
+            move |cap, _info| {
+                // Worker 0 holds its initial capability until both inputs end, so the report
+                // is written even when no line was a valid request.
+                let mut cap = (worker == 0).then_some(cap);
+                let mut facets: Vec<(Facet, i64)> = Vec::new();
+                let mut last: Millis = 0;
+                let mut parse_errors = 0u64;
+                move |(facet_input, facet_frontier), (rejected_input, rejected_frontier), output| {
+                    facet_input.for_each_time(|_time, data| {
+                        for batch in data {
+                            for (time, facet, n) in batch.drain(..) {
+                                last = last.max(time);
+                                facets.push((facet, n));
+                            }
+                        }
+                    });
+                    rejected_input.for_each_time(|_time, data| {
+                        for batch in data {
+                            parse_errors += batch.drain(..).sum::<u64>();
+                        }
+                    });
+                    if facet_frontier.is_empty()
+                        && rejected_frontier.is_empty()
+                        && let Some(cap) = cap.take()
+                    {
+                        let rows = report_rows(last, std::mem::take(&mut facets), parse_errors);
+                        output.session(&cap).give_iterator(rows.into_iter());
+                    }
+                }
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(ip: &str, method: &str, url: &str, status: u16, size: Option<u64>, hour: u8) -> Hit {
+        Hit { ip: ip.into(), method: method.into(), url: url.into(), status, size, hour }
+    }
+
+    #[test]
+    fn report_follows_the_notebook() {
+        let hits = [
+            hit("a", "GET", "/x", 200, Some(100), 10),
+            hit("a", "GET", "/y", 404, None, 10),
+            hit("b", "POST", "/x", 500, Some(50), 11),
+            hit("c", "GET", "/z", 200, Some(0), 11),
+        ];
+        let mut sums: std::collections::BTreeMap<Facet, i64> = Default::default();
+        for h in hits {
+            Facet::of(h, |f, n| *sums.entry(f).or_default() += n);
+        }
+        let rows = report_rows(7, sums.into_iter().collect(), 3);
+        let get = |m: Metric| -> Vec<(String, Value)> {
+            let mut r: Vec<_> = rows.iter().filter(|r| r.metric == m).cloned().collect();
+            r.sort();
+            r.into_iter().map(|r| (r.key.to_string(), r.value)).collect()
+        };
+        assert_eq!(get(Metric::TotalRequests), [("".into(), Value::Int(4))]);
+        assert_eq!(get(Metric::UniqueIps), [("".into(), Value::Int(3))]);
+        assert_eq!(
+            get(Metric::StatusDistribution),
+            [("200".into(), Value::Int(2)), ("404".into(), Value::Int(1)), ("500".into(), Value::Int(1))]
+        );
+        assert_eq!(get(Metric::MethodDistribution)[0], ("GET".into(), Value::Int(3)));
+        assert_eq!(get(Metric::TopUrls)[0], ("/x".into(), Value::Int(2)));
+        assert_eq!(get(Metric::ErrorRequests), [("".into(), Value::Int(2))]);
+        assert_eq!(get(Metric::ResponseBytes), [("".into(), Value::Int(150))]);
+        assert_eq!(get(Metric::SizedResponses), [("".into(), Value::Int(3))]);
+        assert_eq!(get(Metric::PeakHour), [("10".into(), Value::Int(2))]);
+        assert_eq!(get(Metric::ParseErrors), [("".into(), Value::Int(3))]);
+        let mut cells = Vec::new();
+        let avg = rows.iter().find(|r| r.metric == Metric::AvgResponseSize).unwrap();
+        avg.cells(&mut cells);
+        assert_eq!(cells[3], Cell::Ratio(50.0, 2));
+    }
+
+    #[test]
+    fn ip_rows_sort_by_count_then_host() {
+        let r = |ip: &str, n| IpCount { time: 1, ip: ip.into(), requests: n };
+        let mut rows = [r("b", 2), r("c", 5), r("a", 2)];
+        rows.sort();
+        let order: Vec<_> = rows.iter().map(|r| r.ip.as_str()).collect();
+        assert_eq!(order, ["c", "a", "b"]);
+    }
+}

@@ -1,0 +1,82 @@
+//! Keeping the K first rows of each group, in batch and in incremental mode.
+//!
+//! Both variants order rows by a total order that the caller chooses (for example
+//! count descending, then key), so which rows survive a tie never depends on arrival
+//! order, worker count or hashing: top-K output is as deterministic as the full table.
+
+use std::collections::BTreeMap;
+
+use differential_dataflow::VecCollection;
+use differential_dataflow::hashable::Hashable;
+use timely::ExchangeData;
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::time::Millis;
+
+/// The first `k` rows of each complete timestamp of a batch stream.
+pub trait TopPerTime<'scope, D> {
+    /// Gathers rows to worker 0 and, when a timestamp is complete, passes on the `k` rows
+    /// that sort first by `order`. Meant for streams where one timestamp holds one
+    /// group, such as [`window_aggregate`](super::WindowAggregate) output (one window per time).
+    fn top_per_time<K: Ord>(
+        self,
+        k: usize,
+        order: impl Fn(&D) -> K + 'static,
+    ) -> Stream<'scope, Millis, Vec<D>>;
+}
+
+impl<'scope, D: ExchangeData> TopPerTime<'scope, D> for Stream<'scope, Millis, Vec<D>> {
+    fn top_per_time<K: Ord>(
+        self,
+        k: usize,
+        order: impl Fn(&D) -> K + 'static,
+    ) -> Stream<'scope, Millis, Vec<D>> {
+        self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<D>>, _, _, _>(
+            Exchange::new(|_: &D| 0u64),
+            "TopPerTime",
+            move |_cap, _info| {
+                let mut pending: BTreeMap<Millis, (Capability<Millis>, Vec<D>)> = BTreeMap::new();
+                move |(input, frontier), output| {
+                    input.for_each_time(|cap, data| {
+                        let slot = pending.entry(*cap.time()).or_insert_with(|| (cap.retain(0), Vec::new()));
+                        for batch in data {
+                            slot.1.append(batch);
+                        }
+                    });
+                    while let Some(entry) = pending.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (cap, mut rows) = entry.remove();
+                        rows.sort_by_cached_key(&order);
+                        rows.truncate(k);
+                        output.session(&cap).give_iterator(rows.into_iter());
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// The first `k` values of each group of a differential collection, as it changes.
+pub trait TopK<'scope, G, V> {
+    /// For every group `G`, the `k` smallest values `V` (by `Ord`), maintained
+    /// incrementally with `reduce`. Each value must occur at most once per group.
+    fn top_k(self, k: usize) -> VecCollection<'scope, Millis, (G, V), isize>;
+}
+
+impl<'scope, G, V> TopK<'scope, G, V> for VecCollection<'scope, Millis, (G, V), isize>
+where
+    G: differential_dataflow::ExchangeData + Hashable,
+    V: differential_dataflow::ExchangeData,
+{
+    fn top_k(self, k: usize) -> VecCollection<'scope, Millis, (G, V), isize> {
+        self.reduce_named("TopK", move |_group, input, output| {
+            // `input` is sorted by value, so the first k are the top k.
+            output.extend(input.iter().filter(|(_, diff)| *diff > 0).take(k).map(|(v, _)| ((*v).clone(), 1)));
+        })
+    }
+}
