@@ -29,9 +29,6 @@ struct Args {
     common: CommonArgs,
     #[command(flatten)]
     window: WindowArgs,
-    /// Print help.
-    #[arg(long, action = clap::ArgAction::Help)]
-    help: Option<bool>,
 }
 
 fn main() -> ExitCode {

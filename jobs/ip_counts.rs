@@ -54,9 +54,6 @@ struct Args {
     /// Write the notebook's batch analytics over the whole input here.
     #[arg(long, value_name = "PATH", help_heading = "Monitoring")]
     report: Option<PathBuf>,
-    /// Print help.
-    #[arg(long, action = clap::ArgAction::Help)]
-    help: Option<bool>,
 }
 
 type Output = Box<dyn Write + Send>;

@@ -162,6 +162,9 @@ pub struct CommonArgs {
     #[command(flatten)]
     /// Timely's cluster flags.
     pub cluster: ClusterArgs,
+    /// Print help (`-h` is timely's hostfile).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
 }
 
 /// Event time and live-input options.
