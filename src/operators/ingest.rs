@@ -217,7 +217,8 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
             let mut last_data = Instant::now();
             let mut rejects: Vec<(u64, ParseError, String)> = Vec::new();
             let mut lates: Vec<(u64, Millis, Millis, String)> = Vec::new();
-            let mut arrivals: FxHashMap<Millis, u64> = FxHashMap::default();
+            // Records per (closing time, millisecond they were due, if scheduled).
+            let mut arrivals: FxHashMap<(Millis, Option<u64>), u64> = FxHashMap::default();
             activator.activate();
 
             move |_frontiers| {
@@ -231,6 +232,7 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                 if shared {
                     watermark = watermark.max(config.shared_watermark.load(Ordering::Relaxed));
                 }
+                let schedule = reader.schedule();
                 let state = if config.stop.load(Ordering::Relaxed) {
                     Poll::Done
                 } else {
@@ -268,7 +270,9 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                         max_seen = Some(max_seen.map_or(time, |m| m.max(time)));
                         counts.accepted += 1;
                         if measure {
-                            *arrivals.entry(config.closes(time)).or_default() += 1;
+                            let due =
+                                schedule.map(|(_, rate)| (line.index as u128 * 1000 / rate as u128) as u64);
+                            *arrivals.entry((config.closes(time), due)).or_default() += 1;
                         }
                         session.give((project(&parsed), time));
                     });
@@ -294,8 +298,12 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                     && let Some(latency) = &meters.latency
                 {
                     let mut latency = latency.lock().expect("latency lock");
-                    for (closes, n) in arrivals.drain() {
-                        latency.arrived(closes, now, n);
+                    for ((closes, due), n) in arrivals.drain() {
+                        let at = match (schedule, due) {
+                            (Some((start, _)), Some(ms)) => start + std::time::Duration::from_millis(ms),
+                            _ => now,
+                        };
+                        latency.arrived(closes, at, n);
                     }
                 }
 

@@ -108,6 +108,12 @@ impl GenRange {
         }
     }
 
+    /// For a paced generator: when it started and its rate; row `i` is due `i / rate`
+    /// seconds after the start.
+    pub fn pace(&self) -> Option<(Instant, u64)> {
+        self.pace
+    }
+
     /// The event time of the next row, when rows come in time order.
     pub fn next_time(&self) -> Option<Millis> {
         match self.timeline {

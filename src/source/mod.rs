@@ -220,6 +220,15 @@ impl Reader {
         }
     }
 
+    /// For an open-loop input, when its line `index` was due: latency is measured from
+    /// then, not from when it was read, so a stalled job cannot hide its stall.
+    pub fn schedule(&self) -> Option<(std::time::Instant, u64)> {
+        match self {
+            Reader::Gen(range) => range.pace(),
+            Reader::File(_) | Reader::Live(_) | Reader::Shard(_) => None,
+        }
+    }
+
     /// The origin and 1-based line number of the last block's `index`-th line, for messages.
     pub fn locate(&mut self, index: u64, input: &InputSpec) -> (String, u64) {
         match self {
