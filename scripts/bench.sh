@@ -63,8 +63,11 @@ median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+
 timed() {
     local log=$1
     shift
-    /usr/bin/time -o "$log.time" -f "%e %M" "$@" >"$log.out" 2>"$log" || { cat "$log" >&2; return 1; }
-    cat "$log.time"
+    local start end
+    start=$(date +%s%N)
+    /usr/bin/time -o "$log.time" -f "%M" "$@" >"$log.out" 2>"$log" || { cat "$log" >&2; return 1; }
+    end=$(date +%s%N)
+    echo "$(awk "BEGIN{printf \"%.4f\", ($end - $start) / 1e9}") $(cat "$log.time")"
 }
 
 # Pulls "records/s" out of a job's summary line.
