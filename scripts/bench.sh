@@ -40,6 +40,7 @@ for b in category_totals ip_counts gen; do
     [[ -x $bin/$b ]] || { echo "bench.sh: $bin/$b missing; run cargo build --release" >&2; exit 2; }
 done
 mkdir -p "$dir" "$(dirname "$out")"
+samples="$(dirname "$out")/rss-live.csv"
 incremental=$(cd "$root" && cargo bench --bench incremental --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*incremental[^"]*\)".*/\1/p' | tail -1)
 [[ -x $incremental ]] || { echo "bench.sh: could not build benches/incremental.rs" >&2; exit 2; }
@@ -204,7 +205,7 @@ secs=60 r=100000
 pid=$!
 sleep 0.2
 [[ $(ps -o comm= -p "$pid") == category_totals ]] || pid=$(pgrep -P "$pid" | head -1)
-samples="$(dirname "$out")/rss-live.csv"
+
 echo "seconds,rss_kb" >"$samples"
 t=0
 while kill -0 "$pid" 2>/dev/null; do
