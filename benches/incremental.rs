@@ -20,8 +20,8 @@
 //!
 //! Prints one `RESULT key=value,...` line on worker 0 (times in microseconds).
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use compact_str::CompactString;
@@ -152,13 +152,20 @@ impl Rows {
 fn main() {
     let args = parse_args();
     let config = timely::Config::process(args.workers);
+    // Changed totals emitted by all workers. Worker 0 reads it after its probe passes an
+    // epoch and before it advances, when every worker has emitted that epoch's changes.
+    let changes = Arc::new(AtomicU64::new(0));
     let guards = timely::execute(config, move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
-        let changes = Rc::new(Cell::new(0u64));
         let seen = changes.clone();
         let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
             let (input, records) = scope.new_collection::<CompactString, Totals>();
-            let (probe, _) = records.count_total().inspect(move |_| seen.set(seen.get() + 1)).probe();
+            let (probe, _) = records
+                .count_total()
+                .inspect(move |_| {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                })
+                .probe();
             (input, probe)
         });
 
@@ -178,12 +185,12 @@ fn main() {
         input.flush();
         worker.step_while(|| probe.less_than(input.time()));
         let load = started.elapsed();
-        let load_changes = changes.replace(0);
+        let load_changes = changes.load(Ordering::Relaxed);
+        let mut warm_changes = load_changes;
 
         let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
         let mut batch = Vec::with_capacity((args.batch as usize).div_ceil(peers));
         let mut next = args.history;
-        let mut recorded_changes = 0;
         for epoch in 0..args.warmup + args.epochs {
             batch.clear();
             rows.each(next, next + args.batch, index, peers, |k, t| batch.push((k, t)));
@@ -196,10 +203,11 @@ fn main() {
             input.flush();
             worker.step_while(|| probe.less_than(input.time()));
             let took = clock.elapsed().as_micros().max(1) as u64;
-            let changed = changes.replace(0);
+            if epoch + 1 == args.warmup {
+                warm_changes = changes.load(Ordering::Relaxed);
+            }
             if epoch >= args.warmup {
                 histogram.record(took.min(histogram.high())).expect("in bounds");
-                recorded_changes += changed;
             }
         }
 
@@ -216,7 +224,7 @@ fn main() {
                 histogram.value_at_quantile(0.99),
                 histogram.max(),
                 histogram.mean(),
-                recorded_changes as f64 / args.epochs as f64,
+                (changes.load(Ordering::Relaxed) - warm_changes) as f64 / args.epochs as f64,
             );
         }
     });
