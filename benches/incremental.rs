@@ -139,7 +139,7 @@ impl Rows {
                     each(CompactString::from(&*t.product_category), Totals::one(t.total_amount, t.quantity));
                 }
                 Key::Ip => {
-                    // Generated logs contain a few deliberately malformed lines.
+                    // A line the parser rejects is skipped, as the job would.
                     if let Ok(hit) = AccessLogFormat::parse(text) {
                         each(CompactString::from(hit.host), Totals { total: 0, count: 1, quantity: 0 });
                     }

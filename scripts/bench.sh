@@ -100,6 +100,7 @@ for h in $sizes; do
         for _ in $(seq "$runs"); do
             read -r w m < <(timed "$log" "$bin/$job" --mode batch --input "$file" --output /dev/null)
             walls+=("$w") rss+=("$m")
+            grep -q "summary: read $h records, rejected 0" "$log" || { echo "bench.sh: $job did not read $h records" >&2; exit 1; }
         done
         batch_s=$(printf '%s\n' "${walls[@]}" | median)
         record batch "$job h=$h w=1" recompute_s "$batch_s" s
