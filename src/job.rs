@@ -41,19 +41,25 @@ pub struct Job {
 }
 
 impl Job {
-    /// The result writer; only the first caller on process 0 gets it.
-    pub fn take_output(&self) -> Option<Output> {
-        self.output.lock().expect("output lock").take()
+    /// The result writer, for worker 0 of process 0 (where sinks gather); `None` elsewhere.
+    pub fn take_output(&self, worker: usize) -> Option<Output> {
+        (worker == 0)
+            .then(|| self.output.lock().expect("output lock").take())
+            .flatten()
     }
 
-    /// The rejects writer, if `--rejects` was given; only the first caller gets it.
-    pub fn take_rejects(&self) -> Option<Output> {
-        self.rejects.lock().expect("rejects lock").take()
+    /// The rejects writer, if `--rejects` was given, for worker 0.
+    pub fn take_rejects(&self, worker: usize) -> Option<Output> {
+        (worker == 0)
+            .then(|| self.rejects.lock().expect("rejects lock").take())
+            .flatten()
     }
 
-    /// The late-records writer, if `--late` was given; only the first caller gets it.
-    pub fn take_late(&self) -> Option<Output> {
-        self.late.lock().expect("late lock").take()
+    /// The late-records writer, if `--late` was given, for worker 0.
+    pub fn take_late(&self, worker: usize) -> Option<Output> {
+        (worker == 0)
+            .then(|| self.late.lock().expect("late lock").take())
+            .flatten()
     }
 
     /// The ingest configuration.

@@ -33,3 +33,4 @@ pub mod sink;
 pub mod source;
 pub mod time;
 pub mod totals;
+pub mod fraud;

@@ -9,3 +9,7 @@ pub use aggregate::WindowAggregate;
 pub use ingest::Ingest;
 pub use updates::ToUpdates;
 pub use window::Windowing;
+pub mod velocity;
+pub use velocity::Velocity;
+pub mod stamp;
+pub use stamp::AtEventTime;

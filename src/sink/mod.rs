@@ -43,7 +43,7 @@ where
 {
     fn write_rows(self, job: &Arc<Job>) {
         let mut writer = job
-            .take_output()
+            .take_output(self.scope().index())
             .map(|out| RowWriter::new(out, job.common.format, R::columns()));
         let job = Arc::clone(job);
         if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
@@ -90,8 +90,9 @@ pub trait ReportDiags<'scope> {
 
 impl<'scope> ReportDiags<'scope> for Stream<'scope, Millis, Vec<Diag>> {
     fn report(self, job: &Arc<Job>) {
-        let mut rejects_out = job.take_rejects();
-        let mut late_out = job.take_late();
+        let worker = self.scope().index();
+        let mut rejects_out = job.take_rejects(worker);
+        let mut late_out = job.take_late(worker);
         let job = Arc::clone(job);
         let mut pending: BTreeMap<Millis, Vec<Diag>> = BTreeMap::new();
         self.sink(
