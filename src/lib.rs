@@ -34,3 +34,4 @@ pub mod source;
 pub mod time;
 pub mod totals;
 pub mod fraud;
+pub mod report;
