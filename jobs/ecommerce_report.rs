@@ -125,8 +125,8 @@ fn main() -> ExitCode {
                 groups
                     .inner
                     .concat(ranked.inner)
-                    .map(|(row, _time, diff)| ReportChange {
-                        row,
+                    .map(|(row, time, diff)| ReportChange {
+                        row: ReportRow { time, ..row },
                         diff: diff as i64,
                     })
                     .write_report(job)
