@@ -136,7 +136,13 @@ fn main() -> ExitCode {
 }
 
 /// A report row at time 0; incremental rows take the time of their change.
-fn row(section: Section, rank: u32, key: CompactString, totals: Totals, customers: i64) -> ReportRow {
+fn row(
+    section: Section,
+    rank: u32,
+    key: CompactString,
+    totals: Totals,
+    customers: i64,
+) -> ReportRow {
     ReportRow {
         time: 0,
         section,

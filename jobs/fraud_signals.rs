@@ -88,7 +88,10 @@ fn main() -> ExitCode {
         let amount_alerts = txns
             .clone()
             .flat_map(move |(t, time)| {
-                let rules = [(Rule::HighAmount, high_amount), (Rule::HighValue, high_value)];
+                let rules = [
+                    (Rule::HighAmount, high_amount),
+                    (Rule::HighValue, high_value),
+                ];
                 rules
                     .into_iter()
                     .filter(move |(_, limit)| t.amount > *limit)
@@ -101,9 +104,16 @@ fn main() -> ExitCode {
             .map(|(t, time)| ((t.customer.clone(), (t.id, t.amount)), time))
             .velocity(n, span)
             .map(move |burst| {
-                let newly_flagged =
-                    burst.events.iter().filter(|(_, (_, a))| *a <= high_amount).count() as u64;
-                let ids: Vec<&str> = burst.events.iter().map(|(_, (id, _))| id.as_str()).collect();
+                let newly_flagged = burst
+                    .events
+                    .iter()
+                    .filter(|(_, (_, a))| *a <= high_amount)
+                    .count() as u64;
+                let ids: Vec<&str> = burst
+                    .events
+                    .iter()
+                    .map(|(_, (id, _))| id.as_str())
+                    .collect();
                 Alert {
                     time: burst.last() + span.millis(),
                     rule: Rule::Velocity,

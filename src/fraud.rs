@@ -186,18 +186,22 @@ impl<'scope> PrintTally<'scope> for Stream<'scope, Millis, Vec<Tally>> {
         let mut total = Tally::default();
         let mut printed = false;
         let first = self.scope().index() == 0;
-        self.sink(Exchange::new(|_: &Tally| 0), "PrintTally", move |(input, frontier)| {
-            input.for_each_time(|_, data| {
-                for batch in data {
-                    for t in batch.drain(..) {
-                        total.merge(&t);
+        self.sink(
+            Exchange::new(|_: &Tally| 0),
+            "PrintTally",
+            move |(input, frontier)| {
+                input.for_each_time(|_, data| {
+                    for batch in data {
+                        for t in batch.drain(..) {
+                            total.merge(&t);
+                        }
                     }
+                });
+                if frontier.is_empty() && first && !quiet && !printed {
+                    eprintln!("{}: {total}", crate::cli::program_name());
+                    printed = true;
                 }
-            });
-            if frontier.is_empty() && first && !quiet && !printed {
-                eprintln!("{}: {total}", crate::cli::program_name());
-                printed = true;
-            }
-        });
+            },
+        );
     }
 }

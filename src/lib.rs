@@ -24,14 +24,14 @@
 //!   timestamp sorted, so output bytes do not depend on `-w`, `-n` or delivery.
 
 pub mod cli;
+pub mod fraud;
 pub mod job;
 pub mod metrics;
 pub mod money;
 pub mod operators;
 pub mod record;
+pub mod report;
 pub mod sink;
 pub mod source;
 pub mod time;
 pub mod totals;
-pub mod fraud;
-pub mod report;

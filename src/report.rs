@@ -295,7 +295,10 @@ impl ReportLine for ReportChange {
 
 /// Orders customers for `top_customers`: most spent first, ties by customer id.
 pub fn top_order(customer: &str, totals: &Totals) -> (std::cmp::Reverse<i64>, CompactString) {
-    (std::cmp::Reverse(totals.total), CompactString::from(customer))
+    (
+        std::cmp::Reverse(totals.total),
+        CompactString::from(customer),
+    )
 }
 
 fn customer_hash(customer: &str) -> u64 {
@@ -319,128 +322,144 @@ enum Partial {
 pub trait BatchReport<'scope> {
     /// Folds the sales into report rows, keeping the `top` customers; `customer` rows are
     /// included only if `all_customers`.
-    fn batch_report(self, top: usize, all_customers: bool) -> Stream<'scope, Millis, Vec<ReportRow>>;
+    fn batch_report(
+        self,
+        top: usize,
+        all_customers: bool,
+    ) -> Stream<'scope, Millis, Vec<ReportRow>>;
 }
 
 impl<'scope> BatchReport<'scope> for Stream<'scope, Millis, Vec<Timed<Sale>>> {
-    fn batch_report(self, top: usize, all_customers: bool) -> Stream<'scope, Millis, Vec<ReportRow>> {
+    fn batch_report(
+        self,
+        top: usize,
+        all_customers: bool,
+    ) -> Stream<'scope, Millis, Vec<ReportRow>> {
         // Each worker owns whole customers, so per-worker distinct counts add up and
         // each customer's total is complete on one worker.
-        let partials = self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Partial>>, _, _, _>(
-            Exchange::new(|(sale, _): &Timed<Sale>| customer_hash(&sale.customer)),
-            "ReportFold",
-            move |cap, _info| {
-                let mut held = Some(cap);
-                let mut groups: FxHashMap<(Group, CompactString), Totals> = FxHashMap::default();
-                let mut max_event: Option<Millis> = None;
-                move |(input, frontier), output| {
-                    input.for_each_time(|_, data| {
-                        for batch in data {
-                            for (sale, time) in batch.drain(..) {
-                                max_event = Some(max_event.map_or(time, |m| m.max(time)));
-                                sale.for_each_group(time, |group| {
-                                    match groups.get_mut(&(group.clone(), sale.customer.clone())) {
-                                        Some(t) => t.plus_equals(&sale.totals),
-                                        None => {
-                                            groups.insert((group, sale.customer.clone()), sale.totals);
+        let partials = self
+            .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Partial>>, _, _, _>(
+                Exchange::new(|(sale, _): &Timed<Sale>| customer_hash(&sale.customer)),
+                "ReportFold",
+                move |cap, _info| {
+                    let mut held = Some(cap);
+                    let mut groups: FxHashMap<(Group, CompactString), Totals> =
+                        FxHashMap::default();
+                    let mut max_event: Option<Millis> = None;
+                    move |(input, frontier), output| {
+                        input.for_each_time(|_, data| {
+                            for batch in data {
+                                for (sale, time) in batch.drain(..) {
+                                    max_event = Some(max_event.map_or(time, |m| m.max(time)));
+                                    sale.for_each_group(time, |group| {
+                                        match groups
+                                            .get_mut(&(group.clone(), sale.customer.clone()))
+                                        {
+                                            Some(t) => t.plus_equals(&sale.totals),
+                                            None => {
+                                                groups.insert(
+                                                    (group, sale.customer.clone()),
+                                                    sale.totals,
+                                                );
+                                            }
                                         }
-                                    }
-                                });
+                                    });
+                                }
+                            }
+                        });
+                        if !frontier.is_empty() {
+                            return;
+                        }
+                        let Some(cap) = held.take() else { return };
+                        let mut folded: FxHashMap<Group, (Totals, i64)> = FxHashMap::default();
+                        let mut best: Vec<(CompactString, Totals)> = Vec::new();
+                        for ((group, customer), totals) in groups.drain() {
+                            if group.section == Section::Customer {
+                                best.push((customer, totals));
+                            }
+                            let slot = folded.entry(group).or_default();
+                            slot.0.plus_equals(&totals);
+                            slot.1 += 1;
+                        }
+                        best.sort_by_cached_key(|(c, t)| top_order(c, t));
+                        best.truncate(top);
+                        let mut session = output.session(&cap);
+                        for (group, (totals, customers)) in folded {
+                            if group.section != Section::Customer || all_customers {
+                                session.give(Partial::Group(group, totals, customers));
                             }
                         }
-                    });
-                    if !frontier.is_empty() {
-                        return;
-                    }
-                    let Some(cap) = held.take() else { return };
-                    let mut folded: FxHashMap<Group, (Totals, i64)> = FxHashMap::default();
-                    let mut best: Vec<(CompactString, Totals)> = Vec::new();
-                    for ((group, customer), totals) in groups.drain() {
-                        if group.section == Section::Customer {
-                            best.push((customer, totals));
+                        for (customer, totals) in best {
+                            session.give(Partial::Top(customer, totals));
                         }
-                        let slot = folded.entry(group).or_default();
-                        slot.0.plus_equals(&totals);
-                        slot.1 += 1;
-                    }
-                    best.sort_by_cached_key(|(c, t)| top_order(c, t));
-                    best.truncate(top);
-                    let mut session = output.session(&cap);
-                    for (group, (totals, customers)) in folded {
-                        if group.section != Section::Customer || all_customers {
-                            session.give(Partial::Group(group, totals, customers));
+                        if let Some(m) = max_event {
+                            session.give(Partial::MaxEvent(m));
                         }
                     }
-                    for (customer, totals) in best {
-                        session.give(Partial::Top(customer, totals));
-                    }
-                    if let Some(m) = max_event {
-                        session.give(Partial::MaxEvent(m));
-                    }
-                }
-            },
-        );
+                },
+            );
 
-        partials.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<ReportRow>>, _, _, _>(
-            Exchange::new(|_: &Partial| 0),
-            "ReportMerge",
-            move |_cap, _info| {
-                let mut held: Option<Capability<Millis>> = None;
-                let mut groups: BTreeMap<Group, (Totals, i64)> = BTreeMap::new();
-                let mut best: Vec<(CompactString, Totals)> = Vec::new();
-                let mut max_event: Option<Millis> = None;
-                move |(input, frontier), output| {
-                    input.for_each_time(|cap, data| {
-                        if held.is_none() {
-                            held = Some(cap.retain(0));
-                        }
-                        for batch in data {
-                            for partial in batch.drain(..) {
-                                match partial {
-                                    Partial::Group(g, t, c) => {
-                                        let slot = groups.entry(g).or_default();
-                                        slot.0.plus_equals(&t);
-                                        slot.1 += c;
-                                    }
-                                    Partial::Top(c, t) => best.push((c, t)),
-                                    Partial::MaxEvent(m) => {
-                                        max_event = Some(max_event.map_or(m, |x| x.max(m)))
+        partials
+            .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<ReportRow>>, _, _, _>(
+                Exchange::new(|_: &Partial| 0),
+                "ReportMerge",
+                move |_cap, _info| {
+                    let mut held: Option<Capability<Millis>> = None;
+                    let mut groups: BTreeMap<Group, (Totals, i64)> = BTreeMap::new();
+                    let mut best: Vec<(CompactString, Totals)> = Vec::new();
+                    let mut max_event: Option<Millis> = None;
+                    move |(input, frontier), output| {
+                        input.for_each_time(|cap, data| {
+                            if held.is_none() {
+                                held = Some(cap.retain(0));
+                            }
+                            for batch in data {
+                                for partial in batch.drain(..) {
+                                    match partial {
+                                        Partial::Group(g, t, c) => {
+                                            let slot = groups.entry(g).or_default();
+                                            slot.0.plus_equals(&t);
+                                            slot.1 += c;
+                                        }
+                                        Partial::Top(c, t) => best.push((c, t)),
+                                        Partial::MaxEvent(m) => {
+                                            max_event = Some(max_event.map_or(m, |x| x.max(m)))
+                                        }
                                     }
                                 }
                             }
+                        });
+                        if !frontier.is_empty() {
+                            return;
                         }
-                    });
-                    if !frontier.is_empty() {
-                        return;
+                        let Some(cap) = held.take() else { return };
+                        let time = max_event.map_or(0, |m| m.saturating_add(1));
+                        best.sort_by_cached_key(|(c, t)| top_order(c, t));
+                        best.truncate(top);
+                        let mut session = output.session(&cap);
+                        for (group, (totals, customers)) in std::mem::take(&mut groups) {
+                            session.give(ReportRow {
+                                time,
+                                section: group.section,
+                                rank: 0,
+                                key: group.key,
+                                totals,
+                                customers,
+                            });
+                        }
+                        for (rank, (customer, totals)) in best.drain(..).enumerate() {
+                            session.give(ReportRow {
+                                time,
+                                section: Section::TopCustomers,
+                                rank: rank as u32 + 1,
+                                key: customer,
+                                totals,
+                                customers: 1,
+                            });
+                        }
                     }
-                    let Some(cap) = held.take() else { return };
-                    let time = max_event.map_or(0, |m| m.saturating_add(1));
-                    best.sort_by_cached_key(|(c, t)| top_order(c, t));
-                    best.truncate(top);
-                    let mut session = output.session(&cap);
-                    for (group, (totals, customers)) in std::mem::take(&mut groups) {
-                        session.give(ReportRow {
-                            time,
-                            section: group.section,
-                            rank: 0,
-                            key: group.key,
-                            totals,
-                            customers,
-                        });
-                    }
-                    for (rank, (customer, totals)) in best.drain(..).enumerate() {
-                        session.give(ReportRow {
-                            time,
-                            section: Section::TopCustomers,
-                            rank: rank as u32 + 1,
-                            key: customer,
-                            totals,
-                            customers: 1,
-                        });
-                    }
-                }
-            },
-        )
+                },
+            )
     }
 }
 
@@ -462,40 +481,44 @@ impl<'scope, R: ReportLine> WriteReport<'scope, R> for Stream<'scope, Millis, Ve
         }
         let job = Arc::clone(job);
         let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
-        self.sink(Exchange::new(|_: &R| 0), "WriteReport", move |(input, frontier)| {
-            input.for_each_time(|time, data| {
-                let rows = pending.entry(*time.time()).or_default();
-                for batch in data {
-                    rows.append(batch);
+        self.sink(
+            Exchange::new(|_: &R| 0),
+            "WriteReport",
+            move |(input, frontier)| {
+                input.for_each_time(|time, data| {
+                    let rows = pending.entry(*time.time()).or_default();
+                    for batch in data {
+                        rows.append(batch);
+                    }
+                });
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let mut rows = entry.remove();
+                    rows.sort();
+                    job.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    let result = match (&mut writer, &mut out) {
+                        (Some(w), _) => w.write_group(&rows),
+                        (None, Some(o)) => write_tables(o, &rows),
+                        (None, None) => Ok(()),
+                    };
+                    if let Err(e) = result {
+                        write_failed(&e);
+                    }
                 }
-            });
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
+                if frontier.is_empty() {
+                    let result = match (writer.take(), out.take()) {
+                        (Some(mut w), _) => w.flush(),
+                        (None, Some(mut o)) => o.flush(),
+                        (None, None) => Ok(()),
+                    };
+                    if let Err(e) = result {
+                        write_failed(&e);
+                    }
                 }
-                let mut rows = entry.remove();
-                rows.sort();
-                job.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                let result = match (&mut writer, &mut out) {
-                    (Some(w), _) => w.write_group(&rows),
-                    (None, Some(o)) => write_tables(o, &rows),
-                    (None, None) => Ok(()),
-                };
-                if let Err(e) = result {
-                    write_failed(&e);
-                }
-            }
-            if frontier.is_empty() {
-                let result = match (writer.take(), out.take()) {
-                    (Some(mut w), _) => w.flush(),
-                    (None, Some(mut o)) => o.flush(),
-                    (None, None) => Ok(()),
-                };
-                if let Err(e) = result {
-                    write_failed(&e);
-                }
-            }
-        });
+            },
+        );
     }
 }
 
@@ -564,7 +587,11 @@ fn render(cell: Cell<'_>) -> (String, bool) {
     }
 }
 
-fn write_aligned(out: &mut impl Write, header: &[&str], rows: &[Vec<(String, bool)>]) -> io::Result<()> {
+fn write_aligned(
+    out: &mut impl Write,
+    header: &[&str],
+    rows: &[Vec<(String, bool)>],
+) -> io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, (text, _)) in widths.iter_mut().zip(row) {
@@ -588,14 +615,26 @@ fn write_aligned(out: &mut impl Write, header: &[&str], rows: &[Vec<(String, boo
         }
         s.trim_end().to_owned()
     };
-    writeln!(out, "{}", line(header.iter().zip(&numeric).map(|(h, n)| (*h, *n)).collect()))?;
     writeln!(
         out,
         "{}",
-        widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ")
+        line(header.iter().zip(&numeric).map(|(h, n)| (*h, *n)).collect())
+    )?;
+    writeln!(
+        out,
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  ")
     )?;
     for row in rows {
-        writeln!(out, "{}", line(row.iter().map(|(t, n)| (t.as_str(), *n)).collect()))?;
+        writeln!(
+            out,
+            "{}",
+            line(row.iter().map(|(t, n)| (t.as_str(), *n)).collect())
+        )?;
     }
     Ok(())
 }
@@ -619,14 +658,21 @@ mod tests {
     #[test]
     fn dates_are_utc() {
         assert_eq!(date_of(crate::record::DEFAULT_START), "2026-10-01");
-        assert_eq!(date_of(crate::record::DEFAULT_START + DAY_MS - 1), "2026-10-01");
+        assert_eq!(
+            date_of(crate::record::DEFAULT_START + DAY_MS - 1),
+            "2026-10-01"
+        );
         assert_eq!(date_of(crate::record::DEFAULT_START + DAY_MS), "2026-10-02");
     }
 
     #[test]
     fn top_order_is_most_spent_then_id() {
-        let t = |total| Totals { total, count: 1, quantity: 1 };
-        let mut v = vec![("B", t(5)), ("A", t(5)), ("C", t(9))];
+        let t = |total| Totals {
+            total,
+            count: 1,
+            quantity: 1,
+        };
+        let mut v = [("B", t(5)), ("A", t(5)), ("C", t(9))];
         v.sort_by_key(|(c, t)| top_order(c, t));
         assert_eq!(v.iter().map(|x| x.0).collect::<Vec<_>>(), ["C", "A", "B"]);
     }

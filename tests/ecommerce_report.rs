@@ -128,7 +128,11 @@ fn batch_report_equals_the_reference_for_any_worker_count() {
     let input = data.to_str().unwrap();
     let want = reference(&data, 10);
     for w in ["1", "2", "3"] {
-        assert_eq!(run_ok("ecommerce_report", &["--input", input, "-w", w, "-q"]), want, "-w {w}");
+        assert_eq!(
+            run_ok("ecommerce_report", &["--input", input, "-w", w, "-q"]),
+            want,
+            "-w {w}"
+        );
     }
     let top3 = run_ok("ecommerce_report", &["--input", input, "--top", "3", "-q"]);
     assert_eq!(top3, reference(&data, 3));
@@ -137,7 +141,16 @@ fn batch_report_equals_the_reference_for_any_worker_count() {
     let outs = [dir.path("p0.csv"), dir.path("p1.csv")];
     let spawn = |p: usize| {
         std::process::Command::new(common::bin("ecommerce_report"))
-            .args(["--input", input, "-n", "2", "-p", ["0", "1"][p], "--port-base", &port])
+            .args([
+                "--input",
+                input,
+                "-n",
+                "2",
+                "-p",
+                ["0", "1"][p],
+                "--port-base",
+                &port,
+            ])
             .args(["--output", outs[p].to_str().unwrap(), "-q"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -145,8 +158,15 @@ fn batch_report_equals_the_reference_for_any_worker_count() {
             .unwrap()
     };
     let (p0, p1) = (spawn(0), spawn(1));
-    let (o0, o1) = (p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap());
-    assert!(o0.status.success() && o1.status.success(), "{}", String::from_utf8_lossy(&o0.stderr));
+    let (o0, o1) = (
+        p0.wait_with_output().unwrap(),
+        p1.wait_with_output().unwrap(),
+    );
+    assert!(
+        o0.status.success() && o1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o0.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&outs[0]).unwrap(), want, "-n 2");
 }
 
@@ -155,7 +175,10 @@ fn all_customers_lists_every_customer() {
     let dir = TempDir::new("report-customers");
     let data = dir.path("tx.csv");
     gen_transactions(&data, 3000, 4, &[]);
-    let out = run_ok("ecommerce_report", &["--input", data.to_str().unwrap(), "--all-customers", "-q"]);
+    let out = run_ok(
+        "ecommerce_report",
+        &["--input", data.to_str().unwrap(), "--all-customers", "-q"],
+    );
     let text = std::fs::read_to_string(&data).unwrap();
     let mut spent: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for line in text.lines().skip(1) {
@@ -170,7 +193,8 @@ fn all_customers_lists_every_customer() {
         .filter(|f| f[1] == "customer")
         .map(|f| (f[3].to_string(), (cents(f[4]), f[5].parse().unwrap())))
         .collect();
-    let want: BTreeMap<String, (i64, i64)> = spent.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let want: BTreeMap<String, (i64, i64)> =
+        spent.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     assert_eq!(got, want);
 }
 
@@ -186,15 +210,27 @@ fn consolidate(out: &str) -> BTreeSet<String> {
         last = time;
         *diffs.entry(rest.to_string()).or_default() += diff.parse::<i64>().unwrap();
     }
-    assert!(diffs.values().all(|d| *d == 0 || *d == 1), "consolidated diffs are 0 or 1");
-    diffs.into_iter().filter(|(_, d)| *d == 1).map(|(r, _)| r).collect()
+    assert!(
+        diffs.values().all(|d| *d == 0 || *d == 1),
+        "consolidated diffs are 0 or 1"
+    );
+    diffs
+        .into_iter()
+        .filter(|(_, d)| *d == 1)
+        .map(|(r, _)| r)
+        .collect()
 }
 
 #[test]
 fn incremental_changes_consolidate_to_the_batch_report() {
     let dir = TempDir::new("report-inc");
     let data = dir.path("tx.csv");
-    gen_transactions(&data, 20_000, 5, &["--ordered", "--days", "3", "--jitter", "10s"]);
+    gen_transactions(
+        &data,
+        20_000,
+        5,
+        &["--ordered", "--days", "3", "--jitter", "10s"],
+    );
     let input = data.to_str().unwrap();
     let batch: BTreeSet<String> = reference(&data, 10)
         .lines()
@@ -203,7 +239,15 @@ fn incremental_changes_consolidate_to_the_batch_report() {
         .collect();
     let one = run_ok(
         "ecommerce_report",
-        &["--input", input, "--mode", "incremental", "--emit-every", "1h", "-q"],
+        &[
+            "--input",
+            input,
+            "--mode",
+            "incremental",
+            "--emit-every",
+            "1h",
+            "-q",
+        ],
     );
     assert_eq!(consolidate(&one), batch);
     // The changes come out once per hour of event time that has data, at the hour's start.
@@ -213,14 +257,27 @@ fn incremental_changes_consolidate_to_the_batch_report() {
         .skip(1)
         .map(|l| (epoch_millis(l.split(',').nth(5).unwrap()) / 3_600_000 * 3_600_000).to_string())
         .collect();
-    let times: BTreeSet<String> =
-        one.lines().skip(1).map(|l| l.split(',').next().unwrap().to_string()).collect();
+    let times: BTreeSet<String> = one
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
     assert!(hours.len() >= 72);
     assert_eq!(times, hours);
     for w in ["2", "3"] {
         let got = run_ok(
             "ecommerce_report",
-            &["--input", input, "--mode", "incremental", "--emit-every", "1h", "-w", w, "-q"],
+            &[
+                "--input",
+                input,
+                "--mode",
+                "incremental",
+                "--emit-every",
+                "1h",
+                "-w",
+                w,
+                "-q",
+            ],
         );
         assert_eq!(got, one, "-w {w}");
     }
@@ -229,13 +286,23 @@ fn incremental_changes_consolidate_to_the_batch_report() {
         .filter(|l| l.contains(",top_customers,"))
         .map(|l| l.split(',').next().unwrap())
         .collect();
-    assert!(ranked_at.len() > 10, "the top customers change as data arrives");
+    assert!(
+        ranked_at.len() > 10,
+        "the top customers change as data arrives"
+    );
     // Two processes on loopback; process 0 writes the output file.
     let port = common::port_base().to_string();
     let outs = [dir.path("p0.csv"), dir.path("p1.csv")];
     let spawn = |p: usize| {
         std::process::Command::new(common::bin("ecommerce_report"))
-            .args(["--input", input, "--mode", "incremental", "--emit-every", "1h"])
+            .args([
+                "--input",
+                input,
+                "--mode",
+                "incremental",
+                "--emit-every",
+                "1h",
+            ])
             .args(["-n", "2", "-p", ["0", "1"][p], "--port-base", &port])
             .args(["--output", outs[p].to_str().unwrap(), "-q"])
             .stdout(std::process::Stdio::null())
@@ -244,12 +311,29 @@ fn incremental_changes_consolidate_to_the_batch_report() {
             .unwrap()
     };
     let (p0, p1) = (spawn(0), spawn(1));
-    let (o0, o1) = (p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap());
-    assert!(o0.status.success() && o1.status.success(), "{}", String::from_utf8_lossy(&o0.stderr));
+    let (o0, o1) = (
+        p0.wait_with_output().unwrap(),
+        p1.wait_with_output().unwrap(),
+    );
+    assert!(
+        o0.status.success() && o1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o0.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&outs[0]).unwrap(), one, "-n 2");
     let fine = run_ok(
         "ecommerce_report",
-        &["--input", input, "--mode", "incremental", "--emit-every", "10m", "-w", "2", "-q"],
+        &[
+            "--input",
+            input,
+            "--mode",
+            "incremental",
+            "--emit-every",
+            "10m",
+            "-w",
+            "2",
+            "-q",
+        ],
     );
     assert_eq!(consolidate(&fine), batch, "--emit-every 10m");
 }
@@ -279,13 +363,26 @@ fn bad_lines_are_counted_and_nothing_valid_is_lost() {
         let rejects = dir.path(&format!("rejects-{w}.txt"));
         let out = run(
             "ecommerce_report",
-            &["--input", path.to_str().unwrap(), "-w", w, "--rejects", rejects.to_str().unwrap()],
+            &[
+                "--input",
+                path.to_str().unwrap(),
+                "-w",
+                w,
+                "--rejects",
+                rejects.to_str().unwrap(),
+            ],
         );
         assert!(out.status.success());
         assert_eq!(String::from_utf8(out.stdout).unwrap(), want, "-w {w}");
         let stderr = String::from_utf8(out.stderr).unwrap();
-        assert!(stderr.contains("read 5006 records, rejected 6,"), "{stderr}");
-        assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), 6);
+        assert!(
+            stderr.contains("read 5006 records, rejected 6,"),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&rejects).unwrap().lines().count(),
+            6
+        );
     }
 }
 
@@ -296,7 +393,10 @@ fn table_and_json_carry_the_same_report() {
     gen_transactions(&data, 4000, 8, &[]);
     let input = data.to_str().unwrap();
     let csv = run_ok("ecommerce_report", &["--input", input, "-q"]);
-    let json = run_ok("ecommerce_report", &["--input", input, "--format", "json", "-q"]);
+    let json = run_ok(
+        "ecommerce_report",
+        &["--input", input, "--format", "json", "-q"],
+    );
     assert_eq!(json.lines().count(), csv.lines().count() - 1);
     for (j, c) in json.lines().zip(csv.lines().skip(1)) {
         let v: serde_json::Value = serde_json::from_str(j).unwrap();
@@ -306,7 +406,10 @@ fn table_and_json_carry_the_same_report() {
         assert!(j.contains(&format!("\"total\":{},", f[4])), "{j}");
         assert_eq!(v["customers"].to_string(), f[8]);
     }
-    let table = run_ok("ecommerce_report", &["--input", input, "--format", "table", "-q"]);
+    let table = run_ok(
+        "ecommerce_report",
+        &["--input", input, "--format", "table", "-q"],
+    );
     for title in [
         "Sales by category",
         "Daily sales",
@@ -315,9 +418,16 @@ fn table_and_json_carry_the_same_report() {
         "Age groups",
         "Overall",
     ] {
-        assert_eq!(table.matches(&format!("{title} (events before")).count(), 1, "{title}\n{table}");
+        assert_eq!(
+            table.matches(&format!("{title} (events before")).count(),
+            1,
+            "{title}\n{table}"
+        );
     }
     let overall = csv.lines().last().unwrap().split(',').collect::<Vec<_>>();
     let line = table.lines().rev().nth(1).unwrap();
-    assert!(line.contains(overall[4]) && line.contains(overall[8]), "{line}");
+    assert!(
+        line.contains(overall[4]) && line.contains(overall[8]),
+        "{line}"
+    );
 }

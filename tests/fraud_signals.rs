@@ -42,7 +42,12 @@ fn iso(ms: u64) -> String {
     // Only for writing crafted rows: seconds past 2026-10-01T00:00:00Z, within one day.
     let base = millis("2026-10-01T00:00:00Z").unwrap();
     let s = (ms - base) / 1000;
-    format!("2026-10-01T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+    format!(
+        "2026-10-01T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 #[derive(Clone, Debug)]
@@ -91,7 +96,13 @@ fn reference(txs: &[Tx], n: usize, span: u64) -> (Alerts, u64) {
                     t.time,
                     format!(
                         "{},{rule},{},{},{},1,{}.{:02},{}",
-                        t.time, t.customer, t.time, t.time, t.amount / 100, t.amount % 100, t.id
+                        t.time,
+                        t.customer,
+                        t.time,
+                        t.time,
+                        t.amount / 100,
+                        t.amount % 100,
+                        t.id
                     ),
                 ));
                 if rule == "high_amount" {
@@ -152,11 +163,23 @@ fn reference(txs: &[Tx], n: usize, span: u64) -> (Alerts, u64) {
                 .position(|r| *r == f[1])
                 .unwrap();
             let (first, last): (u64, u64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
-            (l.0, rule, f[2].clone(), first, last, cents(&f[6]), f[5].parse::<u64>().unwrap(), f[7].clone())
+            (
+                l.0,
+                rule,
+                f[2].clone(),
+                first,
+                last,
+                cents(&f[6]),
+                f[5].parse::<u64>().unwrap(),
+                f[7].clone(),
+            )
         };
         key(a).cmp(&key(b))
     });
-    (lines.into_iter().map(|l| l.1).collect(), flagged.len() as u64)
+    (
+        lines.into_iter().map(|l| l.1).collect(),
+        flagged.len() as u64,
+    )
 }
 
 const HEADER: &str = "time,rule,customer_id,first,last,transactions,amount,transaction_ids";
@@ -184,14 +207,23 @@ fn crafted_rows() -> Vec<String> {
         rows.push(row(&format!("V3_{i}"), "CUST_90003", 2000 + s, "1500.00"));
     }
     // Two bursts an hour apart, with ties at one instant.
-    for (i, s) in [0, 0, 0, 0, 0, 3600, 3601, 3602, 3603, 3604, 3604].iter().enumerate() {
+    for (i, s) in [0, 0, 0, 0, 0, 3600, 3601, 3602, 3603, 3604, 3604]
+        .iter()
+        .enumerate()
+    {
         rows.push(row(&format!("V4_{i:02}"), "CUST_90004", 5000 + s, "600.00"));
     }
     rows
 }
 
 /// Writes generated rows plus crafted ones, in a scrambled order.
-fn write_data(dir: &TempDir, name: &str, rows: u64, seed: u64, scramble: u64) -> std::path::PathBuf {
+fn write_data(
+    dir: &TempDir,
+    name: &str,
+    rows: u64,
+    seed: u64,
+    scramble: u64,
+) -> std::path::PathBuf {
     let generated = dir.path(&format!("{name}-gen.csv"));
     gen_transactions(&generated, rows, seed, &["--days", "1"]);
     let text = std::fs::read_to_string(&generated).unwrap();
@@ -200,7 +232,11 @@ fn write_data(dir: &TempDir, name: &str, rows: u64, seed: u64, scramble: u64) ->
     // A deterministic shuffle: the job must not depend on order.
     let len = lines.len() as u64;
     for i in (1..len).rev() {
-        let j = (i.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(scramble) >> 7) % (i + 1);
+        let j = (i
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(scramble)
+            >> 7)
+            % (i + 1);
         lines.swap(i as usize, j as usize);
     }
     let path = dir.path(&format!("{name}.csv"));
@@ -242,13 +278,32 @@ fn alerts_equal_the_reference_including_crafted_bursts() {
     assert_eq!(got, want);
     // The crafted cases: one burst each for 90001, 90003 and two for 90004; none for 90002.
     let velocity: Vec<&str> = got.lines().filter(|l| l.contains(",velocity,")).collect();
-    let customers: Vec<&str> = velocity.iter().map(|l| l.split(',').nth(2).unwrap()).collect();
-    assert_eq!(customers, ["CUST_90001", "CUST_90003", "CUST_90004", "CUST_90004"], "{got}");
-    assert!(velocity[1].contains(",9,13500.00,V3_0 V3_1"), "{}", velocity[1]);
-    assert!(velocity[3].ends_with("V4_05 V4_06 V4_07 V4_08 V4_09 V4_10"), "{}", velocity[3]);
+    let customers: Vec<&str> = velocity
+        .iter()
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert_eq!(
+        customers,
+        ["CUST_90001", "CUST_90003", "CUST_90004", "CUST_90004"],
+        "{got}"
+    );
+    assert!(
+        velocity[1].contains(",9,13500.00,V3_0 V3_1"),
+        "{}",
+        velocity[1]
+    );
+    assert!(
+        velocity[3].ends_with("V4_05 V4_06 V4_07 V4_08 V4_09 V4_10"),
+        "{}",
+        velocity[3]
+    );
     // The tally: alerts by rule and the fraud rate over the flagged transactions.
     let stderr = String::from_utf8(out.stderr).unwrap();
-    let count = |rule: &str| got.lines().filter(|l| l.contains(&format!(",{rule},"))).count();
+    let count = |rule: &str| {
+        got.lines()
+            .filter(|l| l.contains(&format!(",{rule},")))
+            .count()
+    };
     let tally = format!(
         "alerts: high_amount {}, high_value {}, velocity 4 ({} transactions); fraud rate {:.2}% ({flagged} of {total} transactions flagged)",
         count("high_amount"),
@@ -267,9 +322,20 @@ fn organic_bursts_with_other_thresholds_equal_the_reference() {
     let (want, _, _) = expected_csv(&data, 2, 3_600_000);
     let got = run_ok(
         "fraud_signals",
-        &["--input", input, "--velocity", "2", "--velocity-window", "1h", "-q"],
+        &[
+            "--input",
+            input,
+            "--velocity",
+            "2",
+            "--velocity-window",
+            "1h",
+            "-q",
+        ],
     );
-    assert!(got.matches(",velocity,").count() > 100, "the test needs many bursts");
+    assert!(
+        got.matches(",velocity,").count() > 100,
+        "the test needs many bursts"
+    );
     assert_eq!(got, want);
 }
 
@@ -280,16 +346,26 @@ fn output_is_byte_identical_for_workers_processes_and_input_order() {
     let b = write_data(&dir, "b", 8000, 3, 99);
     assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let flags = ["--velocity", "2", "--velocity-window", "30m", "-q"];
-    let one = run_ok("fraud_signals", &[&["--input", a.to_str().unwrap()][..], &flags].concat());
+    let one = run_ok(
+        "fraud_signals",
+        &[&["--input", a.to_str().unwrap()][..], &flags].concat(),
+    );
     assert!(one.contains(",velocity,"));
     for w in ["2", "3"] {
-        let got = run_ok("fraud_signals", &[&["--input", a.to_str().unwrap(), "-w", w][..], &flags].concat());
+        let got = run_ok(
+            "fraud_signals",
+            &[&["--input", a.to_str().unwrap(), "-w", w][..], &flags].concat(),
+        );
         assert_eq!(got, one, "-w {w}");
     }
     for epoch in ["1ms", "1h"] {
         let got = run_ok(
             "fraud_signals",
-            &[&["--input", b.to_str().unwrap(), "--epoch", epoch][..], &flags].concat(),
+            &[
+                &["--input", b.to_str().unwrap(), "--epoch", epoch][..],
+                &flags,
+            ]
+            .concat(),
         );
         assert_eq!(got, one, "shuffled differently, --epoch {epoch}");
     }
@@ -298,8 +374,16 @@ fn output_is_byte_identical_for_workers_processes_and_input_order() {
     let outs = [dir.path("p0.csv"), dir.path("p1.csv")];
     let spawn = |p: usize| {
         let mut args = vec![
-            "--input", a.to_str().unwrap(), "-n", "2", "-p", ["0", "1"][p], "--port-base", &port,
-            "--output", outs[p].to_str().unwrap(),
+            "--input",
+            a.to_str().unwrap(),
+            "-n",
+            "2",
+            "-p",
+            ["0", "1"][p],
+            "--port-base",
+            &port,
+            "--output",
+            outs[p].to_str().unwrap(),
         ];
         args.extend_from_slice(&flags);
         std::process::Command::new(common::bin("fraud_signals"))
@@ -310,8 +394,15 @@ fn output_is_byte_identical_for_workers_processes_and_input_order() {
             .unwrap()
     };
     let (p0, p1) = (spawn(0), spawn(1));
-    let (o0, o1) = (p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap());
-    assert!(o0.status.success() && o1.status.success(), "{}", String::from_utf8_lossy(&o0.stderr));
+    let (o0, o1) = (
+        p0.wait_with_output().unwrap(),
+        p1.wait_with_output().unwrap(),
+    );
+    assert!(
+        o0.status.success() && o1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o0.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&outs[0]).unwrap(), one, "-n 2");
 }
 
@@ -338,17 +429,36 @@ fn bad_lines_are_counted_and_nothing_valid_is_lost() {
         let rejects = dir.path(&format!("rejects-{w}.txt"));
         let out = run(
             "fraud_signals",
-            &["--input", path.to_str().unwrap(), "-w", w, "--rejects", rejects.to_str().unwrap()],
+            &[
+                "--input",
+                path.to_str().unwrap(),
+                "-w",
+                w,
+                "--rejects",
+                rejects.to_str().unwrap(),
+            ],
         );
         assert!(out.status.success());
         assert_eq!(String::from_utf8(out.stdout).unwrap(), want, "-w {w}");
         let stderr = String::from_utf8(out.stderr).unwrap();
         let total = 2000 + crafted_rows().len();
-        assert!(stderr.contains(&format!("read {} records, rejected 5,", total + 5)), "{stderr}");
-        assert!(stderr.contains(&format!("of {total} transactions flagged")), "{stderr}");
-        assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), 5);
+        assert!(
+            stderr.contains(&format!("read {} records, rejected 5,", total + 5)),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("of {total} transactions flagged")),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&rejects).unwrap().lines().count(),
+            5
+        );
     }
-    let strict = run("fraud_signals", &["--input", path.to_str().unwrap(), "--strict", "-q"]);
+    let strict = run(
+        "fraud_signals",
+        &["--input", path.to_str().unwrap(), "--strict", "-q"],
+    );
     assert_eq!(strict.status.code(), Some(1));
 }
 
@@ -362,6 +472,10 @@ fn usage_errors_are_one_line() {
     ] {
         let out = run("fraud_signals", args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1, "{args:?}");
+        assert_eq!(
+            String::from_utf8(out.stderr).unwrap().lines().count(),
+            1,
+            "{args:?}"
+        );
     }
 }

@@ -240,7 +240,10 @@ mod tests {
 
     #[test]
     fn window_is_open_on_the_left() {
-        assert_eq!(bursts(&[0, 10, 20, 30, 59], 5, 60), vec![vec![0, 10, 20, 30, 59]]);
+        assert_eq!(
+            bursts(&[0, 10, 20, 30, 59], 5, 60),
+            vec![vec![0, 10, 20, 30, 59]]
+        );
         assert!(bursts(&[0, 10, 20, 30, 60], 5, 60).is_empty());
         // Ties all count.
         assert_eq!(bursts(&[5, 5, 5], 3, 1), vec![vec![5, 5, 5]]);
@@ -271,7 +274,9 @@ mod tests {
             state.advance(t, 4, 40, |_, e| out.push(e.iter().map(|e| e.0).collect()));
             state.events.push((t, i));
         }
-        state.advance(Millis::MAX, 4, 40, |_, e| out.push(e.iter().map(|e| e.0).collect()));
+        state.advance(Millis::MAX, 4, 40, |_, e| {
+            out.push(e.iter().map(|e| e.0).collect())
+        });
         assert_eq!(out, all);
         assert!(!all.is_empty());
     }

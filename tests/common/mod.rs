@@ -72,7 +72,15 @@ pub fn run_ok(name: &str, args: &[&str]) -> String {
 pub fn gen_transactions(path: &Path, rows: u64, seed: u64, extra: &[&str]) {
     let rows = rows.to_string();
     let seed = seed.to_string();
-    let mut args = vec!["transactions", "--rows", &rows, "--seed", &seed, "--output", path.to_str().unwrap()];
+    let mut args = vec![
+        "transactions",
+        "--rows",
+        &rows,
+        "--seed",
+        &seed,
+        "--output",
+        path.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     run_ok("gen", &args);
 }
@@ -87,5 +95,8 @@ pub fn port_base() -> u16 {
 
 /// Parses CSV output (no quoted fields) into rows of fields, skipping the header.
 pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
-    text.lines().skip(1).map(|l| l.split(',').map(str::to_owned).collect()).collect()
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
 }
