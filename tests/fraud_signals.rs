@@ -479,3 +479,32 @@ fn usage_errors_are_one_line() {
         );
     }
 }
+
+#[test]
+fn generated_bursts_each_raise_one_velocity_alert() {
+    let dir = TempDir::new("fraud-gen-bursts");
+    let data = dir.path("tx.csv");
+    gen_transactions(
+        &data,
+        6000,
+        13,
+        &[
+            "--burst-every",
+            "500",
+            "--burst-size",
+            "6",
+            "--burst-gap",
+            "9s",
+        ],
+    );
+    let (want, _, _) = expected_csv(&data, 5, 60_000);
+    for w in ["1", "3"] {
+        let got = run_ok(
+            "fraud_signals",
+            &["--input", data.to_str().unwrap(), "-w", w, "-q"],
+        );
+        assert_eq!(got, want, "-w {w}");
+        // Twelve blocks of 500 rows, each opening with six rows 9 s apart.
+        assert_eq!(got.matches(",velocity,").count(), 12, "{got}");
+    }
+}
