@@ -17,7 +17,7 @@ use compact_str::CompactString;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
 
-use kappa::cli::{CommonArgs, parse_or_exit};
+use kappa::cli::{CommonArgs, Mode, parse_or_exit, usage_error};
 use kappa::fraud::{Alert, PrintTally, Rule, Tally};
 use kappa::job::{self, JobSpec};
 use kappa::money::Cents;
@@ -73,6 +73,12 @@ struct Txn {
 
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
+    if args.common.mode == Mode::Incremental {
+        // Alerts are only ever added, so a change stream would repeat them with diff 1.
+        usage_error(
+            "--mode incremental does not apply: alerts are reported once each, as the watermark passes them",
+        );
+    }
     let (high_amount, high_value) = (args.high_amount, args.high_value);
     let (n, span) = (args.velocity as usize, args.velocity_window);
     let spec = JobSpec {

@@ -469,6 +469,7 @@ fn usage_errors_are_one_line() {
         &["--velocity-window", "0s"],
         &["--high-amount", "12.345"],
         &["--bogus"],
+        &["--mode", "incremental"],
     ] {
         let out = run("fraud_signals", args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
