@@ -22,7 +22,7 @@ use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, parse_or_exit};
 use kappa::job::{self, JobSpec};
-use kappa::operators::{Ingest, ToUpdates, Windowing};
+use kappa::operators::{Ingest, StampBy, ToUpdates, Windowing};
 use kappa::record::transaction::TransactionCsv;
 use kappa::report::{BatchReport, ReportChange, ReportRow, Sale, Section, WriteReport};
 use kappa::sink::ReportDiags;
@@ -129,6 +129,8 @@ fn main() -> ExitCode {
                         row: ReportRow { time, ..row },
                         diff: diff as i64,
                     })
+                    // Differential may send a change in a message stamped before its time.
+                    .stamp_by(|change| change.row.time)
                     .write_report(job)
             }
         }

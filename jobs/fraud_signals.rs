@@ -1,7 +1,7 @@
 //! The real-time fraud pipeline over transactions: amount rules and a velocity rule.
 //!
 //! ```text
-//! transactions ─► ingest ─┬─ amount > thresholds ──► at event time ───────┬─► alerts
+//! transactions ─► ingest ─┬─ amount > thresholds ──► stamp at event time ─┬─► alerts
 //!                         ├─ by customer ─► velocity (sliding, watermark) ─┘
 //!                         └─ counts ─────────────────────────────────────────► tally on stderr
 //! ```
@@ -22,7 +22,7 @@ use kappa::fraud::{Alert, PrintTally, Rule, Tally};
 use kappa::job::{self, JobSpec};
 use kappa::money::Cents;
 use kappa::operators::ingest::Diag;
-use kappa::operators::{AtEventTime, Ingest, Velocity};
+use kappa::operators::{Ingest, StampBy, Velocity};
 use kappa::record::transaction::TransactionCsv;
 use kappa::sink::{ReportDiags, WriteRows};
 use kappa::time::Duration;
@@ -101,10 +101,10 @@ fn main() -> ExitCode {
                 rules
                     .into_iter()
                     .filter(move |(_, limit)| t.amount > *limit)
-                    .map(move |(rule, _)| (single(rule, &t, time, high_amount), time))
+                    .map(move |(rule, _)| single(rule, &t, time, high_amount))
                     .collect::<Vec<_>>()
             })
-            .at_event_time();
+            .stamp_by(|alert| alert.time);
 
         let velocity_alerts = txns
             .map(|(t, time)| ((t.customer.clone(), (t.id, t.amount)), time))
