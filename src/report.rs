@@ -43,7 +43,7 @@ use crate::cli::Format;
 use crate::job::Job;
 use crate::money::Cents;
 use crate::operators::ingest::{Timed, fail};
-use crate::sink::{Cell, RowWriter, Tabular};
+use crate::sink::{Cell, Tabular, WriteRows};
 use crate::time::{DAY_MS, Millis, civil_from_days};
 use crate::totals::Totals;
 
@@ -471,14 +471,11 @@ pub trait WriteReport<'scope, R> {
 
 impl<'scope, R: ReportLine> WriteReport<'scope, R> for Stream<'scope, Millis, Vec<R>> {
     fn write_report(self, job: &Arc<Job>) {
-        let format = job.common.format;
-        let mut out = job.take_output(self.scope().index());
-        let mut writer = out
-            .take_if(|_| format != Format::Table)
-            .map(|o| RowWriter::new(o, format, R::columns()));
-        if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
-            write_failed(&e);
+        // CSV and JSON are plain rows: the shared sink writes them.
+        if job.common.format != Format::Table {
+            return self.write_rows(job);
         }
+        let mut out = job.take_output(self.scope().index());
         let job = Arc::clone(job);
         let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
         self.sink(
@@ -498,24 +495,18 @@ impl<'scope, R: ReportLine> WriteReport<'scope, R> for Stream<'scope, Millis, Ve
                     let mut rows = entry.remove();
                     rows.sort();
                     job.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                    let result = match (&mut writer, &mut out) {
-                        (Some(w), _) => w.write_group(&rows),
-                        (None, Some(o)) => write_tables(o, &rows),
-                        (None, None) => Ok(()),
-                    };
-                    if let Err(e) = result {
+                    // Tables are for people watching: each completed time is flushed.
+                    if let Some(Err(e)) = out
+                        .as_mut()
+                        .map(|o| write_tables(o, &rows).and_then(|()| o.flush()))
+                    {
                         write_failed(&e);
                     }
                 }
-                if frontier.is_empty() {
-                    let result = match (writer.take(), out.take()) {
-                        (Some(mut w), _) => w.flush(),
-                        (None, Some(mut o)) => o.flush(),
-                        (None, None) => Ok(()),
-                    };
-                    if let Err(e) = result {
-                        write_failed(&e);
-                    }
+                if frontier.is_empty()
+                    && let Some(Err(e)) = out.take().map(|mut o| o.flush())
+                {
+                    write_failed(&e);
                 }
             },
         );
