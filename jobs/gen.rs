@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use kappa::cli::{parse_or_exit, program_name};
-use kappa::record::transaction::{Bursts, TransactionGen};
+use kappa::record::transaction::{BurstArgs, TransactionGen};
 use kappa::record::{RowGenerator, Timeline, generator};
 use kappa::time::{DAY_MS, Duration, parse_iso8601};
 
@@ -50,21 +50,8 @@ enum Kind {
             requires = "ordered"
         )]
         jitter: Duration,
-        /// Inject a velocity burst every N rows: the block's first --burst-size rows get
-        /// one customer and times --burst-gap apart (deterministic per seed and row).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        burst_every: Option<u64>,
-        /// Rows in each injected burst.
-        #[arg(long, value_name = "N", default_value_t = 6, requires = "burst_every")]
-        burst_size: u64,
-        /// Time between a burst's rows.
-        #[arg(
-            long,
-            value_name = "DURATION",
-            default_value = "5s",
-            requires = "burst_every"
-        )]
-        burst_gap: Duration,
+        #[command(flatten)]
+        bursts: BurstArgs,
         /// Write here instead of stdout.
         #[arg(long, short = 'o', value_name = "PATH")]
         output: Option<PathBuf>,
@@ -103,9 +90,7 @@ fn main() -> ExitCode {
         days,
         ordered,
         jitter,
-        burst_every,
-        burst_size,
-        burst_gap,
+        bursts,
         output,
     } = args.kind;
     let span = days * DAY_MS;
@@ -123,12 +108,8 @@ fn main() -> ExitCode {
     } else {
         Timeline::Shuffled { start, span }
     };
-    let generator: Box<dyn RowGenerator> = match burst_every {
-        Some(every) => Box::new(TransactionGen::new(seed, timeline).with_bursts(Bursts {
-            every,
-            size: burst_size,
-            gap: burst_gap.millis(),
-        })),
+    let generator: Box<dyn RowGenerator> = match bursts.bursts() {
+        Some(b) => Box::new(TransactionGen::new(seed, timeline).with_bursts(b)),
         None => generator("transactions", seed, timeline).expect("known kind"),
     };
     let mut out: Box<dyn Write> = match &output {

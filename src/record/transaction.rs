@@ -183,6 +183,37 @@ pub struct Bursts {
     pub gap: u64,
 }
 
+/// The `gen transactions` flags that inject [`Bursts`].
+#[derive(clap::Args, Clone, Debug)]
+pub struct BurstArgs {
+    /// Inject a velocity burst every N rows: the block's first --burst-size rows get
+    /// one customer and times --burst-gap apart (deterministic per seed and row).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub burst_every: Option<u64>,
+    /// Rows in each injected burst.
+    #[arg(long, value_name = "N", default_value_t = 6, requires = "burst_every")]
+    pub burst_size: u64,
+    /// Time between a burst's rows.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        requires = "burst_every"
+    )]
+    pub burst_gap: crate::time::Duration,
+}
+
+impl BurstArgs {
+    /// The bursts these flags ask for, if any.
+    pub fn bursts(&self) -> Option<Bursts> {
+        self.burst_every.map(|every| Bursts {
+            every,
+            size: self.burst_size,
+            gap: self.burst_gap.millis(),
+        })
+    }
+}
+
 impl TransactionGen {
     /// A generator for `seed` along `timeline`.
     pub fn new(seed: u64, timeline: Timeline) -> Self {
