@@ -17,7 +17,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use compact_str::CompactString;
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
-use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, parse_or_exit};
@@ -122,9 +121,12 @@ fn main() -> ExitCode {
                         row(Section::TopCustomers, rank, customer, t, 1)
                     });
 
+                // The join sees its two inputs' changes at one time in separate
+                // batches; consolidating drops the pairs that cancel in between.
                 groups
+                    .concat(ranked)
+                    .consolidate()
                     .inner
-                    .concat(ranked.inner)
                     .map(|(row, time, diff)| ReportChange {
                         row: ReportRow { time, ..row },
                         diff: diff as i64,

@@ -181,7 +181,7 @@ impl Sale {
 }
 
 /// One row of the report.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ReportRow {
     /// Batch: one past the last event time covered. Incremental: the start of the
     /// `--emit-every` interval whose data changed the row.
