@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use kappa::cli::{parse_or_exit, program_name};
+use kappa::record::transaction::{BurstArgs, TransactionGen};
 use kappa::record::{RowGenerator, Timeline, generator};
 use kappa::time::{DAY_MS, Duration, parse_iso8601};
 
@@ -26,7 +27,12 @@ struct Args {
 #[derive(Subcommand, Debug)]
 enum Kind {
     /// E-commerce transactions as CSV with a header.
-    Transactions(Options),
+    Transactions {
+        #[command(flatten)]
+        options: Options,
+        #[command(flatten)]
+        bursts: BurstArgs,
+    },
     /// Clickstream events as JSON lines (the notebook's Kafka demo).
     Clicks(Options),
     /// Apache access-log lines (combined format, some common), with heavy hitters and
@@ -85,10 +91,10 @@ fn write_rows(out: &mut dyn Write, rows: u64, generator: &dyn RowGenerator) -> i
 
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
-    let (kind, options) = match args.kind {
-        Kind::Transactions(options) => ("transactions", options),
-        Kind::Clicks(options) => ("clicks", options),
-        Kind::AccessLog(options) => ("access-log", options),
+    let (kind, options, bursts) = match args.kind {
+        Kind::Transactions { options, bursts } => ("transactions", options, bursts.bursts()),
+        Kind::Clicks(options) => ("clicks", options, None),
+        Kind::AccessLog(options) => ("access-log", options, None),
     };
     let Options { rows, seed, start, days, ordered, jitter, output } = options;
     let span = days * DAY_MS;
@@ -98,7 +104,10 @@ fn main() -> ExitCode {
     } else {
         Timeline::Shuffled { start, span }
     };
-    let generator = generator(kind, seed, timeline).expect("known kind");
+    let generator: Box<dyn RowGenerator> = match bursts {
+        Some(b) => Box::new(TransactionGen::new(seed, timeline).with_bursts(b)),
+        None => generator(kind, seed, timeline).expect("known kind"),
+    };
     let mut out: Box<dyn Write> = match &output {
         None => Box::new(io::stdout().lock()),
         Some(path) => match File::create(path) {

@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod stamp;
 pub mod top;
 pub mod updates;
+pub mod velocity;
 pub mod window;
 
 pub use aggregate::WindowAggregate;
@@ -13,4 +14,5 @@ pub use delivery::TrackDelivery;
 pub use ingest::Ingest;
 pub use stamp::StampBy;
 pub use updates::{Changes, ToUpdates};
+pub use velocity::Velocity;
 pub use window::Windowing;

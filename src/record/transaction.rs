@@ -138,12 +138,58 @@ impl LineFormat for TransactionCsv {
 pub struct TransactionGen {
     seed: u64,
     timeline: Timeline,
+    bursts: Option<Bursts>,
+}
+
+/// Injected velocity bursts: in every block of `every` rows, the first `size` rows belong
+/// to one customer and follow each other `gap` milliseconds apart.
+///
+/// The block's customer and first time are drawn from `(seed, block)` only, so rows
+/// still depend only on `(seed, index)`. With `size * gap` below a velocity window, each
+/// block trips a `size`-in-window rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bursts {
+    /// Rows per block; a burst starts every `every` rows.
+    pub every: u64,
+    /// Rows in each burst (at most `every`).
+    pub size: u64,
+    /// Milliseconds between a burst's consecutive rows.
+    pub gap: u64,
+}
+
+/// The `gen transactions` flags that inject [`Bursts`].
+#[derive(clap::Args, Clone, Debug)]
+pub struct BurstArgs {
+    /// Inject a velocity burst every N rows: the block's first --burst-size rows get
+    /// one customer and times --burst-gap apart (deterministic per seed and row).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub burst_every: Option<u64>,
+    /// Rows in each injected burst.
+    #[arg(long, value_name = "N", default_value_t = 6, requires = "burst_every")]
+    pub burst_size: u64,
+    /// Time between a burst's rows.
+    #[arg(long, value_name = "DURATION", default_value = "5s", requires = "burst_every")]
+    pub burst_gap: crate::time::Duration,
+}
+
+impl BurstArgs {
+    /// The bursts these flags ask for, if any.
+    pub fn bursts(&self) -> Option<Bursts> {
+        self.burst_every.map(|every| Bursts { every, size: self.burst_size, gap: self.burst_gap.millis() })
+    }
 }
 
 impl TransactionGen {
     /// A generator for `seed` along `timeline`.
     pub fn new(seed: u64, timeline: Timeline) -> Self {
-        TransactionGen { seed, timeline }
+        TransactionGen { seed, timeline, bursts: None }
+    }
+
+    /// The same generator with velocity bursts injected.
+    pub fn with_bursts(mut self, bursts: Bursts) -> Self {
+        self.bursts = (bursts.every > 0 && bursts.size > 0)
+            .then_some(Bursts { size: bursts.size.min(bursts.every), ..bursts });
+        self
     }
 }
 
@@ -161,7 +207,18 @@ impl RowGenerator for TransactionGen {
         let age = rng.random_range(18u32..=70);
         let city = CITIES[rng.random_range(0..CITIES.len())];
         let payment = PAYMENT_METHODS[rng.random_range(0..PAYMENT_METHODS.len())];
-        let timestamp = self.timeline.time_of(index, &mut rng);
+        let mut timestamp = self.timeline.time_of(index, &mut rng);
+        let mut customer = customer;
+        if let Some(b) = self.bursts {
+            let (block, offset) = (index / b.every, index % b.every);
+            if offset < b.size {
+                // A stream distinct from every row's: the seed's complement, per block.
+                let mut block_rng = super::row_rng(!self.seed, block);
+                customer = block_rng.random_range(1..=CUSTOMERS);
+                let start = self.timeline.time_of(block * b.every, &mut block_rng);
+                timestamp = start + offset * b.gap;
+            }
+        }
         let mut num = itoa::Buffer::new();
         out.extend_from_slice(b"TXN_");
         let id = num.format(index + 1);
@@ -226,6 +283,34 @@ mod tests {
         y.clear();
         TransactionGen::new(2, Timeline::default_history()).write_row(12345, &mut y);
         assert_ne!(x, y);
+    }
+
+    #[test]
+    fn bursts_are_one_customer_close_in_time() {
+        let bursts = Bursts { every: 100, size: 6, gap: 5_000 };
+        let generator = TransactionGen::new(3, Timeline::default_history()).with_bursts(bursts);
+        let row = |i| {
+            let mut line = Vec::new();
+            generator.write_row(i, &mut line);
+            let text = String::from_utf8(line).unwrap();
+            let t = TransactionCsv::parse(&text).unwrap();
+            (t.customer_id.into_owned(), t.timestamp)
+        };
+        for block in [0u64, 7] {
+            let first = row(block * 100);
+            for k in 1..6 {
+                let (customer, time) = row(block * 100 + k);
+                assert_eq!(customer, first.0);
+                assert_eq!(time, first.1 + k * 5_000);
+            }
+        }
+        assert_ne!(row(0).0, row(700).0);
+        // Rows outside bursts are the plain generator's.
+        let plain = TransactionGen::new(3, Timeline::default_history());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        generator.write_row(50, &mut a);
+        plain.write_row(50, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -1,0 +1,338 @@
+//! Velocity: bursts of at least `n` events of one key within any sliding span of event time.
+//!
+//! **Definition.** For an event at time `t`, its window is the half-open range
+//! `(t - span, t]`: the key's events strictly less than `span` before it, itself, and any
+//! others at the same instant. An event *triggers* when its window holds at least `n`
+//! events. Triggering windows that share an event are merged, and each maximal merged
+//! group is one [`Burst`], reported once, with all its events. So five events with the
+//! first and last less than `span` apart form a burst; five events exactly `span` apart
+//! from first to last do not. Windows slide with every event, so no burst is missed at
+//! an aligned window's edge.
+//!
+//! **When.** Events are exchanged by key so that all of a key's events meet on one
+//! worker. An event is judged only when the frontier has passed its time, because only
+//! then have all events of its window arrived; a burst is reported when the frontier
+//! reaches `last + span`, after which no later event's window can reach back into it.
+//! Decisions read only event times from the data and the frontier, never arrival order,
+//! so the bursts are the same for any worker count, process count or input order (among
+//! records that are not late).
+//!
+//! A burst is emitted at timestamp `last + span`, the event time at which it became
+//! certain, so that sinks write bursts in a deterministic order.
+
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap, FxHasher};
+use timely::ExchangeData;
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::Operator;
+
+use super::ingest::Timed;
+use crate::time::{Duration, Millis};
+
+/// A maximal group of overlapping triggering windows of one key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Burst<K, V> {
+    /// The key, such as a customer id.
+    pub key: K,
+    /// The events of the burst with their times, sorted by `(time, value)`.
+    pub events: Vec<(Millis, V)>,
+}
+
+impl<K, V> Burst<K, V> {
+    /// Time of the first event.
+    pub fn first(&self) -> Millis {
+        self.events.first().map_or(0, |e| e.0)
+    }
+
+    /// Time of the last event.
+    pub fn last(&self) -> Millis {
+        self.events.last().map_or(0, |e| e.0)
+    }
+}
+
+/// Detects velocity bursts per key; see the module documentation for the definition.
+pub trait Velocity<'scope, K, V> {
+    /// Reports each maximal burst of at least `n` events within any `span` of event time,
+    /// once, at timestamp `last + span`.
+    fn velocity(self, n: usize, span: Duration) -> Stream<'scope, Millis, Vec<Burst<K, V>>>;
+}
+
+/// One key's events that may still matter.
+struct KeyState<V> {
+    /// Events sorted by `(time, value)`; the first `judged` have been judged.
+    events: Vec<(Millis, V)>,
+    /// How many leading events have been judged.
+    judged: usize,
+    /// Whether events after `judged` may be out of order.
+    unsorted: bool,
+    /// The open burst as `(first event index, end index exclusive, last trigger time)`.
+    burst: Option<(usize, usize, Millis)>,
+}
+
+impl<V: Ord + Clone> KeyState<V> {
+    fn new() -> Self {
+        KeyState { events: Vec::new(), judged: 0, unsorted: false, burst: None }
+    }
+
+    /// Judges every event before `frontier` and calls `emit` with each finished burst's
+    /// events. Returns the earliest time at which this key may still emit, if any.
+    fn advance(
+        &mut self,
+        frontier: Millis,
+        n: usize,
+        span: u64,
+        mut emit: impl FnMut(Millis, Vec<(Millis, V)>),
+    ) -> Option<Millis> {
+        if self.unsorted {
+            self.events[self.judged..].sort();
+            self.unsorted = false;
+        }
+        while self.judged < self.events.len() && self.events[self.judged].0 < frontier {
+            let t = self.events[self.judged].0;
+            // Every event at or before `t` has arrived, including ties at `t`.
+            let lo = self.events.partition_point(|e| e.0 + span <= t);
+            let hi = self.events.partition_point(|e| e.0 <= t);
+            if hi - lo >= n {
+                match &mut self.burst {
+                    Some((_, end, last)) if lo < *end => {
+                        *end = hi;
+                        *last = t;
+                    }
+                    open => {
+                        if let Some((start, end, last)) = open.take() {
+                            emit(last + span, self.events[start..end].to_vec());
+                        }
+                        *open = Some((lo, hi, t));
+                    }
+                }
+            }
+            self.judged += 1;
+        }
+        if let Some((start, end, last)) = self.burst
+            && last.saturating_add(span) <= frontier
+        {
+            emit(last + span, self.events[start..end].to_vec());
+            self.burst = None;
+        }
+        // Keep what a future window or the open burst can still reach.
+        let mut keep = self.events[..self.judged].partition_point(|e| e.0.saturating_add(span) <= frontier);
+        if let Some((start, _, _)) = self.burst {
+            keep = keep.min(start);
+        }
+        if keep > 0 {
+            self.events.drain(..keep);
+            self.judged -= keep;
+            if let Some((start, end, _)) = &mut self.burst {
+                *start -= keep;
+                *end -= keep;
+            }
+        }
+        let pending = self.events.get(self.judged).map(|e| e.0 + span);
+        let open = self.burst.map(|(_, _, last)| last + span);
+        match (pending, open) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+fn key_hash<K: Hash>(key: &K) -> u64 {
+    let mut h = FxHasher::default();
+    key.hash(&mut h);
+    h.finish()
+}
+
+impl<'scope, K, V> Velocity<'scope, K, V> for Stream<'scope, Millis, Vec<Timed<(K, V)>>>
+where
+    K: ExchangeData + Hash + Eq + Clone,
+    V: ExchangeData + Ord + Clone,
+{
+    fn velocity(self, n: usize, span: Duration) -> Stream<'scope, Millis, Vec<Burst<K, V>>> {
+        let n = n.max(1);
+        let span = span.millis();
+        self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Burst<K, V>>>, _, _, _>(
+            Exchange::new(|((key, _), _): &Timed<(K, V)>| key_hash(key)),
+            "Velocity",
+            move |_cap, _info| {
+                let mut keys: FxHashMap<K, KeyState<V>> = FxHashMap::default();
+                let mut held: Option<Capability<Millis>> = None;
+                let mut judged_to: Option<Millis> = None;
+                move |(input, frontier), output| {
+                    input.for_each_time(|cap, data| {
+                        if held.as_ref().is_none_or(|h| cap.time() < h.time()) {
+                            held = Some(cap.retain(0));
+                        }
+                        for batch in data {
+                            for ((key, value), time) in batch.drain(..) {
+                                let state = keys.entry(key).or_insert_with(KeyState::new);
+                                if state.events.last().is_some_and(|e| (e.0, &e.1) > (time, &value)) {
+                                    state.unsorted = true;
+                                }
+                                state.events.push((time, value));
+                            }
+                        }
+                    });
+                    let f = frontier.frontier().first().copied().unwrap_or(Millis::MAX);
+                    // Nothing new can be judged until the frontier moves.
+                    if judged_to == Some(f) {
+                        return;
+                    }
+                    judged_to = Some(f);
+                    let Some(cap) = held.as_mut() else { return };
+                    let mut next: Option<Millis> = None;
+                    let mut bursts: Vec<(Millis, Burst<K, V>)> = Vec::new();
+                    keys.retain(|key, state| {
+                        let wake = state.advance(f, n, span, |at, events| {
+                            bursts.push((at, Burst { key: key.clone(), events }));
+                        });
+                        if let Some(w) = wake {
+                            next = Some(next.map_or(w, |x: Millis| x.min(w)));
+                        }
+                        !state.events.is_empty()
+                    });
+                    bursts.sort_by_key(|b| b.0);
+                    for (at, burst) in bursts {
+                        output.session(&cap.delayed(&at)).give(burst);
+                    }
+                    match next {
+                        Some(w) => {
+                            // Future bursts end at or after `w`; new input brings its own capability.
+                            let w = w.min(f);
+                            if w > *cap.time() {
+                                cap.downgrade(&w);
+                            }
+                        }
+                        None => held = None,
+                    }
+                }
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds all `times` to one key at once, then closes the input.
+    fn bursts(times: &[Millis], n: usize, span: u64) -> Vec<Vec<Millis>> {
+        let mut state = KeyState::new();
+        for (i, &t) in times.iter().enumerate() {
+            state.events.push((t, i));
+        }
+        state.unsorted = true;
+        let mut out = Vec::new();
+        let wake =
+            state.advance(Millis::MAX, n, span, |_, events| out.push(events.iter().map(|e| e.0).collect()));
+        assert_eq!(wake, None);
+        out
+    }
+
+    #[test]
+    fn window_is_open_on_the_left() {
+        assert_eq!(bursts(&[0, 10, 20, 30, 59], 5, 60), vec![vec![0, 10, 20, 30, 59]]);
+        assert!(bursts(&[0, 10, 20, 30, 60], 5, 60).is_empty());
+        // Ties all count.
+        assert_eq!(bursts(&[5, 5, 5], 3, 1), vec![vec![5, 5, 5]]);
+    }
+
+    #[test]
+    fn overlapping_triggers_merge_and_gaps_split() {
+        let t = [0, 1, 2, 3, 4, 30, 100, 101, 102, 103, 104, 200, 300];
+        assert_eq!(bursts(&t, 5, 60), vec![vec![0, 1, 2, 3, 4, 30], vec![100, 101, 102, 103, 104]]);
+        // A trigger whose window reaches back into a burst extends it.
+        let t = [0, 1, 2, 3, 4, 55, 58, 59, 62];
+        assert_eq!(bursts(&t, 5, 60), vec![t.to_vec()]);
+    }
+
+    #[test]
+    fn judging_in_steps_equals_judging_at_once() {
+        let times: Vec<Millis> = (0..200u64).map(|i| (i * 7919) % 1000).collect();
+        let all = bursts(&times, 4, 40);
+        let mut sorted = times.clone();
+        sorted.sort();
+        // Deliver in time order, advancing the frontier as we go.
+        let mut state = KeyState::new();
+        let mut out: Vec<Vec<Millis>> = Vec::new();
+        for (i, &t) in sorted.iter().enumerate() {
+            state.advance(t, 4, 40, |_, e| out.push(e.iter().map(|e| e.0).collect()));
+            state.events.push((t, i));
+        }
+        state.advance(Millis::MAX, 4, 40, |_, e| out.push(e.iter().map(|e| e.0).collect()));
+        assert_eq!(out, all);
+        assert!(!all.is_empty());
+    }
+
+    /// Runs the operator on two workers, feeding `events` in order with the input's
+    /// time held `lag` behind the largest event time so far, like a watermark.
+    fn run_dataflow(events: Vec<(Millis, u32)>, lag: u64) -> Vec<(Millis, u32, Vec<Millis>)> {
+        use std::sync::{Arc, Mutex};
+        use timely::dataflow::InputHandleVec;
+        use timely::dataflow::operators::{Input, Inspect, Probe};
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        timely::execute(timely::Config::process(2), move |worker| {
+            let mut input: InputHandleVec<Millis, Timed<(u32, usize)>> = InputHandleVec::new();
+            let sink = Arc::clone(&sink);
+            let probe = worker.dataflow::<Millis, _, _>(|scope| {
+                let (probe, _) = scope
+                    .input_from(&mut input)
+                    .velocity(4, Duration(40))
+                    .inspect_time(move |at, burst: &Burst<u32, usize>| {
+                        let times = burst.events.iter().map(|e| e.0).collect();
+                        sink.lock().unwrap().push((*at, burst.key, times));
+                    })
+                    .probe();
+                probe
+            });
+            if worker.index() == 0 {
+                let mut max = 0;
+                for (i, &(t, key)) in events.iter().enumerate() {
+                    input.send(((key, i), t));
+                    max = max.max(t);
+                    let watermark = max.saturating_sub(lag);
+                    if watermark > *input.time() {
+                        input.advance_to(watermark);
+                        worker.step_while(|| probe.less_than(input.time()));
+                    }
+                }
+            }
+            input.close();
+            while worker.step() {}
+        })
+        .unwrap();
+        let mut out = seen.lock().unwrap().clone();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_moving_watermark_finds_the_same_bursts_as_the_end_of_input() {
+        // Three keys, sparse but for a burst of one key every 50 events, with bounded
+        // disorder: each event at most 22 ms behind the largest so far, under `lag`.
+        let lag = 25;
+        let mut events: Vec<(Millis, u32)> = (0..600u64)
+            .map(|i| {
+                let (block, k) = (i / 50, i % 50);
+                let (t, key) = if k < 8 {
+                    (1000 + block * 750 + k * 2, (block % 3) as u32)
+                } else {
+                    (1000 + block * 750 + k * 15, (i % 3) as u32)
+                };
+                (t - (i * 7919 % 23), key)
+            })
+            .collect();
+        events.sort_by_key(|e| e.0 / 50);
+        let streamed = run_dataflow(events.clone(), lag);
+        let at_end = run_dataflow(events.clone(), u64::MAX);
+        assert_eq!(streamed.len(), 12, "{streamed:?}");
+        assert_eq!(streamed, at_end);
+        for (at, _, times) in &streamed {
+            assert_eq!(*at, times.last().unwrap() + 40, "emitted at last + span");
+        }
+    }
+}
