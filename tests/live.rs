@@ -452,9 +452,15 @@ fn every_job_gives_the_same_results_over_tcp_as_from_a_file() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/access_log_elastic_sample.log");
     let clicks = dir.path("clicks.jsonl");
     run_ok("gen", &["clicks", "--rows", "20000", "--seed", "3", "--output", clicks.to_str().unwrap()]);
+    let sales = dir.path("sales.csv");
+    let burst = ["--burst-every", "500"];
+    gen_transactions(&sales, 20_000, 3, &burst);
     // Shuffled history needs a lateness that covers it; the real log is out of order by
     // up to a minute.
-    let cases: [(&str, &Path, &[&str]); 4] = [
+    let cases: [(&str, &Path, &[&str]); 7] = [
+        ("fraud_signals", &sales, &["--lateness", "40d"]),
+        ("ecommerce_report", &sales, &["--lateness", "40d"]),
+        ("ecommerce_report", &sales, &["--lateness", "40d", "--mode", "incremental", "--epoch", "1d"]),
         ("ip_counts", &fixture, &["--lateness", "1h", "--window", "1h"]),
         ("ip_counts", &fixture, &["--lateness", "1h", "--mode", "incremental", "--top", "5"]),
         ("event_counts", &clicks, &["--lateness", "40d", "--window", "1d"]),
