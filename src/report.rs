@@ -43,7 +43,7 @@ use crate::cli::Format;
 use crate::job::Job;
 use crate::money::Cents;
 use crate::operators::ingest::{Timed, fail};
-use crate::sink::{Cell, Tabular, WriteRows};
+use crate::sink::{Cell, GatherSorted, Gathered, Tabular, WriteRows};
 use crate::time::{DAY_MS, Millis, civil_from_days};
 use crate::totals::Totals;
 
@@ -433,29 +433,17 @@ impl<'scope, R: ReportLine> WriteReport<'scope, R> for Stream<'scope, Millis, Ve
         }
         let mut out = job.take_output(self.scope().index());
         let job = Arc::clone(job);
-        let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
-        self.sink(Exchange::new(|_: &R| 0), "WriteReport", move |(input, frontier)| {
-            input.for_each_time(|time, data| {
-                let rows = pending.entry(*time.time()).or_default();
-                for batch in data {
-                    rows.append(batch);
+        self.gather_sorted("WriteReport", move |gathered| {
+            let result = match gathered {
+                Gathered::Frontier(_) => Ok(()),
+                Gathered::Complete(rows) => {
+                    job.meters().rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    // Tables are for people watching: each completed time is flushed.
+                    out.as_mut().map_or(Ok(()), |o| write_tables(o, &rows).and_then(|()| o.flush()))
                 }
-            });
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let mut rows = entry.remove();
-                rows.sort();
-                job.meters().rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
-                // Tables are for people watching: each completed time is flushed.
-                if let Some(Err(e)) = out.as_mut().map(|o| write_tables(o, &rows).and_then(|()| o.flush())) {
-                    write_failed(&e);
-                }
-            }
-            if frontier.is_empty()
-                && let Some(Err(e)) = out.take().map(|mut o| o.flush())
-            {
+                Gathered::Closed => out.take().map_or(Ok(()), |mut o| o.flush()),
+            };
+            if let Err(e) = result {
                 write_failed(&e);
             }
         });

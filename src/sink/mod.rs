@@ -5,19 +5,18 @@
 //! bytes written depend only on the results, not on how many workers or processes
 //! produced them, nor on the order in which they arrived.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use timely::ExchangeData;
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
 
 pub mod format;
+pub mod gather;
 
 pub use format::{Cell, RowWriter, Tabular};
+pub use gather::{GatherSorted, Gathered};
 
 use crate::job::Job;
 use crate::operators::ingest::{Counts, Diag, Late, Rejected, fail};
@@ -66,42 +65,30 @@ fn write_rows_counted<R>(
     let mut writer = out
         .filter(|_| stream.scope().index() == 0)
         .map(|out| RowWriter::new(out, job.common.format, R::columns()));
-    let job = Arc::clone(job);
     if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
         write_failed("output", &e);
     }
-    let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
-    stream.sink(Exchange::new(|_: &R| 0), "WriteRows", move |(input, frontier)| {
-        if main {
-            job.meters().output_frontier_is(frontier.frontier().first().copied().unwrap_or(Millis::MAX));
-        }
-        input.for_each_time(|time, data| {
-            let rows = pending.entry(*time.time()).or_default();
-            for batch in data {
-                rows.append(batch);
+    let job = Arc::clone(job);
+    // Live results are flushed as they complete, so readers see them at once.
+    let live = job.ingest.input.is_live();
+    stream.gather_sorted("WriteRows", move |gathered| {
+        let result = match gathered {
+            Gathered::Frontier(f) if main => {
+                job.meters().output_frontier_is(f);
+                Ok(())
             }
-        });
-        while let Some(entry) = pending.first_entry() {
-            if frontier.less_equal(entry.key()) {
-                break;
+            Gathered::Frontier(_) => Ok(()),
+            Gathered::Complete(rows) => {
+                if main {
+                    job.meters().rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                }
+                writer.as_mut().map_or(Ok(()), |w| {
+                    w.write_group(&rows).and_then(|()| if live { w.flush() } else { Ok(()) })
+                })
             }
-            let mut rows = entry.remove();
-            rows.sort();
-            if main {
-                job.meters().rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
-            }
-            // Live results are flushed as they complete, so readers see them at once.
-            let live = job.ingest.input.is_live();
-            if let Some(Err(e)) = writer
-                .as_mut()
-                .map(|w| w.write_group(&rows).and_then(|()| if live { w.flush() } else { Ok(()) }))
-            {
-                write_failed("output", &e);
-            }
-        }
-        if frontier.is_empty()
-            && let Some(Err(e)) = writer.take().map(|mut w| w.flush())
-        {
+            Gathered::Closed => writer.take().map_or(Ok(()), |mut w| w.flush()),
+        };
+        if let Err(e) = result {
             write_failed("output", &e);
         }
     });
@@ -120,42 +107,32 @@ impl<'scope> ReportDiags<'scope> for Stream<'scope, Millis, Vec<Diag>> {
         let mut rejects_out = job.take_rejects(worker);
         let mut late_out = job.take_late(worker);
         let job = Arc::clone(job);
-        let mut pending: BTreeMap<Millis, Vec<Diag>> = BTreeMap::new();
-        self.sink(Exchange::new(|_: &Diag| 0), "ReportDiags", move |(input, frontier)| {
-            input.for_each_time(|time, data| {
-                let diags = pending.entry(*time.time()).or_default();
-                for batch in data {
-                    diags.append(batch);
-                }
-            });
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let mut diags = entry.remove();
-                diags.sort();
-                let mut counts = Counts::default();
-                for diag in &diags {
-                    let result = match diag {
-                        Diag::Counts(c) => {
-                            counts += *c;
-                            Ok(())
-                        }
-                        Diag::Reject(r) => rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, r)),
-                        Diag::Late(l) => late_out.as_mut().map_or(Ok(()), |w| write_late(w, l)),
-                    };
-                    if let Err(e) = result {
-                        write_failed("diagnostics", &e);
+        self.gather_sorted("ReportDiags", move |gathered| {
+            let result = match gathered {
+                Gathered::Frontier(_) => Ok(()),
+                Gathered::Complete(diags) => {
+                    let mut counts = Counts::default();
+                    let mut result = Ok(());
+                    for diag in &diags {
+                        result = result.and_then(|()| match diag {
+                            Diag::Counts(c) => {
+                                counts += *c;
+                                Ok(())
+                            }
+                            Diag::Reject(r) => rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, r)),
+                            Diag::Late(l) => late_out.as_mut().map_or(Ok(()), |w| write_late(w, l)),
+                        });
                     }
+                    *job.summary.lock().expect("summary lock") += counts;
+                    result
                 }
-                *job.summary.lock().expect("summary lock") += counts;
-            }
-            if frontier.is_empty() {
-                for w in [rejects_out.as_mut(), late_out.as_mut()].into_iter().flatten() {
-                    if let Err(e) = w.flush() {
-                        write_failed("diagnostics", &e);
-                    }
-                }
+                Gathered::Closed => [rejects_out.as_mut(), late_out.as_mut()]
+                    .into_iter()
+                    .flatten()
+                    .try_for_each(|w| w.flush()),
+            };
+            if let Err(e) = result {
+                write_failed("diagnostics", &e);
             }
         });
     }

@@ -1,0 +1,58 @@
+//! Gathering a stream to worker 0 and releasing each complete timestamp, sorted.
+//!
+//! This is the one place that decides output order: every sink is built on it, so the
+//! bytes written depend only on the records, never on the number of workers or on the
+//! order in which records arrived.
+
+use std::collections::BTreeMap;
+
+use timely::ExchangeData;
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use crate::time::Millis;
+
+/// What a gathering sink sees.
+pub enum Gathered<R> {
+    /// The input frontier moved (`Millis::MAX` once it is empty).
+    Frontier(Millis),
+    /// All records of one complete timestamp, sorted.
+    Complete(Vec<R>),
+    /// The input is exhausted: nothing more will come.
+    Closed,
+}
+
+/// Gathers records to worker 0 and releases them in timestamp order.
+pub trait GatherSorted<'scope, R> {
+    /// Calls `each` on worker 0 (and with frontiers on every worker) as records complete.
+    fn gather_sorted(self, name: &str, each: impl FnMut(Gathered<R>) + 'static);
+}
+
+impl<'scope, R: Ord + ExchangeData> GatherSorted<'scope, R> for Stream<'scope, Millis, Vec<R>> {
+    fn gather_sorted(self, name: &str, mut each: impl FnMut(Gathered<R>) + 'static) {
+        let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
+        let mut closed = false;
+        self.sink(Exchange::new(|_: &R| 0), name, move |(input, frontier)| {
+            each(Gathered::Frontier(frontier.frontier().first().copied().unwrap_or(Millis::MAX)));
+            input.for_each_time(|time, data| {
+                let records = pending.entry(*time.time()).or_default();
+                for batch in data {
+                    records.append(batch);
+                }
+            });
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let mut records = entry.remove();
+                records.sort();
+                each(Gathered::Complete(records));
+            }
+            if frontier.is_empty() && !closed {
+                closed = true;
+                each(Gathered::Closed);
+            }
+        });
+    }
+}
