@@ -81,8 +81,10 @@ pub fn gen_transactions(path: &Path, rows: u64, seed: u64, extra: &[&str]) {
 /// returns a block of 16 ports, distinct per test process and call.
 pub fn port_base() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let block = NEXT.fetch_add(1, Ordering::Relaxed);
-    20_000 + (std::process::id() % 1500) as u16 * 16 + block * 16 % 24_000
+    // Below Linux's ephemeral range (32768+), so no outgoing connection holds our port:
+    // 64 slots of 20 blocks of 16 ports, the slot chosen by the test process.
+    let block = NEXT.fetch_add(1, Ordering::Relaxed) % 20;
+    11_000 + (std::process::id() % 64) as u16 * 320 + block * 16
 }
 
 /// Parses CSV output (no quoted fields) into rows of fields, skipping the header.
