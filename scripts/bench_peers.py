@@ -192,7 +192,7 @@ class Flink:
                     c, t, n, q = next(csv.reader([line]))
                     got[c] = (cents(t), int(n), int(q))
                     continue
-                change = json.loads(line)  # replay the changelog: "d" retracts, "c" sets
+                change = json.loads(line, parse_float=Decimal)  # replay the changelog: "d" retracts, "c" sets
                 if change.get("after"):
                     a = change["after"]
                     got[a["c"]] = (cents(a["t"]), int(a["n"]), int(a["q"]))
