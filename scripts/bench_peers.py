@@ -19,6 +19,7 @@ import csv
 import glob
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -181,8 +182,11 @@ class Flink:
     def check(self):
         shutil.rmtree(self.out, ignore_errors=True)
         self.env.execute_sql("INSERT INTO outfs SELECT * FROM totals").wait()
-        files = sorted(f for f in glob.glob(os.path.join(self.out, "**", "*"), recursive=True)
-                       + glob.glob(os.path.join(self.out, "**", ".*"), recursive=True) if os.path.isfile(f))
+        files = [f for f in glob.glob(os.path.join(self.out, "**", "*"), recursive=True)
+                 + glob.glob(os.path.join(self.out, "**", ".*"), recursive=True) if os.path.isfile(f)]
+        # Part files roll (part-<uuid>-<subtask>-<n>): replay each subtask's files in order
+        # of n; a key's updates all come from one subtask.
+        files.sort(key=lambda f: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", os.path.basename(f))])
         got = {}
         for f in files:
             for line in open(f):
