@@ -132,22 +132,8 @@ fn batch_report_equals_the_reference_for_any_worker_count() {
     }
     let top3 = run_ok("ecommerce_report", &["--input", input, "--top", "3", "-q"]);
     assert_eq!(top3, reference(&data, 3));
-    // Two processes on loopback; process 0 writes the output file.
-    let port = common::port_base().to_string();
-    let outs = [dir.path("p0.csv"), dir.path("p1.csv")];
-    let spawn = |p: usize| {
-        std::process::Command::new(common::bin("ecommerce_report"))
-            .args(["--input", input, "-n", "2", "-p", ["0", "1"][p], "--port-base", &port])
-            .args(["--output", outs[p].to_str().unwrap(), "-q"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (p0, p1) = (spawn(0), spawn(1));
-    let (o0, o1) = (p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap());
-    assert!(o0.status.success() && o1.status.success(), "{}", String::from_utf8_lossy(&o0.stderr));
-    assert_eq!(std::fs::read_to_string(&outs[0]).unwrap(), want, "-n 2");
+    // Two processes on loopback; process 0 writes the results.
+    assert_eq!(common::two_processes("ecommerce_report", &["--input", input, "-q"]), want, "-n 2");
 }
 
 #[test]
@@ -222,23 +208,9 @@ fn incremental_changes_consolidate_to_the_batch_report() {
     let ranked_at: BTreeSet<&str> =
         one.lines().filter(|l| l.contains(",top_customers,")).map(|l| l.split(',').next().unwrap()).collect();
     assert!(ranked_at.len() > 10, "the top customers change as data arrives");
-    // Two processes on loopback; process 0 writes the output file.
-    let port = common::port_base().to_string();
-    let outs = [dir.path("p0.csv"), dir.path("p1.csv")];
-    let spawn = |p: usize| {
-        std::process::Command::new(common::bin("ecommerce_report"))
-            .args(["--input", input, "--mode", "incremental", "--emit-every", "1h"])
-            .args(["-n", "2", "-p", ["0", "1"][p], "--port-base", &port])
-            .args(["--output", outs[p].to_str().unwrap(), "-q"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (p0, p1) = (spawn(0), spawn(1));
-    let (o0, o1) = (p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap());
-    assert!(o0.status.success() && o1.status.success(), "{}", String::from_utf8_lossy(&o0.stderr));
-    assert_eq!(std::fs::read_to_string(&outs[0]).unwrap(), one, "-n 2");
+    // Two processes on loopback; process 0 writes the results.
+    let args = ["--input", input, "--mode", "incremental", "--emit-every", "1h", "-q"];
+    assert_eq!(common::two_processes("ecommerce_report", &args), one, "-n 2");
     let fine = run_ok(
         "ecommerce_report",
         &["--input", input, "--mode", "incremental", "--emit-every", "10m", "-w", "2", "-q"],

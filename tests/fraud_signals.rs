@@ -285,34 +285,10 @@ fn output_is_byte_identical_for_workers_processes_and_input_order() {
         );
         assert_eq!(got, one, "shuffled differently, --epoch {epoch}");
     }
-    // Two processes on loopback; process 0 writes the output file.
-    let port = common::port_base().to_string();
-    let outs = [dir.path("p0.csv"), dir.path("p1.csv")];
-    let spawn = |p: usize| {
-        let mut args = vec![
-            "--input",
-            a.to_str().unwrap(),
-            "-n",
-            "2",
-            "-p",
-            ["0", "1"][p],
-            "--port-base",
-            &port,
-            "--output",
-            outs[p].to_str().unwrap(),
-        ];
-        args.extend_from_slice(&flags);
-        std::process::Command::new(common::bin("fraud_signals"))
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (p0, p1) = (spawn(0), spawn(1));
-    let (o0, o1) = (p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap());
-    assert!(o0.status.success() && o1.status.success(), "{}", String::from_utf8_lossy(&o0.stderr));
-    assert_eq!(std::fs::read_to_string(&outs[0]).unwrap(), one, "-n 2");
+    // Two processes on loopback; process 0 writes the results.
+    let mut args = vec!["--input", a.to_str().unwrap()];
+    args.extend_from_slice(&flags);
+    assert_eq!(common::two_processes("fraud_signals", &args), one, "-n 2");
 }
 
 #[test]

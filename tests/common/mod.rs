@@ -91,3 +91,27 @@ pub fn port_base() -> u16 {
 pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
     text.lines().skip(1).map(|l| l.split(',').map(str::to_owned).collect()).collect()
 }
+
+/// Runs `name args` as two processes on loopback (`-n 2 -p 0/1` on a fresh port base)
+/// and returns process 0's stdout, where the results are written; panics if either fails.
+pub fn two_processes(name: &str, args: &[&str]) -> String {
+    let port = port_base().to_string();
+    let spawn = |p: &str| {
+        Command::new(bin(name))
+            .args(args)
+            .args(["-n", "2", "-p", p, "--port-base", &port])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {name}: {e}"))
+    };
+    let (p0, p1) = (spawn("0"), spawn("1"));
+    let (o0, o1) = (p0.wait_with_output().unwrap(), p1.wait_with_output().unwrap());
+    assert!(
+        o0.status.success() && o1.status.success(),
+        "{name} -n 2: {}\n{}",
+        String::from_utf8_lossy(&o0.stderr),
+        String::from_utf8_lossy(&o1.stderr)
+    );
+    String::from_utf8(o0.stdout).expect("utf-8 output")
+}
