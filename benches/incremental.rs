@@ -29,10 +29,11 @@ use differential_dataflow::input::Input;
 use differential_dataflow::operators::CountTotal;
 use hdrhistogram::Histogram;
 
+use kappa::jobs::sales::Totals;
 use kappa::record::access_log::AccessLogFormat;
+use kappa::record::registry::generator;
 use kappa::record::transaction::TransactionCsv;
-use kappa::record::{LineFormat, Timeline, generator};
-use kappa::totals::Totals;
+use kappa::record::{LineFormat, Timeline};
 
 /// What to count.
 #[derive(Clone, Copy, PartialEq)]
@@ -114,7 +115,7 @@ impl Rows {
         let kind = if key == Key::Category { "transactions" } else { "access-log" };
         Rows {
             key,
-            generator: generator(kind, seed, Timeline::default_history()).expect("kind"),
+            generator: generator(kind, seed, Timeline::default_history(), &[]).expect("kind"),
             line: Vec::new(),
         }
     }

@@ -1,4 +1,4 @@
-//! Per-category sales totals over transactions: amount, count, quantity and mean.
+//! Per-category sales totals (amount, count, quantity, mean) over transactions.
 //!
 //! ```text
 //! transactions ─► ingest ─► (category, totals) ─┬─ batch:       fold per window ─► table
@@ -14,10 +14,11 @@ use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, WindowArgs, parse_or_exit};
 use kappa::job::{self, JobSpec};
+use kappa::jobs::category_totals::{CategoryRow, CategoryTotals};
+use kappa::jobs::sales::Totals;
 use kappa::operators::{Changes, Ingest, ToUpdates, WindowAggregate};
 use kappa::record::transaction::TransactionCsv;
-use kappa::sink::{ReportDiags, WriteRows};
-use kappa::totals::{Totals, TotalsChange, TotalsRow};
+use kappa::sink::{Change, ReportDiags, WriteRows};
 
 /// Per-category sales totals (amount, count, quantity, mean) over transactions.
 ///
@@ -34,23 +35,25 @@ struct Args {
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     let windowing = args.window.windowing();
-    let spec = JobSpec { default_input: "gen:transactions?count=100000&seed=42" };
+    let spec = JobSpec::new("gen:transactions?count=100000&seed=42");
     job::run(args.common, spec, move |scope, job| {
         let (sales, diags) = scope.ingest::<TransactionCsv, _, _>(&job.ingest_windowed(windowing), |t| {
             (CompactString::from(&*t.product_category), Totals::one(t.total_amount, t.quantity))
         });
-        diags.report(job);
+        diags.report(&job.out);
         match job.common.mode {
             Mode::Batch => sales
                 .window_aggregate(windowing)
-                .map(|(time, key, totals)| TotalsRow { time, key, totals })
-                .write_rows(job),
+                .map(|(time, key, totals)| CategoryRow(CategoryTotals { time, key, totals }))
+                .write_rows(&job.out),
             Mode::Incremental => sales
                 .to_updates(job.common.epoch, windowing)
                 .count_total()
                 .changes()
-                .map(|(key, totals, time, diff)| TotalsChange { time, key, diff: diff as i64, totals })
-                .write_rows(job),
+                .map(|(key, totals, time, diff)| {
+                    Change::new(CategoryTotals { time, key, totals }, diff as i64)
+                })
+                .write_rows(&job.out),
         }
     })
 }

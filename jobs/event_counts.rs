@@ -14,13 +14,14 @@ use clap::Parser;
 use differential_dataflow::operators::CountTotal;
 use timely::dataflow::operators::vec::Map;
 
-use kappa::cli::{CommonArgs, EXIT_FAILURE, Mode, WindowArgs, parse_or_exit, program_name};
-use kappa::clicks::{EventChange, EventRow, EventStats};
+use kappa::cli::{CommonArgs, Mode, WindowArgs, parse_or_exit};
+use kappa::exit::{EXIT_FAILURE, program_name};
 use kappa::job::{self, JobSpec};
+use kappa::jobs::event_counts::{EventRow, EventStats};
 use kappa::operators::delivery::{DeliveryCheck, copies_per_record};
 use kappa::operators::{Changes, Ingest, ToUpdates, TrackDelivery, WindowAggregate};
 use kappa::record::click::ClickJson;
-use kappa::sink::{ReportDiags, WriteRows};
+use kappa::sink::{Change, ReportDiags, WriteRows};
 
 /// Events per type and revenue from purchases over JSON-lines click events, checking
 /// that every event read was processed or rejected.
@@ -39,13 +40,13 @@ fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     let windowing = args.window.windowing();
     let (first, quiet) = (args.common.cluster.process == 0, args.common.quiet);
-    let spec = JobSpec { default_input: "gen:clicks?count=100000&seed=42" };
+    let spec = JobSpec::new("gen:clicks?count=100000&seed=42");
     let check = DeliveryCheck::new();
     let delivery = check.clone();
     let code = job::run(args.common, spec, move |scope, job| {
         let (events, diags) =
             scope.ingest::<ClickJson, _, _>(job.ingest(), |click| (click.event_type, EventStats::one(click)));
-        diags.clone().report(job);
+        diags.clone().report(&job.out);
         // How many events each result row accounts for, for the delivery check.
         let counted = match job.common.mode {
             Mode::Batch => {
@@ -55,20 +56,17 @@ fn main() -> ExitCode {
                     stats,
                 });
                 let counted = rows.clone().map(|row| row.stats.count);
-                rows.write_rows(job);
+                rows.write_rows(&job.out);
                 counted
             }
             Mode::Incremental => {
                 let changes = events.to_updates(job.common.epoch, windowing).count_total().changes().map(
-                    |(event_type, stats, time, diff)| EventChange {
-                        time,
-                        event_type,
-                        stats,
-                        diff: diff as i64,
+                    |(event_type, stats, time, diff)| {
+                        Change::new(EventRow { time, event_type, stats }, diff as i64)
                     },
                 );
-                let counted = changes.clone().map(|change| change.diff * change.stats.count);
-                changes.write_rows(job);
+                let counted = changes.clone().map(|change| change.diff * change.row.stats.count);
+                changes.write_rows(&job.out);
                 counted
             }
         };

@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Alerts come out in event-time order, each once, the same for any worker count,
-//! process count or delivery. See `kappa::fraud` for the rules and
-//! `kappa::operators::velocity` for the exact velocity definition.
+//! process count or delivery. See `kappa::jobs::fraud_signals` for the rules and
+//! `kappa::jobs::fraud_signals::velocity` for the exact velocity definition.
 
 use std::process::ExitCode;
 
@@ -17,15 +17,17 @@ use compact_str::CompactString;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
 
-use kappa::cli::{CommonArgs, Mode, parse_or_exit, usage_error};
-use kappa::fraud::{Alert, PrintTally, Rule, Tally};
+use kappa::cli::{CommonArgs, Mode, parse_or_exit};
+use kappa::diag::Diag;
+use kappa::exit::usage_error;
 use kappa::job::{self, JobSpec};
+use kappa::jobs::fraud_signals::velocity::Velocity;
+use kappa::jobs::fraud_signals::{FraudAlert, PrintTally, Rule, Tally};
 use kappa::money::Cents;
-use kappa::operators::ingest::Diag;
-use kappa::operators::{Ingest, StampBy, Velocity};
+use kappa::operators::{Ingest, StampBy};
 use kappa::record::transaction::TransactionCsv;
 use kappa::sink::{ReportDiags, WriteRows};
-use kappa::time::Duration;
+use kappa::time::{Duration, positive_duration};
 
 /// Fraud alerts over transactions: high amounts, high values and velocity bursts.
 ///
@@ -45,19 +47,12 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     velocity: u32,
     /// The sliding span of event time for --velocity.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_span)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
     velocity_window: Duration,
 }
 
 fn parse_money(text: &str) -> Result<Cents, String> {
     Cents::parse(text.trim().as_bytes()).map_err(|e| format!("'{text}': {e}"))
-}
-
-fn parse_span(text: &str) -> Result<Duration, String> {
-    match text.parse::<Duration>()? {
-        d if d.millis() == 0 => Err("must be greater than zero".into()),
-        d => Ok(d),
-    }
 }
 
 /// What the dataflow keeps of a transaction.
@@ -78,7 +73,7 @@ fn main() -> ExitCode {
     }
     let (high_amount, high_value) = (args.high_amount, args.high_value);
     let (n, span) = (args.velocity as usize, args.velocity_window);
-    let spec = JobSpec { default_input: "gen:transactions?count=100000&seed=42" };
+    let spec = JobSpec::new("gen:transactions?count=100000&seed=42");
     job::run(args.common, spec, move |scope, job| {
         let (txns, diags) = scope.ingest::<TransactionCsv, _, _>(job.ingest(), |t| Txn {
             id: CompactString::from(&*t.transaction_id),
@@ -105,7 +100,7 @@ fn main() -> ExitCode {
                 let newly_flagged =
                     burst.events.iter().filter(|(_, (_, a))| *a <= high_amount).count() as u64;
                 let ids: Vec<&str> = burst.events.iter().map(|(_, (id, _))| id.as_str()).collect();
-                Alert {
+                FraudAlert {
                     time: burst.last() + span.millis(),
                     rule: Rule::Velocity,
                     first: burst.first(),
@@ -131,15 +126,15 @@ fn main() -> ExitCode {
                 t
             })
             .concat(accepted)
-            .print_tally(job);
-        diags.report(job);
-        alerts.write_rows(job);
+            .print_tally(job.common.quiet);
+        diags.report(&job.out);
+        alerts.write_rows(&job.out);
     })
 }
 
 /// An amount rule's alert on one transaction.
-fn single(rule: Rule, t: &Txn, time: u64, high_amount: Cents) -> Alert {
-    Alert {
+fn single(rule: Rule, t: &Txn, time: u64, high_amount: Cents) -> FraudAlert {
+    FraudAlert {
         time,
         rule,
         customer: t.customer.clone(),

@@ -1,47 +1,26 @@
-//! Writes seeded, deterministic data sets: `gen transactions --rows N --seed S`,
-//! `gen clicks --rows N --seed S`, `gen access-log --rows N --seed S`.
+//! Writes seeded, deterministic data sets, one subcommand per record kind:
+//! `gen transactions --rows N --seed S`, `gen clicks …`, `gen access-log …`.
 //!
-//! Row `i` depends only on the seed and `i`, so the same command writes the same bytes
-//! on any machine, and the file is written as a stream in constant memory.
+//! The kinds and their own options come from the record registry
+//! (`kappa::record::registry::KINDS`). Row `i` depends only on the seed and `i`, so the same
+//! command writes the same bytes on any machine, and the file is written as a stream
+//! in constant memory.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Command, FromArgMatches};
 
-use kappa::cli::{parse_or_exit, program_name};
-use kappa::record::transaction::{BurstArgs, TransactionGen};
-use kappa::record::{RowGenerator, Timeline, generator};
+use kappa::cli::parse_command_or_exit;
+use kappa::exit::{EXIT_FAILURE, EXIT_USAGE, io_reason, program_name};
+use kappa::record::registry::{KINDS, kind};
+use kappa::record::{RowGenerator, Timeline};
 use kappa::time::{DAY_MS, Duration, parse_iso8601};
 
-/// Generate seeded data sets in the notebooks' shapes.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(subcommand)]
-    kind: Kind,
-}
-
-#[derive(Subcommand, Debug)]
-enum Kind {
-    /// E-commerce transactions as CSV with a header.
-    Transactions {
-        #[command(flatten)]
-        options: Options,
-        #[command(flatten)]
-        bursts: BurstArgs,
-    },
-    /// Clickstream events as JSON lines (the notebook's Kafka demo).
-    Clicks(Options),
-    /// Apache access-log lines (combined format, some common), with heavy hitters and
-    /// 4xx/5xx responses; no header.
-    AccessLog(Options),
-}
-
 /// Options every kind of data set takes.
-#[derive(clap::Args, Debug)]
+#[derive(Args, Debug)]
 struct Options {
     /// Number of rows.
     #[arg(long, default_value_t = 100_000)]
@@ -71,6 +50,17 @@ fn parse_time(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{text}' is not an ISO 8601 time such as 2026-10-01T00:00:00Z"))
 }
 
+/// `gen` with one subcommand per registered kind.
+fn command() -> Command {
+    let gen_cmd = Command::new("gen")
+        .about("Generate seeded data sets in the notebooks' shapes.")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(true);
+    KINDS.iter().fold(gen_cmd, |c, k| {
+        c.subcommand((k.args)(Options::augment_args(Command::new(k.name).about(k.about))))
+    })
+}
+
 fn write_rows(out: &mut dyn Write, rows: u64, generator: &dyn RowGenerator) -> io::Result<()> {
     let mut buf = Vec::with_capacity(1 << 20);
     if let Some(header) = generator.header() {
@@ -90,13 +80,11 @@ fn write_rows(out: &mut dyn Write, rows: u64, generator: &dyn RowGenerator) -> i
 }
 
 fn main() -> ExitCode {
-    let args: Args = parse_or_exit();
-    let (kind, options, bursts) = match args.kind {
-        Kind::Transactions { options, bursts } => ("transactions", options, bursts.bursts()),
-        Kind::Clicks(options) => ("clicks", options, None),
-        Kind::AccessLog(options) => ("access-log", options, None),
-    };
-    let Options { rows, seed, start, days, ordered, jitter, output } = options;
+    let matches = parse_command_or_exit(command());
+    let (name, sub) = matches.subcommand().expect("a subcommand is required");
+    let kind = kind(name).expect("subcommands come from the registry");
+    let Options { rows, seed, start, days, ordered, jitter, output } =
+        Options::from_arg_matches(sub).expect("clap checked the options");
     let span = days * DAY_MS;
     let timeline = if ordered {
         let step_nanos = if rows == 0 { 0 } else { (span as u128 * 1_000_000 / rows as u128) as u64 };
@@ -104,22 +92,20 @@ fn main() -> ExitCode {
     } else {
         Timeline::Shuffled { start, span }
     };
-    let generator: Box<dyn RowGenerator> = match bursts {
-        Some(b) => Box::new(TransactionGen::new(seed, timeline).with_bursts(b)),
-        None => generator(kind, seed, timeline).expect("known kind"),
+    let generator = match (kind.make)(seed, timeline, sub) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("{}: error: {e}", program_name());
+            return ExitCode::from(EXIT_USAGE);
+        }
     };
     let mut out: Box<dyn Write> = match &output {
         None => Box::new(io::stdout().lock()),
         Some(path) => match File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
             Err(e) => {
-                eprintln!(
-                    "{}: error: cannot create {}: {}",
-                    program_name(),
-                    path.display(),
-                    kappa::source::io_reason(&e)
-                );
-                return ExitCode::from(2);
+                eprintln!("{}: error: cannot create {}: {}", program_name(), path.display(), io_reason(&e));
+                return ExitCode::from(EXIT_USAGE);
             }
         },
     };
@@ -127,8 +113,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}: error: writing: {}", program_name(), kappa::source::io_reason(&e));
-            ExitCode::from(1)
+            eprintln!("{}: error: writing: {}", program_name(), io_reason(&e));
+            ExitCode::from(EXIT_FAILURE)
         }
     }
 }

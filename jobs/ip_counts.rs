@@ -8,26 +8,23 @@
 //!                               └─ facets ─► fold over all time ─► + parse errors ─► --report
 //! ```
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use differential_dataflow::operators::CountTotal;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::{Filter, Map};
 
-use kappa::access::{Alert, Facet, Hit, IpCount, IpCountChange, Report};
-use kappa::cli::{CommonArgs, Mode, WindowArgs, parse_or_exit, usage_error};
+use kappa::cli::{CommonArgs, Mode, WindowArgs, parse_or_exit};
+use kappa::diag::Diag;
 use kappa::job::{self, JobSpec};
-use kappa::operators::ingest::Diag;
-use kappa::operators::top::{TopK, TopPerTime};
+use kappa::jobs::ip_counts::report::{Facet, LogReport};
+use kappa::jobs::ip_counts::{Hit, IpAlert, IpCount};
 use kappa::operators::window::GLOBAL_END;
-use kappa::operators::{Ingest, StampBy, ToUpdates, WindowAggregate, Windowing};
+use kappa::operators::{Ingest, StampBy, ToUpdates, TopK, TopPerTime, WindowAggregate, Windowing};
 use kappa::record::access_log::AccessLogFormat;
-use kappa::sink::{ReportDiags, WriteRows};
+use kappa::sink::{Change, ReportDiags, WriteRows};
 use kappa::time::epoch_of;
 
 /// Requests per client host in Apache access logs (common or combined format), with
@@ -56,35 +53,15 @@ struct Args {
     report: Option<PathBuf>,
 }
 
-type Output = Box<dyn Write + Send>;
-
-/// A side output, created by process 0 only; its worker 0 takes it, as sinks gather there.
-fn side_output(path: &Option<PathBuf>, process: u32, what: &str) -> Arc<Mutex<Option<Output>>> {
-    let out = match path {
-        Some(p) if process == 0 => match File::create(p) {
-            Ok(f) => Some(Box::new(BufWriter::with_capacity(1 << 20, f)) as Output),
-            Err(e) => usage_error(&format!(
-                "cannot create {what} {}: {}",
-                p.display(),
-                kappa::source::io_reason(&e)
-            )),
-        },
-        _ => None,
-    };
-    Arc::new(Mutex::new(out))
-}
-
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     let windowing = args.window.windowing();
-    let process = args.common.cluster.process;
-    let alerts_out = side_output(&args.alerts, process, "alerts file");
-    let report_out = side_output(&args.report, process, "report file");
     let (want_alerts, want_report) = (args.alerts.is_some(), args.report.is_some());
     let (top, suspicious) = (args.top, args.suspicious);
-    let spec = JobSpec { default_input: "gen:access-log?count=100000&seed=42" };
+    let spec = JobSpec::new("gen:access-log?count=100000&seed=42")
+        .side("alerts", args.alerts.as_deref())
+        .side("report", args.report.as_deref());
     job::run(args.common, spec, move |scope, job| {
-        let first = scope.index() == 0;
         let epoch = job.common.epoch;
         let (hits, diags) =
             scope.ingest::<AccessLogFormat, _, _>(job.ingest(), move |log| Hit::of(log, want_report));
@@ -102,7 +79,7 @@ fn main() -> ExitCode {
                 } else {
                     counts.clone().map(|(time, ip, requests)| IpCount { time, ip, requests })
                 };
-                table.write_rows(job);
+                table.write_rows(&job.out);
                 Some(counts)
             }
             Mode::Incremental => {
@@ -115,14 +92,12 @@ fn main() -> ExitCode {
                 counts
                     .inner
                     .stamp_by(|(_, time, _)| *time)
-                    .map(|((window, (neg, ip)), time, diff)| IpCountChange {
+                    .map(|((window, (neg, ip)), time, diff)| {
                         // A window's count is reported with the window's end, like batch rows.
-                        time: if window == GLOBAL_END { time } else { window },
-                        ip,
-                        requests: -neg,
-                        diff: diff as i64,
+                        let time = if window == GLOBAL_END { time } else { window };
+                        Change::new(IpCount { time, ip, requests: -neg }, diff as i64)
                     })
-                    .write_rows(job);
+                    .write_rows(&job.out);
                 None
             }
         };
@@ -131,15 +106,14 @@ fn main() -> ExitCode {
         if want_alerts {
             let counts = windowed.unwrap_or_else(|| per_ip.window_aggregate(windowing));
             let suspicious_hosts =
-                counts.filter(move |(_, _, requests)| *requests > suspicious).map(Alert::suspicious);
+                counts.filter(move |(_, _, requests)| *requests > suspicious).map(IpAlert::suspicious);
             let server_errors = hits
                 .clone()
                 .filter(|(hit, _)| hit.status >= 500)
                 // Each alert is written at its own epoch, whatever the delivery.
                 .stamp_by(move |(_, time)| epoch_of(*time, epoch))
-                .map(|(hit, time)| Alert::server_error(hit, time));
-            let out = if first { alerts_out.lock().expect("alerts lock").take() } else { None };
-            suspicious_hosts.concat(server_errors).write_rows_to(job, out);
+                .map(|(hit, time)| IpAlert::server_error(hit, time));
+            suspicious_hosts.concat(server_errors).write_side(&job.out, "alerts");
         }
 
         // The notebook's report over the whole input, with the count of rejected lines.
@@ -148,16 +122,15 @@ fn main() -> ExitCode {
                 Diag::Counts(counts) => Some(counts.rejected),
                 _ => None,
             });
-            let out = if first { report_out.lock().expect("report lock").take() } else { None };
             hits.flat_map(|(hit, time)| {
                 let mut facets: Vec<((Facet, i64), u64)> = Vec::with_capacity(9);
                 Facet::of(hit, |facet, n| facets.push(((facet, n), time)));
                 facets
             })
             .window_aggregate(Windowing::Global)
-            .report(rejected)
-            .write_rows_to(job, out);
+            .log_report(rejected)
+            .write_side(&job.out, "report");
         }
-        diags.report(job);
+        diags.report(&job.out);
     })
 }

@@ -8,13 +8,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, ValueEnum};
 
+use crate::exit::usage_error;
+use crate::operators::Windowing;
+use crate::sink::Format;
 use crate::source::InputSpec;
-use crate::time::Duration;
-
-/// Exit code for a usage or startup error.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code for bad input under `--strict`, or a failure while running.
-pub const EXIT_FAILURE: u8 = 1;
+use crate::time::{Duration, positive_duration};
 
 /// Timely's cluster flags.
 #[derive(Args, Clone, Debug)]
@@ -36,7 +34,7 @@ pub struct ClusterArgs {
     #[arg(long = "port-base", value_name = "PORT", default_value_t = 2101)]
     pub port_base: u16,
     /// Give up when the other processes are not all connected within this time.
-    #[arg(long = "connect-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    #[arg(long = "connect-timeout", value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
     pub connect_timeout: Duration,
 }
 
@@ -47,7 +45,7 @@ impl ClusterArgs {
         match &self.hostfile {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("hostfile {}: {}", path.display(), crate::source::io_reason(&e)))?;
+                    .map_err(|e| format!("hostfile {}: {}", path.display(), crate::exit::io_reason(&e)))?;
                 let hosts: Vec<String> = text
                     .lines()
                     .map(|l| l.split('#').next().unwrap_or("").trim())
@@ -114,17 +112,6 @@ pub enum Mode {
     Incremental,
 }
 
-/// How results are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// CSV with a header row.
-    Csv,
-    /// An aligned table for people.
-    Table,
-    /// JSON lines, one object per row.
-    Json,
-}
-
 /// Options every job accepts.
 #[derive(Args, Clone, Debug)]
 pub struct CommonArgs {
@@ -148,7 +135,7 @@ pub struct CommonArgs {
     #[arg(long)]
     pub strict: bool,
     /// Event-time granularity of timely timestamps.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = positive_duration)]
     pub epoch: Duration,
     /// Lines longer than this many bytes are rejected.
     #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
@@ -179,13 +166,13 @@ pub struct LiveArgs {
     #[arg(long, value_name = "PATH")]
     pub late: Option<PathBuf>,
     /// After this long without input, let the watermark follow the wall clock.
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub idle_timeout: Option<Duration>,
     /// For tcp input: end when every client so far has disconnected.
     #[arg(long)]
     pub until_eof: bool,
     /// Print a progress line on stderr this often.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration)]
     pub progress_every: Duration,
     /// Write the output-latency histogram here (HdrHistogram percentile text, microseconds).
     #[arg(long, value_name = "PATH")]
@@ -197,54 +184,43 @@ pub struct LiveArgs {
 #[command(next_help_heading = "Windows")]
 pub struct WindowArgs {
     /// Aggregate over event-time windows of this length instead of over all time.
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub window: Option<Duration>,
     /// Start a window every DURATION (sliding windows); defaults to --window (tumbling).
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     pub slide: Option<Duration>,
 }
 
 impl WindowArgs {
     /// The windowing these flags describe, or a usage error.
-    pub fn windowing(&self) -> crate::operators::Windowing {
-        crate::operators::Windowing::from_flags(self.window, self.slide).unwrap_or_else(|e| usage_error(&e))
+    pub fn windowing(&self) -> Windowing {
+        Windowing::from_flags(self.window, self.slide).unwrap_or_else(|e| usage_error(&e))
     }
-}
-
-fn parse_positive_duration(text: &str) -> Result<Duration, String> {
-    let d: Duration = text.parse()?;
-    if d.millis() == 0 { Err("must be greater than zero".into()) } else { Ok(d) }
 }
 
 /// Parses the command line like clap, but reports a bad flag or value in one line with exit code 2.
 pub fn parse_or_exit<T: Parser>() -> T {
-    match T::try_parse() {
-        Ok(args) => args,
-        Err(err) => {
-            use clap::error::ErrorKind;
-            if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                err.exit();
-            }
-            let text = err.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            usage_error(first)
-        }
+    T::try_parse().unwrap_or_else(|err| exit_on(err))
+}
+
+/// Like [`parse_or_exit`], for a command built at run time (such as `gen`'s, whose
+/// subcommands come from the record registry).
+pub fn parse_command_or_exit(command: clap::Command) -> clap::ArgMatches {
+    match command.try_get_matches() {
+        Ok(matches) => matches,
+        Err(err) => exit_on(err),
     }
 }
 
-/// Prints `NAME: error: MESSAGE` on stderr and exits with code 2.
-pub fn usage_error(message: &str) -> ! {
-    eprintln!("{}: error: {message}", program_name());
-    std::process::exit(EXIT_USAGE as i32)
-}
-
-/// The program's name, for messages.
-pub fn program_name() -> String {
-    std::env::args()
-        .next()
-        .and_then(|p| std::path::Path::new(&p).file_name().map(|f| f.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "kappa".into())
+fn exit_on(err: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        err.exit();
+    }
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    usage_error(first)
 }
 
 #[cfg(test)]

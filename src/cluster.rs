@@ -31,7 +31,7 @@ use timely::communication::{Config as CommunicationConfig, Hooks};
 use timely::execute::execute_from;
 use timely::worker::Worker;
 
-use crate::cli::{EXIT_FAILURE, program_name};
+use crate::exit::{EXIT_FAILURE, program_name};
 
 /// Marks a kappa hello, and its version.
 const MAGIC: &[u8; 8] = b"kappa\0\x01\0";
@@ -110,7 +110,7 @@ fn reason(e: &io::Error) -> String {
     let text = match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_owned(),
         io::ErrorKind::UnexpectedEof => "connection closed".to_owned(),
-        _ => crate::source::io_reason(e),
+        _ => crate::exit::io_reason(e),
     };
     let mut chars = text.chars();
     match chars.next() {

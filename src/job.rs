@@ -9,24 +9,24 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use timely::dataflow::Scope;
 
-use crate::cli::{CommonArgs, EXIT_USAGE, program_name};
+use crate::cli::CommonArgs;
+use crate::exit::{EXIT_FAILURE, EXIT_USAGE, io_reason, program_name};
 use crate::metrics::{Meters, Summary};
 use crate::operators::Windowing;
-use crate::operators::ingest::{Counts, IngestConfig};
+use crate::operators::ingest::IngestConfig;
+use crate::sink::{Destination, LATE, Outputs, REJECTS, RESULTS};
 use crate::source::live::{self, Wakers};
-use crate::source::{InputSpec, io_reason, tail, tcp};
+use crate::source::{InputSpec, tail, tcp};
 use crate::time::{Duration, Millis};
-
-type Output = Box<dyn Write + Send>;
 
 /// Default lateness of live inputs.
 pub const LIVE_LATENESS: Duration = Duration::from_secs(5);
@@ -37,31 +37,13 @@ pub struct Job {
     pub common: CommonArgs,
     /// How ingest reads the input.
     pub ingest: IngestConfig,
-    /// Counts gathered from all workers by the diagnostics sink.
-    pub summary: Mutex<Counts>,
+    /// Where the sinks write.
+    pub out: Arc<Outputs>,
     /// When the job started.
     pub started: Instant,
-    output: Mutex<Option<Output>>,
-    rejects: Mutex<Option<Output>>,
-    late: Mutex<Option<Output>>,
 }
 
 impl Job {
-    /// The result writer, for worker 0 of process 0 (where sinks gather); `None` elsewhere.
-    pub fn take_output(&self, worker: usize) -> Option<Output> {
-        (worker == 0).then(|| self.output.lock().expect("output lock").take()).flatten()
-    }
-
-    /// The rejects writer, if `--rejects` was given, for worker 0.
-    pub fn take_rejects(&self, worker: usize) -> Option<Output> {
-        (worker == 0).then(|| self.rejects.lock().expect("rejects lock").take()).flatten()
-    }
-
-    /// The late-records writer, if `--late` was given, for worker 0.
-    pub fn take_late(&self, worker: usize) -> Option<Output> {
-        (worker == 0).then(|| self.late.lock().expect("late lock").take()).flatten()
-    }
-
     /// The ingest configuration.
     pub fn ingest(&self) -> &IngestConfig {
         &self.ingest
@@ -79,19 +61,28 @@ impl Job {
     }
 }
 
-fn create(path: &Path, what: &str) -> Result<Output, String> {
-    if path == Path::new("-") {
-        return Ok(Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout())));
-    }
-    File::create(path)
-        .map(|f| Box::new(BufWriter::with_capacity(1 << 20, f)) as Output)
-        .map_err(|e| format!("cannot create {what} {}: {}", path.display(), io_reason(&e)))
-}
-
 /// Settings a job gives [`run`] besides the user's options.
 pub struct JobSpec {
     /// The input used when `--input` is not given.
     pub default_input: &'static str,
+    /// Side outputs the job writes besides its results, such as alerts: each name (as
+    /// sinks ask for it) and path. They are created before the job starts.
+    pub sides: Vec<(&'static str, PathBuf)>,
+}
+
+impl JobSpec {
+    /// A job reading `default_input` when none is given, with no side outputs.
+    pub fn new(default_input: &'static str) -> Self {
+        JobSpec { default_input, sides: Vec::new() }
+    }
+
+    /// Adds the side output `name` when `path` is given.
+    pub fn side(mut self, name: &'static str, path: Option<&Path>) -> Self {
+        if let Some(p) = path {
+            self.sides.push((name, p.to_path_buf()));
+        }
+        self
+    }
 }
 
 /// Runs a job to completion on every worker of this process and prints the summary.
@@ -120,20 +111,21 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
     let cluster = &common.cluster;
     let input = input.for_process(cluster.process as usize, cluster.processes as usize)?;
     input.validate()?;
-    let first = common.cluster.process == 0;
-    let open = |path: Option<&Path>, what: &str| -> Result<Option<Output>, String> {
-        match path {
-            Some(p) if first => create(p, what).map(Some),
-            _ => Ok(None),
-        }
-    };
-    let output = open(Some(&common.output), "output")?;
-    let rejects = open(common.rejects.as_deref(), "rejects file")?;
-    let late = open(common.live.late.as_deref(), "late file")?;
     if let Some(path) = &common.live.latency_out {
-        create(path, "latency file")?;
+        crate::sink::create(path, "latency file")?;
     }
-
+    let destination =
+        |name, path: &PathBuf, what: &str| Destination { name, path: path.clone(), what: what.into() };
+    let mut destinations = vec![destination(RESULTS, &common.output, "output")];
+    if let Some(path) = &common.rejects {
+        destinations.push(destination(REJECTS, path, "rejects file"));
+    }
+    if let Some(path) = &common.live.late {
+        destinations.push(destination(LATE, path, "late file"));
+    }
+    for (name, path) in &spec.sides {
+        destinations.push(destination(name, path, &format!("{name} file")));
+    }
     let live = input.is_live();
     let lateness = match common.live.lateness {
         Some(l) => Some(l),
@@ -149,9 +141,9 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
             match &input {
                 InputSpec::Tcp(spec) => {
                     let listener = spec.bind(common.cluster.process as usize)?;
-                    tcp::start(listener, intake, spec.clients, common.live.until_eof, max_line);
+                    tcp::listen(listener, intake, spec.clients, common.live.until_eof, max_line);
                 }
-                InputSpec::Tail(spec) => tail::start(spec.clone(), intake, max_line),
+                InputSpec::Tail(spec) => tail::watch(spec.clone(), intake, max_line),
                 _ => {
                     std::thread::Builder::new()
                         .name("kappa-stdin".into())
@@ -169,6 +161,9 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         }
         _ => (None, Wakers::default()),
     };
+    let meters = Arc::new(Meters::new(live));
+    let out =
+        Outputs::open(destinations, common.cluster.process == 0, common.format, live, Arc::clone(&meters))?;
     let ingest = IngestConfig {
         input,
         epoch: common.epoch,
@@ -182,18 +177,10 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         wakers,
         stop,
         shared_watermark: Arc::new(AtomicU64::new(0)),
-        meters: Arc::new(Meters::new(live)),
+        meters,
         closing: Windowing::Global,
     };
-    let job = Job {
-        common,
-        ingest,
-        summary: Mutex::new(Counts::default()),
-        started: Instant::now(),
-        output: Mutex::new(output),
-        rejects: Mutex::new(rejects),
-        late: Mutex::new(late),
-    };
+    let job = Job { common, ingest, out: Arc::new(out), started: Instant::now() };
     Ok(Arc::new(job))
 }
 
@@ -265,7 +252,7 @@ where
     }
     if let Some(first) = failed.first() {
         eprintln!("{}: error: a worker failed: {first}", program_name());
-        return ExitCode::from(crate::cli::EXIT_FAILURE);
+        return ExitCode::from(EXIT_FAILURE);
     }
     let meters = job.meters();
     let latency = meters.latency.as_ref().map(|l| l.lock().expect("latency lock"));
@@ -273,7 +260,7 @@ where
         && let Err(e) = write_histogram(path, &latency.histogram)
     {
         eprintln!("{}: error: writing {}: {e}", program_name(), path.display());
-        return ExitCode::from(crate::cli::EXIT_FAILURE);
+        return ExitCode::from(EXIT_FAILURE);
     }
     if job.common.quiet {
         return ExitCode::SUCCESS;
@@ -284,7 +271,7 @@ where
         eprintln!("{}", crate::cluster::local_summary(process, processes, meters, job.started.elapsed()));
         return ExitCode::SUCCESS;
     }
-    let counts = *job.summary.lock().expect("summary lock");
+    let counts = *job.out.summary.lock().expect("summary lock");
     let open_frontier = meters.last_open_frontier.load(Ordering::Relaxed);
     let frontier_lag = (job.ingest.input.is_live() && open_frontier > 0).then(|| {
         let max_event = meters.max_event.load(Ordering::Relaxed).saturating_sub(1);

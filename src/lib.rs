@@ -7,34 +7,47 @@
 //! ```text
 //!  source ──► ingest ──────────────► job dataflow ─────────────► sinks
 //!  (file,     (parse, reject,        (timely operators,          (CSV, table,
-//!   gen)       event time → timely    differential collections)   JSON lines;
-//!              time, watermark =                                  rejects file)
-//!              frontier)
+//!   tcp,       event time, watermark  differential collections,   JSON lines;
+//!   tail,      = frontier, late data) keyed ordered state)        rejects, late)
+//!   gen)
+//! ```
+//!
+//! Modules form layers, and imports point down only (a test checks it):
+//!
+//! ```text
+//! jobs          one module per job: its rows and its composition of operators
+//! job, cli, cluster   running a job: options, processes, the summary
+//! sink          formats and destinations, ordered and deterministic
+//! operators     reusable timely/differential operators, one extension trait per file
+//! metrics       what a running job tells about itself
+//! source        one file per input kind
+//! record        one file per record kind: the type, its parser and its generator
+//! time, money, exit, diag   leaves everyone may use
 //! ```
 //!
 //! * **Time.** Every record carries its event time in milliseconds ([`time`]). Ingest
 //!   sends records at a capability that trails the largest event time seen, so the
-//!   frontier is the watermark. Windows ([`operators::window`]) close when the frontier
-//!   passes their end and are reported exactly once.
+//!   frontier is the watermark ([`operators::watermark`]). Windows
+//!   ([`operators::window`]) close when the frontier passes their end and are reported
+//!   exactly once.
 //! * **Batch and incremental.** Batch mode folds with plain timely operators
 //!   ([`operators::aggregate`]); incremental mode turns records into differential
-//!   updates at their event-time epoch ([`operators::updates`]) and reports changes.
+//!   updates at their event-time epoch ([`operators::updates`]) and reports changes
+//!   ([`sink::Change`]).
 //! * **Money** is exact integer cents ([`money`]).
 //! * **Determinism.** Sinks ([`sink`]) gather to worker 0 and write each complete
 //!   timestamp sorted, so output bytes do not depend on `-w`, `-n` or delivery.
 
-pub mod access;
 pub mod cli;
-pub mod clicks;
 pub mod cluster;
-pub mod fraud;
+pub mod diag;
+pub mod exit;
 pub mod job;
+pub mod jobs;
 pub mod metrics;
 pub mod money;
 pub mod operators;
 pub mod record;
-pub mod report;
 pub mod sink;
 pub mod source;
 pub mod time;
-pub mod totals;

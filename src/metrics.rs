@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::operators::ingest::Counts;
+use crate::diag::Counts;
 use crate::time::Millis;
 
 /// Output latency: arrivals waiting for the frontier, and the waits recorded so far.

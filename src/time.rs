@@ -70,6 +70,14 @@ impl FromStr for Duration {
     }
 }
 
+/// Parses a duration that must be greater than zero, for options such as `--epoch`.
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    match text.parse::<Duration>()? {
+        d if d.millis() == 0 => Err("must be greater than zero".into()),
+        d => Ok(d),
+    }
+}
+
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;

@@ -131,3 +131,45 @@ where
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::testing::collect;
+    use crate::time::Duration;
+
+    /// Records `((key, 1), time)` for times 0, 7, 14, … below 1000, keys by time.
+    fn records() -> Vec<Timed<(u32, i64)>> {
+        (0..1000u64).step_by(7).map(|t| (((t % 3) as u32, 1i64), t)).collect()
+    }
+
+    fn reference(size: u64) -> Vec<(Millis, Windowed<u32, i64>)> {
+        let mut sums: BTreeMap<(Millis, u32), i64> = BTreeMap::new();
+        for ((k, v), t) in records() {
+            *sums.entry((t - t % size + size, k)).or_default() += v;
+        }
+        sums.into_iter().map(|((end, k), v)| (end - 1, (end, k, v))).collect()
+    }
+
+    #[test]
+    fn each_window_is_reported_once_at_its_last_millisecond() {
+        let windowing = Windowing::Tumbling { size: Duration(100) };
+        for workers in [1, 3] {
+            // All at once, as a bounded input with its watermark held at 0.
+            let once = collect(workers, vec![(0, records())], move |s| s.window_aggregate(windowing));
+            assert_eq!(once, reference(100), "-w {workers}");
+            // With the watermark moving as the records come in time order.
+            let moving = records().chunks(10).map(|c| (c[0].1, c.to_vec())).collect();
+            let moving = collect(workers, moving, move |s| s.window_aggregate(windowing));
+            assert_eq!(moving, reference(100), "-w {workers}, moving watermark");
+        }
+    }
+
+    #[test]
+    fn the_global_window_is_labelled_one_past_the_last_event() {
+        let out = collect(2, vec![(0, records())], |s| s.window_aggregate(Windowing::Global));
+        let total: i64 = out.iter().map(|(_, (_, _, v))| v).sum();
+        assert_eq!(total, records().len() as i64);
+        assert!(out.iter().all(|(_, (label, _, _))| *label == 994 + 1), "{out:?}");
+    }
+}

@@ -14,11 +14,12 @@
 use std::sync::{Arc, Mutex};
 
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::vec::Map;
 
-use super::ingest::{Counts, Diag};
+use super::fold::FoldAtEnd;
 use super::window::Windowing;
+use crate::diag::{Counts, Diag};
 use crate::time::Millis;
 
 /// What went into a job and what came out of it.
@@ -102,31 +103,20 @@ pub trait TrackDelivery<'scope> {
 impl<'scope> TrackDelivery<'scope> for Stream<'scope, Millis, Vec<i64>> {
     fn track_delivery(self, diags: Stream<'scope, Millis, Vec<Diag>>, copies: u64, check: &DeliveryCheck) {
         let slot = Arc::clone(&check.0);
-        let worker = self.scope().index();
-        self.binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
-            diags,
-            Exchange::new(|_: &i64| 0),
-            Exchange::new(|_: &Diag| 0),
+        let counts = diags.flat_map(|diag| match diag {
+            Diag::Counts(c) => Some(Err(c)),
+            _ => None,
+        });
+        self.map(Ok).concat(counts).fold_at_end(
             "TrackDelivery",
-            move |_capability, _info| {
-                let mut delivery = Delivery { copies, ..Delivery::default() };
-                let mut done = false;
-                move |(counted, counted_frontier), (diags, diags_frontier), _output| {
-                    counted.for_each(|_time, data| {
-                        delivery.counted += data.drain(..).sum::<i64>();
-                    });
-                    diags.for_each(|_time, data| {
-                        for diag in data.drain(..) {
-                            if let Diag::Counts(c) = diag {
-                                delivery.counts += c;
-                            }
-                        }
-                    });
-                    if !done && worker == 0 && counted_frontier.is_empty() && diags_frontier.is_empty() {
-                        done = true;
-                        *slot.lock().expect("delivery lock") = Some(delivery);
-                    }
-                }
+            Delivery { copies, ..Delivery::default() },
+            |delivery, item: Result<i64, Counts>| match item {
+                Ok(counted) => delivery.counted += counted,
+                Err(counts) => delivery.counts += counts,
+            },
+            move |delivery| {
+                *slot.lock().expect("delivery lock") = Some(delivery);
+                Vec::<()>::new()
             },
         );
     }

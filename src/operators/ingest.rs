@@ -18,85 +18,22 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
-use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, Stream};
 
+use super::watermark::Watermark;
 use super::window::Windowing;
+use crate::diag::{Counts, Diag, EXCERPT_BYTES, Late, Rejected, excerpt};
+use crate::exit::{fail, io_reason};
 use crate::metrics::Meters;
 use crate::record::{LineFormat, ParseError};
-use crate::source::lines::EXCERPT_BYTES;
 use crate::source::live::{Feed, Wakers};
 use crate::source::{InputSpec, Line, Poll, Reader};
 use crate::time::{Duration, Millis, epoch_of};
 
 /// A record with its event time.
 pub type Timed<D> = (D, Millis);
-
-/// A line that did not parse.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Rejected {
-    /// The input it came from.
-    pub origin: String,
-    /// Its 1-based line number.
-    pub line: u64,
-    /// Why it was rejected.
-    pub reason: String,
-    /// The start of the line, made printable.
-    pub text: String,
-}
-
-/// A record that arrived behind the watermark.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Late {
-    /// The input it came from.
-    pub origin: String,
-    /// Its 1-based line number.
-    pub line: u64,
-    /// Its event time.
-    pub event_time: Millis,
-    /// The watermark it was behind.
-    pub watermark: Millis,
-    /// The line, made printable.
-    pub text: String,
-}
-
-/// What ingest counted on one worker.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Counts {
-    /// Data lines seen (header lines excluded).
-    pub read: u64,
-    /// Lines that parsed and were sent on.
-    pub accepted: u64,
-    /// Lines rejected as malformed.
-    pub rejected: u64,
-    /// Records behind the watermark.
-    pub late: u64,
-    /// Bytes of input handed to the parser.
-    pub bytes: u64,
-}
-
-impl std::ops::AddAssign for Counts {
-    fn add_assign(&mut self, o: Counts) {
-        self.read += o.read;
-        self.accepted += o.accepted;
-        self.rejected += o.rejected;
-        self.late += o.late;
-        self.bytes += o.bytes;
-    }
-}
-
-/// Diagnostics that travel beside the records to the diagnostics sink.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Diag {
-    /// A malformed line.
-    Reject(Rejected),
-    /// A record behind the watermark.
-    Late(Late),
-    /// A worker's final counts.
-    Counts(Counts),
-}
 
 /// How ingest reads and stamps its input.
 #[derive(Clone)]
@@ -134,6 +71,28 @@ pub struct IngestConfig {
 }
 
 impl IngestConfig {
+    /// Reads `input` with timestamps rounded to `epoch` and the given lateness; every
+    /// other setting at its default: no idle timeout, not strict, rejected and late
+    /// lines kept for the diagnostics sink, lines up to 64 KiB, no live feed.
+    pub fn new(input: InputSpec, epoch: Duration, lateness: Option<Duration>, meters: Arc<Meters>) -> Self {
+        IngestConfig {
+            input,
+            epoch,
+            lateness,
+            idle_timeout: None,
+            strict: false,
+            keep_rejects: true,
+            keep_late: true,
+            max_line: 65_536,
+            feed: None,
+            wakers: Wakers::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+            shared_watermark: Arc::new(AtomicU64::new(0)),
+            meters,
+            closing: Windowing::Global,
+        }
+    }
+
     /// The same configuration, measuring latency up to the close of `windowing`'s windows.
     pub fn closing(&self, windowing: Windowing) -> IngestConfig {
         IngestConfig { closing: windowing, ..self.clone() }
@@ -153,17 +112,6 @@ impl IngestConfig {
             }
         }
     }
-}
-
-/// Makes printable text from the start of a line.
-pub fn excerpt(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(EXCERPT_BYTES)];
-    let text = String::from_utf8_lossy(cut);
-    let mut out: String = text.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
-    if bytes.len() > EXCERPT_BYTES {
-        out.push('…');
-    }
-    out
 }
 
 /// The records and the diagnostics that ingest produces.
@@ -211,10 +159,8 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
             let mut diag_cap = caps.pop();
             let mut cap = caps.pop();
             let mut counts = Counts::default();
-            let mut max_seen: Option<Millis> = None;
-            // The event-time watermark; with a lateness it trails the largest time seen.
-            let mut watermark: Millis = 0;
-            let mut last_data = Instant::now();
+            let shared = config.feed.as_ref().map(|_| Arc::clone(&config.shared_watermark));
+            let mut watermark = Watermark::new(config.lateness, config.idle_timeout, shared);
             let mut rejects: Vec<(u64, ParseError, String)> = Vec::new();
             let mut lates: Vec<(u64, Millis, Millis, String)> = Vec::new();
             // Records per (closing time, millisecond they were due, if scheduled).
@@ -224,14 +170,11 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
             move |_frontiers| {
                 let (Some(c), Some(dc)) = (cap.as_mut(), diag_cap.as_mut()) else { return };
                 if let Some(e) = open_error.take() {
-                    fail(&format!("{}: {}", config.input, crate::source::io_reason(&e)));
+                    fail(&format!("{}: {}", config.input, io_reason(&e)));
                 }
                 let reader = reader.as_mut().expect("reader opened");
                 let before = counts;
-                let shared = config.feed.is_some() && config.lateness.is_some();
-                if shared {
-                    watermark = watermark.max(config.shared_watermark.load(Ordering::Relaxed));
-                }
+                watermark.catch_up();
                 let schedule = reader.schedule();
                 let state = if config.stop.load(Ordering::Relaxed) {
                     Poll::Done
@@ -246,7 +189,7 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                                 counts.read += 1;
                                 counts.rejected += 1;
                                 if config.keep_rejects || config.strict {
-                                    rejects.push((line.index, reason, excerpt(line.bytes)));
+                                    rejects.push((line.index, reason, excerpt(line.bytes, EXCERPT_BYTES)));
                                 }
                                 return;
                             }
@@ -255,19 +198,13 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                         counts.read += 1;
                         counts.bytes += line.bytes.len() as u64 + 1;
                         let time = F::event_time(&parsed);
-                        // The watermark moves per record, so which records are late depends
-                        // only on their order, not on how the input was cut into blocks.
-                        if let Some(l) = config.lateness {
-                            if time < watermark {
-                                counts.late += 1;
-                                if config.keep_late {
-                                    lates.push((line.index, time, watermark, excerpt(line.bytes)));
-                                }
-                                return;
+                        if let Err(behind) = watermark.observe(time) {
+                            counts.late += 1;
+                            if config.keep_late {
+                                lates.push((line.index, time, behind, excerpt(line.bytes, EXCERPT_BYTES)));
                             }
-                            watermark = watermark.max(time.saturating_sub(l.millis()));
+                            return;
                         }
-                        max_seen = Some(max_seen.map_or(time, |m| m.max(time)));
                         counts.accepted += 1;
                         if measure {
                             let due =
@@ -278,20 +215,18 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                     });
                     match read {
                         Ok(s) => s,
-                        Err(e) => {
-                            fail(&format!("{}: read error: {}", config.input, crate::source::io_reason(&e)))
-                        }
+                        Err(e) => fail(&format!("{}: read error: {}", config.input, io_reason(&e))),
                     }
                 };
                 let now = Instant::now();
                 if counts.read > before.read {
-                    last_data = now;
+                    watermark.data_at(now);
                 }
                 let meters = &config.meters;
                 meters.read.fetch_add(counts.read - before.read, Ordering::Relaxed);
                 meters.rejected.fetch_add(counts.rejected - before.rejected, Ordering::Relaxed);
                 meters.late.fetch_add(counts.late - before.late, Ordering::Relaxed);
-                if let Some(m) = max_seen {
+                if let Some(m) = watermark.max_seen() {
                     meters.max_event.fetch_max(m + 1, Ordering::Relaxed);
                 }
                 if !arrivals.is_empty()
@@ -331,30 +266,18 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                 // Sources that know their future (a paced generator) and idle inputs
                 // (after --idle-timeout, following the wall clock) move the watermark too.
                 if let Some(hint) = reader.watermark_hint() {
-                    watermark = watermark.max(hint);
+                    watermark.hint(hint);
                 }
-                if let (Some(idle), Some(l), Poll::Idle) = (config.idle_timeout, config.lateness, state) {
-                    let quiet = now.duration_since(last_data);
-                    if quiet >= idle.to_std() {
-                        // Event time is taken to advance with the wall clock from the last
-                        // record seen; an input that never sent one follows the wall clock.
-                        let seen = max_seen.or_else(|| {
-                            Some(config.meters.max_event.load(Ordering::Relaxed))
-                                .filter(|&m| m > 0)
-                                .map(|m| m - 1)
-                        });
-                        let now_event = match seen {
-                            Some(m) => m + quiet.as_millis() as u64,
-                            None => crate::time::now_millis(),
-                        };
-                        watermark = watermark.max(now_event.saturating_sub(l.millis()));
-                    }
+                if state == Poll::Idle {
+                    let seen =
+                        Some(meters.max_event.load(Ordering::Relaxed)).filter(|&m| m > 0).map(|m| m - 1);
+                    watermark.idle(now, seen, crate::time::now_millis());
                 }
-                if shared && config.shared_watermark.fetch_max(watermark, Ordering::Relaxed) < watermark {
+                if watermark.publish() {
                     config.wakers.wake_all();
                 }
-                let frontier = epoch_of(watermark, config.epoch);
-                if config.lateness.is_some() && frontier > *c.time() {
+                let frontier = watermark.frontier(config.epoch);
+                if watermark.moves() && frontier > *c.time() {
                     c.downgrade(&frontier);
                     dc.downgrade(&frontier);
                 }
@@ -363,12 +286,8 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                     Poll::More => activator.activate(),
                     Poll::Wait(delay) => activator.activate_after(delay),
                     Poll::Idle => {
-                        if let Some(idle) = config.idle_timeout {
-                            // Keep checking while idle so the watermark can follow the clock.
-                            let period = idle
-                                .to_std()
-                                .min(config.epoch.to_std())
-                                .max(std::time::Duration::from_millis(10));
+                        // Keep checking while idle so the watermark can follow the clock.
+                        if let Some(period) = watermark.idle_period(config.epoch) {
                             activator.activate_after(period);
                         }
                     }
@@ -417,11 +336,99 @@ fn parse_line<'a, F: LineFormat>(line: &Line<'a>) -> LineOutcome<F::Parsed<'a>> 
     }
 }
 
-/// Prints `NAME: error: MESSAGE` and ends the process with exit code 1.
-///
-/// Timely is fail-stop: a worker that stops alone would leave its peers waiting, so a
-/// fatal data error ends the whole process at once.
-pub fn fail(message: &str) -> ! {
-    eprintln!("{}: error: {message}", crate::cli::program_name());
-    std::process::exit(crate::cli::EXIT_FAILURE as i32)
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use timely::dataflow::operators::Inspect;
+
+    use super::*;
+    use crate::record::transaction::{HEADER, TransactionCsv};
+
+    fn line(id: u32, time: &str) -> String {
+        format!("T{id},C1,Books,10.00,1,{time},30,Paris,Card,10.00")
+    }
+
+    /// Ingests `text` as a transactions file on `workers` workers; returns the accepted
+    /// ids with their times, and the diagnostics.
+    fn ingest(text: &str, workers: usize, lateness: Option<Duration>) -> (Vec<(String, Millis)>, Vec<Diag>) {
+        let dir = std::env::temp_dir().join(format!(
+            "kappa-ingest-{}-{workers}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::write(&dir, text).unwrap();
+        let config = IngestConfig::new(
+            InputSpec::File(dir.clone()),
+            Duration(1000),
+            lateness,
+            Arc::new(Meters::new(false)),
+        );
+        let records: Arc<Mutex<Vec<(String, Millis)>>> = Arc::default();
+        let diags: Arc<Mutex<Vec<Diag>>> = Arc::default();
+        let (r, d) = (Arc::clone(&records), Arc::clone(&diags));
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let (r, d, config) = (Arc::clone(&r), Arc::clone(&d), config.clone());
+            worker.dataflow::<Millis, _, _>(|scope| {
+                let (records, diags) =
+                    scope.ingest::<TransactionCsv, _, _>(&config, |t| t.transaction_id.to_string());
+                records.inspect(move |x| r.lock().unwrap().push(x.clone()));
+                diags.inspect(move |x| d.lock().unwrap().push(x.clone()));
+            });
+        })
+        .unwrap();
+        std::fs::remove_file(dir).unwrap();
+        let mut records = records.lock().unwrap().clone();
+        records.sort();
+        let mut diags = diags.lock().unwrap().clone();
+        diags.sort();
+        (records, diags)
+    }
+
+    #[test]
+    fn every_line_is_accepted_rejected_or_late_exactly_once() {
+        let text = [
+            HEADER.to_owned(),
+            line(1, "2026-10-01T00:00:10Z"),
+            "not,a,transaction".to_owned(),
+            line(2, "2026-10-01T00:00:20Z"),
+            line(3, "2026-10-01T00:00:05Z"),
+            String::new(),
+            line(4, "2026-10-01T00:00:30Z"),
+        ]
+        .join("\n");
+        for workers in [1, 2] {
+            // A bounded input without lateness: nothing is late.
+            let (records, diags) = ingest(&text, workers, None);
+            assert_eq!(records.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["T1", "T2", "T3", "T4"]);
+            let rejected: Vec<(u64, String)> = diags
+                .iter()
+                .filter_map(|d| match d {
+                    Diag::Reject(r) => Some((r.line, r.reason.clone())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(rejected.len(), 2, "{diags:?}");
+            assert_eq!((rejected[0].0, rejected[1].0), (3, 6), "line numbers count the header");
+            assert_eq!(rejected[1].1, "empty line");
+            let mut total = Counts::default();
+            for d in &diags {
+                if let Diag::Counts(c) = d {
+                    total += *c;
+                }
+            }
+            assert_eq!(
+                (total.read, total.accepted, total.rejected, total.late),
+                (6, 4, 2, 0),
+                "-w {workers}"
+            );
+        }
+        // With no lateness in one reader, T3 (5 s behind T2) is late, and named.
+        let (records, diags) = ingest(&text, 1, Some(Duration(0)));
+        assert_eq!(records.len(), 3);
+        let late: Vec<&Late> =
+            diags.iter().filter_map(|d| if let Diag::Late(l) = d { Some(l) } else { None }).collect();
+        assert_eq!(late.len(), 1);
+        assert_eq!((late[0].line, late[0].watermark - late[0].event_time), (5, 15_000));
+    }
 }

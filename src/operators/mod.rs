@@ -1,18 +1,28 @@
-//! Reusable timely and differential operators, each an extension trait.
+//! Reusable timely and differential operators, each an extension trait in its own file.
+//!
+//! Operators know records, times and frontiers, never a particular job: jobs compose
+//! them (see `crate::jobs`).
 
 pub mod aggregate;
 pub mod delivery;
+pub mod fold;
 pub mod ingest;
+pub mod keyed;
 pub mod stamp;
+#[cfg(test)]
+pub mod testing;
 pub mod top;
 pub mod updates;
-pub mod velocity;
+pub mod watermark;
 pub mod window;
 
 pub use aggregate::WindowAggregate;
 pub use delivery::TrackDelivery;
+pub use fold::FoldAtEnd;
 pub use ingest::Ingest;
+pub use keyed::{KeyLogic, KeyedOrdered};
 pub use stamp::StampBy;
+pub use top::{TopK, TopPerTime};
 pub use updates::{Changes, ToUpdates};
-pub use velocity::Velocity;
+pub use watermark::Watermark;
 pub use window::Windowing;

@@ -40,3 +40,16 @@ impl<'scope, D: Clone + 'static> StampBy<'scope, D> for Stream<'scope, Millis, V
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::testing::collect;
+
+    #[test]
+    fn records_move_to_their_own_time_but_never_earlier() {
+        let out = collect(2, vec![(0, vec![30u64, 10, 20]), (15, vec![5, 40])], |s| s.stamp_by(|t| *t));
+        // 5 arrived at time 15: it cannot be stamped earlier than its message.
+        assert_eq!(out, vec![(10, 10), (15, 5), (20, 20), (30, 30), (40, 40)]);
+    }
+}

@@ -80,3 +80,36 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cmp::Reverse;
+
+    use differential_dataflow::AsCollection;
+    use timely::dataflow::operators::vec::Map;
+
+    use super::*;
+    use crate::operators::testing::collect;
+
+    #[test]
+    fn top_per_time_keeps_the_first_k_of_each_time() {
+        let input = vec![(0, vec![(3u64, 'a'), (9, 'b'), (5, 'c')]), (4, vec![(1, 'd'), (2, 'e')])];
+        let out = collect(3, input, |s| s.top_per_time(2, |(n, _)| Reverse(*n)));
+        assert_eq!(out, vec![(0, (5, 'c')), (0, (9, 'b')), (4, (1, 'd')), (4, (2, 'e'))]);
+    }
+
+    #[test]
+    fn top_k_follows_the_collection_as_it_changes() {
+        // (group, value) updates: value 7 arrives at time 5 and displaces 9 from the top 2.
+        let input = vec![
+            (0, vec![((0u32, 9u32), 0u64, 1isize), ((0, 12), 0, 1), ((1, 4), 0, 1)]),
+            (5, vec![((0, 7), 5, 1)]),
+        ];
+        let out = collect(2, input, |s| s.as_collection().top_k(2).inner.map(|(d, t, r)| (t, d, r)));
+        let changes: Vec<_> = out.into_iter().map(|(_, c)| c).collect();
+        assert_eq!(
+            changes,
+            vec![(0, (0, 9), 1), (0, (0, 12), 1), (0, (1, 4), 1), (5, (0, 7), 1), (5, (0, 12), -1)]
+        );
+    }
+}

@@ -103,13 +103,13 @@ where
 }
 
 /// A change reported by [`Changes::changes`]: `(key, value, time, diff)`.
-pub type Change<K, A> = (K, A, Millis, isize);
+pub type Delta<K, A> = (K, A, Millis, isize);
 
 /// The output of `count_total` over [`ToUpdates`], as changes ready for a sink.
 pub trait Changes<'scope, K, A> {
     /// Each change stamped at its own time, with the time to print: a window's end for
     /// windowed totals, the epoch of the change for the global window.
-    fn changes(self) -> Stream<'scope, Millis, Vec<Change<K, A>>>;
+    fn changes(self) -> Stream<'scope, Millis, Vec<Delta<K, A>>>;
 }
 
 impl<'scope, K, A> Changes<'scope, K, A> for VecCollection<'scope, Millis, ((Millis, K), A), isize>
@@ -117,10 +117,68 @@ where
     K: Clone + 'static,
     A: Clone + 'static,
 {
-    fn changes(self) -> Stream<'scope, Millis, Vec<Change<K, A>>> {
+    fn changes(self) -> Stream<'scope, Millis, Vec<Delta<K, A>>> {
         use timely::dataflow::operators::vec::Map;
         self.inner.stamp_by(|(_, time, _)| *time).map(|(((window, key), value), time, diff)| {
             (key, value, if window == GLOBAL_END { time } else { window }, diff)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use differential_dataflow::operators::CountTotal;
+
+    use super::*;
+    use crate::operators::testing::collect;
+
+    fn records() -> Vec<Timed<(u32, i64)>> {
+        (0..600u64).map(|i| (((i % 4) as u32, (i % 5) as i64 + 1), (i * 7919) % 3000)).collect()
+    }
+
+    #[test]
+    fn global_totals_change_once_per_epoch_with_data() {
+        let epoch = Duration(500);
+        for workers in [1, 3] {
+            let out = collect(workers, vec![(0, records())], move |s| {
+                s.to_updates(epoch, Windowing::Global).count_total().changes()
+            });
+            // Replaying the changes in time order gives each key's running total.
+            let mut current: BTreeMap<u32, i64> = BTreeMap::new();
+            let mut per_epoch: BTreeMap<(Millis, u32), i64> = BTreeMap::new();
+            for ((k, v), t) in records() {
+                *per_epoch.entry((t - t % 500, k)).or_default() += v;
+            }
+            let mut expected = Vec::new();
+            let mut running: BTreeMap<u32, i64> = BTreeMap::new();
+            for ((at, k), v) in per_epoch {
+                let r = running.entry(k).or_default();
+                if *r != 0 {
+                    expected.push((at, (k, *r, at, -1)));
+                }
+                *r += v;
+                expected.push((at, (k, *r, at, 1)));
+            }
+            expected.sort();
+            assert_eq!(out, expected, "-w {workers}");
+            for (_, (k, v, _, diff)) in out {
+                *current.entry(k).or_default() += v * diff as i64;
+            }
+            assert_eq!(current, running);
+        }
+    }
+
+    #[test]
+    fn a_window_total_appears_once_when_it_closes() {
+        let windowing = Windowing::Tumbling { size: Duration(1000) };
+        let out = collect(2, vec![(0, records())], move |s| {
+            s.to_updates(Duration(1), windowing).count_total().changes()
+        });
+        assert!(out.iter().all(|(_, (_, _, _, diff))| *diff == 1), "no retractions for windows");
+        let sum: i64 = out.iter().map(|(_, (_, v, _, _))| v).sum();
+        assert_eq!(sum, records().iter().map(|((_, v), _)| v).sum::<i64>());
+        assert!(out.iter().all(|(at, (_, _, end, _))| *at == end - 1 && end % 1000 == 0));
     }
 }

@@ -26,20 +26,21 @@
 //!   notebook's consumer). Other event types may carry an amount, such as a cart
 //!   value, which is checked the same way but is not revenue.
 //!
-//! The parser is a small scanner over the flat object: strings without escapes are
-//! borrowed from the line, so the hot path does not allocate.
+//! The parser reads the flat object with the JSON scanner of [`super::json`]: strings
+//! without escapes are borrowed from the line, so the hot path does not allocate.
 
 use std::borrow::Cow;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::json::Scan;
 use super::{LineFormat, ParseError, RowGenerator, Timeline};
-use crate::money::{Cents, MoneyError};
+use crate::money::Cents;
 use crate::time::{Millis, parse_iso8601, write_iso8601};
 
 /// Number of distinct generated customers, `CUST_001` to `CUST_100` as in the notebook.
-pub const CUSTOMERS: u32 = 100;
+pub const CLICK_CUSTOMERS: u32 = 100;
 /// Number of distinct generated products, `PROD_001` to `PROD_500` as in the notebook.
 pub const PRODUCTS: u32 = 500;
 /// Smallest generated purchase amount in cents (the notebook draws 10 to 300).
@@ -144,9 +145,6 @@ impl LineFormat for ClickJson {
 /// The fields of a click event, in schema order; their index is their bit in `seen`.
 const FIELDS: [&str; 6] = ["event_id", "event_type", "customer_id", "product_id", "timestamp", "amount"];
 
-/// Nesting allowed in ignored fields' values before a line is rejected.
-const MAX_DEPTH: u32 = 64;
-
 fn parse_click(line: &str) -> Result<Click<'_>, ParseError> {
     let line = line.strip_prefix('\u{feff}').unwrap_or(line);
     let mut s = Scan::new(line);
@@ -217,7 +215,7 @@ fn parse_click(line: &str) -> Result<Click<'_>, ParseError> {
         }
     }
     s.ws();
-    if s.i != s.b.len() {
+    if !s.at_end() {
         return Err(s.malformed("unexpected text after the object"));
     }
     if seen != (1 << FIELDS.len()) - 1 {
@@ -227,358 +225,20 @@ fn parse_click(line: &str) -> Result<Click<'_>, ParseError> {
     Ok(Click { event_id, event_type, customer_id, product_id, timestamp, amount })
 }
 
-/// The first 40 characters of `text`, for messages.
-fn excerpt(text: &str) -> &str {
-    match text.char_indices().nth(40) {
-        Some((at, _)) => &text[..at],
-        None => text,
-    }
+/// The click event's own fields, read from a [`Scan`].
+trait ClickFields<'a> {
+    fn id(&mut self, field: &'static str) -> Result<Cow<'a, str>, ParseError>;
+    fn event_type(&mut self) -> Result<EventType, ParseError>;
+    fn timestamp(&mut self) -> Result<Millis, ParseError>;
+    fn amount(&mut self) -> Result<Option<Cents>, ParseError>;
 }
 
-/// A JSON number's parts, as written.
-struct Number<'a> {
-    text: &'a str,
-    negative: bool,
-    int: &'a [u8],
-    frac: &'a [u8],
-    /// The exponent, saturated at ±[`MAX_EXPONENT`].
-    exp: i64,
+/// A value's first bytes, for messages.
+fn excerpt(text: &str) -> String {
+    crate::diag::excerpt(text.as_bytes(), 40)
 }
 
-const MAX_EXPONENT: i64 = 1_000_000;
-
-impl Number<'_> {
-    /// The number as exact cents: `digits × 10^(exp − fraction digits + 2)` must be a
-    /// whole number that fits in 64 bits.
-    fn cents(&self) -> Result<Cents, MoneyError> {
-        let n = self.int.len() + self.frac.len();
-        let digit = |k: usize| {
-            if k < self.int.len() { self.int[k] - b'0' } else { self.frac[k - self.int.len()] - b'0' }
-        };
-        let scale = self.exp - self.frac.len() as i64 + 2;
-        // Digits below the cent must all be zero.
-        let whole = if scale >= 0 { n } else { n.saturating_sub(scale.unsigned_abs() as usize) };
-        if (whole..n).any(|k| digit(k) != 0) {
-            return Err(MoneyError::TooPrecise);
-        }
-        let mut value: i64 = 0;
-        for k in 0..whole {
-            value = value
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(digit(k) as i64))
-                .ok_or(MoneyError::Overflow)?;
-        }
-        if value != 0 {
-            // Overflows within 19 steps, so a huge exponent ends quickly.
-            for _ in 0..scale.max(0) {
-                value = value.checked_mul(10).ok_or(MoneyError::Overflow)?;
-            }
-        }
-        Ok(Cents(if self.negative { -value } else { value }))
-    }
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each byte of `chunk` (little-endian) that is `"`, `\` or below
-/// 0x20, and possibly of bytes after the first such byte, never before it.
-#[inline]
-fn special_bytes(chunk: u64) -> u64 {
-    let quote = chunk ^ (ONES * b'"' as u64);
-    let backslash = chunk ^ (ONES * b'\\' as u64);
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
-    (zero(quote) | zero(backslash) | (chunk.wrapping_sub(ONES * 0x20) & !chunk)) & HIGH
-}
-
-/// A cursor over one line of JSON.
-struct Scan<'a> {
-    text: &'a str,
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Scan<'a> {
-    fn new(text: &'a str) -> Self {
-        Scan { text, b: text.as_bytes(), i: 0 }
-    }
-
-    #[inline]
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    #[inline]
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\r' | b'\n') = self.peek() {
-            self.i += 1;
-        }
-    }
-
-    fn malformed(&self, what: &str) -> ParseError {
-        let at = match self.peek() {
-            None => "at end of line".to_owned(),
-            Some(_) => format!("at byte {}", self.i + 1),
-        };
-        ParseError::from(format!("malformed JSON {at}: {what}"))
-    }
-
-    #[inline]
-    fn eat(&mut self, byte: u8, what: &str) -> Result<(), ParseError> {
-        if self.peek() == Some(byte) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err(self.malformed(what))
-        }
-    }
-
-    /// The JSON type of the value starting here, for messages.
-    fn kind(&self) -> &'static str {
-        match self.peek() {
-            Some(b'"') => "a string",
-            Some(b'{') => "an object",
-            Some(b'[') => "an array",
-            Some(b't' | b'f') => "a boolean",
-            Some(b'n') => "null",
-            Some(b'-' | b'0'..=b'9') => "a number",
-            Some(_) => "something that is not JSON",
-            None => "nothing",
-        }
-    }
-
-    fn wrong_type(&self, field: &str, expected: &str) -> ParseError {
-        if matches!(self.kind(), "something that is not JSON" | "nothing") {
-            return self.malformed("expected a value");
-        }
-        ParseError::from(format!("{field} must be {expected}, found {}", self.kind()))
-    }
-
-    /// A string starting at the current `"`; borrowed unless it has escapes.
-    #[inline]
-    fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
-        let start = self.i + 1;
-        let mut j = start;
-        // Eight bytes at a time to the first quote, backslash or control character.
-        while let Some(chunk) = self.b.get(j..j + 8) {
-            let found = special_bytes(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-            if found != 0 {
-                j += found.trailing_zeros() as usize / 8;
-                break;
-            }
-            j += 8;
-        }
-        loop {
-            match self.b.get(j) {
-                Some(b'"') => {
-                    self.i = j + 1;
-                    return Ok(Cow::Borrowed(&self.text[start..j]));
-                }
-                Some(b'\\') => return self.escaped_string(start).map(Cow::Owned),
-                Some(&c) if c < 0x20 => {
-                    self.i = j;
-                    return Err(self.malformed("control character in a string"));
-                }
-                Some(_) => j += 1,
-                None => {
-                    self.i = j;
-                    return Err(self.malformed("unterminated string"));
-                }
-            }
-        }
-    }
-
-    /// The slow path of [`Scan::string`]: decodes escapes into a new string.
-    fn escaped_string(&mut self, start: usize) -> Result<String, ParseError> {
-        let mut out = String::new();
-        let (mut j, mut run) = (start, start);
-        loop {
-            match self.b.get(j) {
-                Some(b'"') => {
-                    out.push_str(&self.text[run..j]);
-                    self.i = j + 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    out.push_str(&self.text[run..j]);
-                    self.i = j;
-                    let (c, len) = match self.b.get(j + 1) {
-                        Some(b'"') => ('"', 2),
-                        Some(b'\\') => ('\\', 2),
-                        Some(b'/') => ('/', 2),
-                        Some(b'b') => ('\u{8}', 2),
-                        Some(b'f') => ('\u{c}', 2),
-                        Some(b'n') => ('\n', 2),
-                        Some(b'r') => ('\r', 2),
-                        Some(b't') => ('\t', 2),
-                        Some(b'u') => self.unicode_escape(j)?,
-                        _ => return Err(self.malformed("invalid escape in a string")),
-                    };
-                    out.push(c);
-                    j += len;
-                    run = j;
-                }
-                Some(&c) if c < 0x20 => {
-                    self.i = j;
-                    return Err(self.malformed("control character in a string"));
-                }
-                Some(_) => j += 1,
-                None => {
-                    self.i = j;
-                    return Err(self.malformed("unterminated string"));
-                }
-            }
-        }
-    }
-
-    /// The `\uXXXX` escape at `j` (or a surrogate pair of them) and its length.
-    fn unicode_escape(&self, j: usize) -> Result<(char, usize), ParseError> {
-        let hex = |at: usize| -> Option<u32> {
-            let digits = self.b.get(at..at + 4)?;
-            let text = std::str::from_utf8(digits).ok()?;
-            if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            u32::from_str_radix(text, 16).ok()
-        };
-        let bad = || self.malformed("invalid \\u escape in a string");
-        let first = hex(j + 2).ok_or_else(bad)?;
-        match first {
-            0xD800..=0xDBFF => {
-                if self.b.get(j + 6..j + 8) != Some(b"\\u") {
-                    return Err(self.malformed("unpaired surrogate in a string"));
-                }
-                let second = hex(j + 8).ok_or_else(bad)?;
-                if !(0xDC00..=0xDFFF).contains(&second) {
-                    return Err(self.malformed("unpaired surrogate in a string"));
-                }
-                let c = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
-                Ok((char::from_u32(c).ok_or_else(bad)?, 12))
-            }
-            0xDC00..=0xDFFF => Err(self.malformed("unpaired surrogate in a string")),
-            c => Ok((char::from_u32(c).ok_or_else(bad)?, 6)),
-        }
-    }
-
-    /// A number in JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    fn number(&mut self) -> Result<Number<'a>, ParseError> {
-        let b = self.b;
-        let start = self.i;
-        let digits_from = |mut j: usize| {
-            while j < b.len() && b[j].is_ascii_digit() {
-                j += 1;
-            }
-            j
-        };
-        let negative = b.get(start) == Some(&b'-');
-        let int_start = start + negative as usize;
-        let int_end = match b.get(int_start) {
-            Some(b'0') => int_start + 1,
-            Some(b'1'..=b'9') => digits_from(int_start + 1),
-            _ => {
-                self.i = int_start;
-                return Err(self.malformed("invalid number"));
-            }
-        };
-        let mut j = int_end;
-        let mut frac: &[u8] = &[];
-        if b.get(j) == Some(&b'.') {
-            let end = digits_from(j + 1);
-            if end == j + 1 {
-                self.i = end;
-                return Err(self.malformed("invalid number: no digits after '.'"));
-            }
-            frac = &b[j + 1..end];
-            j = end;
-        }
-        let mut exp = 0i64;
-        if let Some(b'e' | b'E') = b.get(j) {
-            j += 1;
-            let negative_exp = match b.get(j) {
-                Some(b'-') => {
-                    j += 1;
-                    true
-                }
-                Some(b'+') => {
-                    j += 1;
-                    false
-                }
-                _ => false,
-            };
-            let end = digits_from(j);
-            if end == j {
-                self.i = end;
-                return Err(self.malformed("invalid number: no digits in the exponent"));
-            }
-            for &d in &b[j..end] {
-                exp = (exp * 10 + (d - b'0') as i64).min(MAX_EXPONENT);
-            }
-            if negative_exp {
-                exp = -exp;
-            }
-            j = end;
-        }
-        self.i = j;
-        Ok(Number { text: &self.text[start..j], negative, int: &b[int_start..int_end], frac, exp })
-    }
-
-    fn literal(&mut self, word: &[u8]) -> Result<(), ParseError> {
-        if self.b[self.i..].starts_with(word) {
-            self.i += word.len();
-            Ok(())
-        } else {
-            Err(self.malformed("expected a value"))
-        }
-    }
-
-    /// Skips any JSON value: the value of a field the job does not use.
-    fn skip_value(&mut self, depth: u32) -> Result<(), ParseError> {
-        if depth > MAX_DEPTH {
-            return Err(self.malformed("nested too deeply"));
-        }
-        match self.peek() {
-            Some(b'"') => self.string().map(drop),
-            Some(b't') => self.literal(b"true"),
-            Some(b'f') => self.literal(b"false"),
-            Some(b'n') => self.literal(b"null"),
-            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
-            Some(open @ (b'{' | b'[')) => {
-                let close = if open == b'{' { b'}' } else { b']' };
-                self.i += 1;
-                self.ws();
-                if self.peek() == Some(close) {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    if open == b'{' {
-                        if self.peek() != Some(b'"') {
-                            return Err(self.malformed("expected a field name"));
-                        }
-                        self.string()?;
-                        self.ws();
-                        self.eat(b':', "expected ':' after a field name")?;
-                        self.ws();
-                    }
-                    self.skip_value(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(c) if c == close => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ if open == b'{' => return Err(self.malformed("expected ',' or '}'")),
-                        _ => return Err(self.malformed("expected ',' or ']'")),
-                    }
-                }
-            }
-            _ => Err(self.malformed("expected a value")),
-        }
-    }
-
-    /// A non-empty string id.
+impl<'a> ClickFields<'a> for Scan<'a> {
     #[inline]
     fn id(&mut self, field: &'static str) -> Result<Cow<'a, str>, ParseError> {
         if self.peek() != Some(b'"') {
@@ -645,7 +305,7 @@ impl<'a> Scan<'a> {
             Some(b'n') => self.literal(b"null").map(|()| None),
             Some(b'-' | b'0'..=b'9') => {
                 let n = self.number()?;
-                match n.cents() {
+                match n.fixed(2).map(Cents) {
                     Ok(c) if c.0 < 0 => Err(ParseError::from(format!("negative amount {}", excerpt(n.text)))),
                     Ok(c) => Ok(Some(c)),
                     Err(e) => Err(ParseError::from(format!("bad amount {}: {e}", excerpt(n.text)))),
@@ -702,7 +362,7 @@ impl RowGenerator for ClickGen {
     fn write_row(&self, index: u64, out: &mut Vec<u8>) {
         let mut rng = super::row_rng(self.seed, index);
         let event_type = EventType::ALL[rng.random_range(0..EventType::ALL.len())];
-        let customer = rng.random_range(1..=CUSTOMERS);
+        let customer = rng.random_range(1..=CLICK_CUSTOMERS);
         let product = rng.random_range(1..=PRODUCTS);
         let amount = (event_type == EventType::Purchase).then(|| rng.random_range(MIN_AMOUNT..=MAX_AMOUNT));
         let timestamp = self.timeline.time_of(index, &mut rng);
@@ -900,7 +560,7 @@ mod tests {
             }
             let customer: u32 = c.customer_id.strip_prefix("CUST_").unwrap().parse().unwrap();
             let product: u32 = c.product_id.strip_prefix("PROD_").unwrap().parse().unwrap();
-            assert!((1..=CUSTOMERS).contains(&customer) && (1..=PRODUCTS).contains(&product));
+            assert!((1..=CLICK_CUSTOMERS).contains(&customer) && (1..=PRODUCTS).contains(&product));
             assert!(c.timestamp >= DEFAULT_START && c.timestamp < DEFAULT_START + 30 * DAY_MS);
         }
         assert!(seen.iter().all(|&n| n > 900), "{seen:?}");
@@ -951,24 +611,6 @@ mod tests {
             }
         }
         assert!(accepted > 1000 && rejected > 100, "{accepted} {rejected}");
-    }
-
-    #[test]
-    fn special_bytes_finds_the_first_quote_backslash_or_control() {
-        for at in 0..8 {
-            for special in [b'"', b'\\', 0, 0x1f] {
-                for after in [b'a', b'"', 0x01, 0xff] {
-                    let mut chunk = [b'x'; 8];
-                    chunk[at] = special;
-                    for b in chunk.iter_mut().skip(at + 1) {
-                        *b = after;
-                    }
-                    let found = special_bytes(u64::from_le_bytes(chunk));
-                    assert_eq!(found.trailing_zeros() as usize / 8, at, "{chunk:?}");
-                }
-            }
-        }
-        assert_eq!(special_bytes(u64::from_le_bytes(*b" ~!#[]\x7f\xc3")), 0);
     }
 
     #[test]

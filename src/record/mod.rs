@@ -15,6 +15,8 @@ use crate::time::{DAY_MS, Millis};
 pub mod access_log;
 pub mod click;
 pub mod csv;
+pub mod json;
+pub mod registry;
 pub mod transaction;
 
 /// The default first generated timestamp: 2026-10-01T00:00:00Z.
@@ -121,17 +123,4 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
-}
-
-/// Generator kinds that `gen:KIND` and the `gen` binary know.
-pub const GENERATOR_KINDS: &[&str] = &["transactions", "clicks", "access-log"];
-
-/// The generator for `kind`.
-pub fn generator(kind: &str, seed: u64, timeline: Timeline) -> Result<Box<dyn RowGenerator>, String> {
-    match kind {
-        "transactions" => Ok(Box::new(transaction::TransactionGen::new(seed, timeline))),
-        "clicks" => Ok(Box::new(click::ClickGen::new(seed, timeline))),
-        "access-log" => Ok(Box::new(access_log::AccessLogGen::new(seed, timeline))),
-        other => Err(format!("unknown generator kind '{other}' (available: {})", GENERATOR_KINDS.join(", "))),
-    }
 }

@@ -1,10 +1,27 @@
-//! Rendering rows as CSV, JSON lines or an aligned table.
+//! Rendering rows as CSV, JSON lines or aligned tables.
+//!
+//! A row type says what its columns are and what each cell holds ([`Tabular`]); the
+//! [`RowWriter`] renders rows in the chosen [`Format`]. Tables are for people: times in
+//! ISO 8601, numbers right-aligned, and a row type may split a group of rows into
+//! several titled tables ([`Tabular::layout`]), as a report does per section.
 
 use std::io::{self, Write};
 
-use crate::cli::Format;
+use clap::ValueEnum;
+
 use crate::money::Cents;
 use crate::time::{Millis, write_iso8601};
+
+/// How results are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// CSV with a header row.
+    Csv,
+    /// An aligned table for people.
+    Table,
+    /// JSON lines, one object per row.
+    Json,
+}
 
 /// One output value.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -21,12 +38,28 @@ pub enum Cell<'a> {
     Ratio(f64, usize),
 }
 
+/// A titled table within a group of rows, for `--format table`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Printed above the table; consecutive rows with the same title form one table.
+    pub title: String,
+    /// The columns shown, by name, each with the header it is shown under.
+    pub columns: Vec<(&'static str, &'static str)>,
+}
+
 /// A row type that sinks can print.
 pub trait Tabular {
     /// Column names, in order.
-    fn columns() -> &'static [&'static str];
+    fn columns() -> Vec<&'static str>;
     /// Appends this row's cells, one per column.
     fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>);
+    /// For `--format table`: the titled table this row belongs to, if the rows of a
+    /// group are shown as several tables; `changes` is set when the row is shown as a
+    /// change ([`super::Change`] adds a `diff` column). By default a group is one table
+    /// of every column.
+    fn layout(&self, _changes: bool) -> Option<Layout> {
+        None
+    }
 }
 
 impl Cell<'_> {
@@ -46,20 +79,27 @@ impl Cell<'_> {
     fn is_numeric(&self) -> bool {
         !matches!(self, Cell::Text(_))
     }
+
+    /// The cell as a table shows it, and whether it is right-aligned.
+    fn rendered(&self) -> (String, bool) {
+        let mut b = Vec::new();
+        self.write_plain(&mut b, true);
+        (String::from_utf8_lossy(&b).into_owned(), self.is_numeric())
+    }
 }
 
 /// Writes rows of one [`Tabular`] type in one [`Format`].
 pub struct RowWriter<W: Write> {
     out: W,
     format: Format,
-    columns: &'static [&'static str],
+    columns: Vec<&'static str>,
     line: Vec<u8>,
     started: bool,
 }
 
 impl<W: Write> RowWriter<W> {
     /// A writer for rows with `columns`.
-    pub fn new(out: W, format: Format, columns: &'static [&'static str]) -> Self {
+    pub fn new(out: W, format: Format, columns: Vec<&'static str>) -> Self {
         RowWriter { out, format, columns, line: Vec::with_capacity(256), started: false }
     }
 
@@ -121,56 +161,14 @@ impl<W: Write> RowWriter<W> {
                 }
             }
             Format::Table => {
-                if rows.is_empty() {
-                    return Ok(());
-                }
-                let mut rendered: Vec<Vec<(String, bool)>> = Vec::with_capacity(rows.len());
-                for row in rows {
-                    cells.clear();
-                    row.cells(&mut cells);
-                    rendered.push(
-                        cells
-                            .iter()
-                            .map(|c| {
-                                let mut b = Vec::new();
-                                c.write_plain(&mut b, true);
-                                (String::from_utf8_lossy(&b).into_owned(), c.is_numeric())
-                            })
-                            .collect(),
-                    );
-                }
-                let mut widths: Vec<usize> = self.columns.iter().map(|c| c.chars().count()).collect();
-                for row in &rendered {
-                    for (w, (text, _)) in widths.iter_mut().zip(row) {
-                        *w = (*w).max(text.chars().count());
-                    }
-                }
                 let mut text = String::new();
-                for (i, (name, w)) in self.columns.iter().zip(&widths).enumerate() {
-                    text.push_str(if i > 0 { "  " } else { "" });
-                    text.push_str(&format!("{name:<w$}"));
+                let mut start = 0;
+                while start < rows.len() {
+                    let layout = rows[start].layout(false);
+                    let end = start + rows[start..].iter().take_while(|r| r.layout(false) == layout).count();
+                    render_table(&mut text, &self.columns, layout.as_ref(), &rows[start..end]);
+                    start = end;
                 }
-                text = text.trim_end().to_owned();
-                text.push('\n');
-                for (i, w) in widths.iter().enumerate() {
-                    text.push_str(if i > 0 { "  " } else { "" });
-                    text.push_str(&"-".repeat(*w));
-                }
-                text.push('\n');
-                for row in &rendered {
-                    let mut line = String::new();
-                    for (i, ((cell, numeric), w)) in row.iter().zip(&widths).enumerate() {
-                        line.push_str(if i > 0 { "  " } else { "" });
-                        if *numeric {
-                            line.push_str(&format!("{cell:>w$}"));
-                        } else {
-                            line.push_str(&format!("{cell:<w$}"));
-                        }
-                    }
-                    text.push_str(line.trim_end());
-                    text.push('\n');
-                }
-                text.push('\n');
                 self.out.write_all(text.as_bytes())?;
             }
         }
@@ -184,14 +182,79 @@ impl<W: Write> RowWriter<W> {
     }
 }
 
+/// Appends one aligned table of `rows` to `text`: under its title with the layout's
+/// columns, or with every column. Titled tables align each header like its column;
+/// plain tables left-align their headers.
+fn render_table<R: Tabular>(
+    text: &mut String,
+    columns: &[&'static str],
+    layout: Option<&Layout>,
+    rows: &[R],
+) {
+    // Which cells to show, under which headers.
+    let shown: Vec<(usize, &str)> = match layout {
+        Some(l) => l
+            .columns
+            .iter()
+            .map(|(name, header)| {
+                (columns.iter().position(|c| c == name).expect("layout names a column"), *header)
+            })
+            .collect(),
+        None => columns.iter().copied().enumerate().collect(),
+    };
+    let mut cells = Vec::with_capacity(columns.len());
+    let rendered: Vec<Vec<(String, bool)>> = rows
+        .iter()
+        .map(|row| {
+            cells.clear();
+            row.cells(&mut cells);
+            shown.iter().map(|(i, _)| cells[*i].rendered()).collect()
+        })
+        .collect();
+    let mut widths: Vec<usize> = shown.iter().map(|(_, h)| h.chars().count()).collect();
+    for row in &rendered {
+        for (w, (cell, _)) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let right_headers: Vec<bool> =
+        (0..shown.len()).map(|i| layout.is_some() && rendered.first().is_some_and(|r| r[i].1)).collect();
+    let mut line = |cells: &mut dyn Iterator<Item = (&str, bool)>| {
+        let mut s = String::new();
+        for (i, ((cell, right), w)) in cells.zip(&widths).enumerate() {
+            s.push_str(if i > 0 { "  " } else { "" });
+            if right {
+                s.push_str(&format!("{cell:>w$}"));
+            } else {
+                s.push_str(&format!("{cell:<w$}"));
+            }
+        }
+        text.push_str(s.trim_end());
+        text.push('\n');
+    };
+    if rows.is_empty() {
+        return;
+    }
+    if let Some(l) = layout {
+        line(&mut std::iter::once((l.title.as_str(), false)));
+    }
+    line(&mut shown.iter().zip(&right_headers).map(|((_, h), r)| (*h, *r)));
+    let dashes: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(&mut dashes.iter().map(|d| (d.as_str(), false)));
+    for row in &rendered {
+        line(&mut row.iter().map(|(c, r)| (c.as_str(), *r)));
+    }
+    text.push('\n');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     struct Row(u64, &'static str, i64);
     impl Tabular for Row {
-        fn columns() -> &'static [&'static str] {
-            &["time", "name", "total"]
+        fn columns() -> Vec<&'static str> {
+            vec!["time", "name", "total"]
         }
         fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
             out.extend([Cell::Time(self.0), Cell::Text(self.1), Cell::Money(Cents(self.2))]);
@@ -216,5 +279,26 @@ mod tests {
         assert!(table.starts_with("time                  name  total\n"), "{table}");
         assert!(table.contains("1970-01-01T00:00:01Z  a,b   12.34\n"), "{table}");
         assert!(table.contains("1970-01-01T00:00:02Z  c     -0.05\n"), "{table}");
+    }
+
+    struct Titled(&'static str, i64);
+    impl Tabular for Titled {
+        fn columns() -> Vec<&'static str> {
+            vec!["section", "amount"]
+        }
+        fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+            out.extend([Cell::Text(self.0), Cell::Int(self.1)]);
+        }
+        fn layout(&self, _changes: bool) -> Option<Layout> {
+            Some(Layout { title: format!("Section {}", self.0), columns: vec![("amount", "sum")] })
+        }
+    }
+
+    #[test]
+    fn layouts_split_a_group_into_titled_tables() {
+        let mut w = RowWriter::new(Vec::new(), Format::Table, Titled::columns());
+        w.write_group(&[Titled("a", 1), Titled("a", 22), Titled("b", 3)]).unwrap();
+        let text = String::from_utf8(w.out).unwrap();
+        assert_eq!(text, "Section a\nsum\n---\n  1\n 22\n\nSection b\nsum\n---\n  3\n\n");
     }
 }

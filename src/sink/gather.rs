@@ -56,3 +56,35 @@ impl<'scope, R: Ord + ExchangeData> GatherSorted<'scope, R> for Stream<'scope, M
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use timely::dataflow::operators::vec::Filter;
+
+    use super::*;
+    use crate::operators::testing::collect;
+
+    #[test]
+    fn complete_times_come_sorted_in_time_order_then_closed() {
+        for workers in [1, 3] {
+            let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+            let log = Arc::clone(&seen);
+            let input = vec![(0, vec![5u32, 3, 9]), (2, vec![4, 1]), (2, vec![8])];
+            collect(workers, input, move |s| {
+                let log = Arc::clone(&log);
+                s.clone().gather_sorted("Test", move |g| match g {
+                    Gathered::Frontier(_) => {}
+                    Gathered::Complete(rows) => log.lock().unwrap().push(format!("{rows:?}")),
+                    Gathered::Closed => log.lock().unwrap().push("closed".into()),
+                });
+                s.filter(|_| false)
+            });
+            // Rows reach worker 0 only; every worker learns that its input closed.
+            let mut expected = vec!["[3, 5, 9]".to_owned(), "[1, 4, 8]".to_owned()];
+            expected.extend(std::iter::repeat_n("closed".to_owned(), workers));
+            assert_eq!(*seen.lock().unwrap(), expected, "-w {workers}");
+        }
+    }
+}

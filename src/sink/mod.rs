@@ -1,95 +1,180 @@
 //! Sinks: results and diagnostics gathered to worker 0 and written in a deterministic order.
 //!
 //! Every sink routes its stream to worker 0 and holds rows until their timestamp is
-//! complete. A complete timestamp's rows are sorted and written as one group, so the
-//! bytes written depend only on the results, not on how many workers or processes
-//! produced them, nor on the order in which they arrived.
+//! complete ([`gather`]). A complete timestamp's rows are sorted and written as one
+//! group, so the bytes written depend only on the results, not on how many workers or
+//! processes produced them, nor on the order in which they arrived.
+//!
+//! A job's destinations are its [`Outputs`]: the result output, the rejects and late
+//! files, and named side outputs such as alerts. They are created before any worker
+//! starts, so a path that cannot be written is a usage error, and only worker 0 of
+//! process 0 writes them.
 
-use std::io::{self, Write};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use timely::ExchangeData;
 use timely::dataflow::Stream;
 
+pub mod change;
 pub mod format;
 pub mod gather;
 
-pub use format::{Cell, RowWriter, Tabular};
+pub use change::Change;
+pub use format::{Cell, Format, Layout, RowWriter, Tabular};
 pub use gather::{GatherSorted, Gathered};
 
-use crate::job::Job;
-use crate::operators::ingest::{Counts, Diag, Late, Rejected, fail};
+use crate::diag::{Counts, Diag, Late, Rejected};
+use crate::exit::{io_reason, write_failed};
+use crate::metrics::Meters;
 use crate::time::Millis;
 
-fn write_failed(what: &str, e: &io::Error) -> ! {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        // Like other Unix tools, stop quietly when the reader goes away.
-        std::process::exit(0);
-    }
-    fail(&format!("writing {what}: {}", crate::source::io_reason(e)))
+/// A destination for rows.
+pub type Output = Box<dyn Write + Send>;
+
+/// The name of the result output among a job's [`Outputs`].
+pub const RESULTS: &str = "output";
+/// The name of the rejects file.
+pub const REJECTS: &str = "rejects";
+/// The name of the late-records file.
+pub const LATE: &str = "late";
+
+/// Where one process's sinks write, and what they tell the rest of the job.
+pub struct Outputs {
+    /// How rows are rendered.
+    pub format: Format,
+    /// Flush each completed time at once (live inputs), so readers see results as they come.
+    pub live: bool,
+    /// Process-wide meters: rows written and the output frontier.
+    pub meters: Arc<Meters>,
+    /// Counts gathered from all workers by the diagnostics sink.
+    pub summary: Mutex<Counts>,
+    files: Mutex<BTreeMap<&'static str, Output>>,
 }
 
-/// Writes a stream of result rows to the job's output.
+/// One destination to open: its name among the outputs, its path (`-` is stdout) and
+/// what it is called in messages.
+pub struct Destination {
+    /// The name sinks ask for, such as [`RESULTS`] or `"alerts"`.
+    pub name: &'static str,
+    /// The path; `-` is stdout.
+    pub path: PathBuf,
+    /// What the file is, for messages: `output`, `rejects file`, …
+    pub what: String,
+}
+
+impl Outputs {
+    /// Outputs with no destinations yet.
+    pub fn new(format: Format, live: bool, meters: Arc<Meters>) -> Outputs {
+        Outputs {
+            format,
+            live,
+            meters,
+            summary: Mutex::new(Counts::default()),
+            files: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Opens every destination, or says which one cannot be created. Only the process
+    /// that writes (`writes`: process 0) opens files; the others get none.
+    pub fn open(
+        destinations: Vec<Destination>,
+        writes: bool,
+        format: Format,
+        live: bool,
+        meters: Arc<Meters>,
+    ) -> Result<Outputs, String> {
+        let outputs = Outputs::new(format, live, meters);
+        if writes {
+            for d in destinations {
+                outputs.add(d.name, create(&d.path, &d.what)?);
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Adds the destination `name`.
+    pub fn add(&self, name: &'static str, out: Output) {
+        self.files.lock().expect("outputs lock").insert(name, out);
+    }
+
+    /// The writer named `name`, for worker 0 (where sinks gather); `None` elsewhere,
+    /// when it was not asked for, or when it has been taken already.
+    pub fn take(&self, name: &str, worker: usize) -> Option<Output> {
+        (worker == 0).then(|| self.files.lock().expect("outputs lock").remove(name)).flatten()
+    }
+}
+
+/// Creates `path` for writing (`-` is stdout), or says why it cannot be.
+pub fn create(path: &Path, what: &str) -> Result<Output, String> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout())));
+    }
+    File::create(path)
+        .map(|f| Box::new(BufWriter::with_capacity(1 << 20, f)) as Output)
+        .map_err(|e| format!("cannot create {what} {}: {}", path.display(), io_reason(&e)))
+}
+
+/// Writes a stream of result rows.
 pub trait WriteRows<'scope, R> {
-    /// Gathers rows to worker 0 and writes each complete timestamp's rows, sorted.
-    fn write_rows(self, job: &Arc<Job>);
-    /// The same, to a side file such as alerts (`out` matters on worker 0 only); these
-    /// rows are not counted in the summary.
-    fn write_rows_to(self, job: &Arc<Job>, out: Option<Box<dyn Write + Send>>);
+    /// Gathers rows to worker 0 and writes each complete timestamp's rows, sorted, to
+    /// the result output; they count as the job's rows written.
+    fn write_rows(self, outputs: &Arc<Outputs>);
+    /// The same, to the side output `name` (such as alerts); these rows are not
+    /// counted in the summary.
+    fn write_side(self, outputs: &Arc<Outputs>, name: &'static str);
 }
 
 impl<'scope, R> WriteRows<'scope, R> for Stream<'scope, Millis, Vec<R>>
 where
     R: Tabular + Ord + ExchangeData,
 {
-    fn write_rows(self, job: &Arc<Job>) {
-        let out = job.take_output(self.scope().index());
-        write_rows_counted(self, job, out, true)
+    fn write_rows(self, outputs: &Arc<Outputs>) {
+        write(self, outputs, RESULTS, true)
     }
 
-    fn write_rows_to(self, job: &Arc<Job>, out: Option<Box<dyn Write + Send>>) {
-        write_rows_counted(self, job, out, false)
+    fn write_side(self, outputs: &Arc<Outputs>, name: &'static str) {
+        write(self, outputs, name, false)
     }
 }
 
-fn write_rows_counted<R>(
-    stream: Stream<'_, Millis, Vec<R>>,
-    job: &Arc<Job>,
-    out: Option<Box<dyn Write + Send>>,
-    main: bool,
-) where
+fn write<R>(stream: Stream<'_, Millis, Vec<R>>, outputs: &Arc<Outputs>, name: &'static str, main: bool)
+where
     R: Tabular + Ord + ExchangeData,
 {
-    // Rows are gathered to worker 0, so only worker 0 may hold a writer.
-    let mut writer = out
-        .filter(|_| stream.scope().index() == 0)
-        .map(|out| RowWriter::new(out, job.common.format, R::columns()));
+    let what = if main { "output" } else { name };
+    let mut writer = outputs
+        .take(name, stream.scope().index())
+        .map(|out| RowWriter::new(out, outputs.format, R::columns()));
     if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
-        write_failed("output", &e);
+        write_failed(what, &e);
     }
-    let job = Arc::clone(job);
-    // Live results are flushed as they complete, so readers see them at once.
-    let live = job.ingest.input.is_live();
+    let outputs = Arc::clone(outputs);
+    // Live results and tables are flushed as they complete, so readers see them at once.
+    let flush = outputs.live || outputs.format == Format::Table;
     stream.gather_sorted("WriteRows", move |gathered| {
         let result = match gathered {
             Gathered::Frontier(f) if main => {
-                job.meters().output_frontier_is(f);
+                outputs.meters.output_frontier_is(f);
                 Ok(())
             }
             Gathered::Frontier(_) => Ok(()),
             Gathered::Complete(rows) => {
                 if main {
-                    job.meters().rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    outputs.meters.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 }
                 writer.as_mut().map_or(Ok(()), |w| {
-                    w.write_group(&rows).and_then(|()| if live { w.flush() } else { Ok(()) })
+                    w.write_group(&rows).and_then(|()| if flush { w.flush() } else { Ok(()) })
                 })
             }
             Gathered::Closed => writer.take().map_or(Ok(()), |mut w| w.flush()),
         };
         if let Err(e) = result {
-            write_failed("output", &e);
+            write_failed(what, &e);
         }
     });
 }
@@ -97,16 +182,16 @@ fn write_rows_counted<R>(
 /// Writes rejects and late records to their files and adds up the workers' counts.
 pub trait ReportDiags<'scope> {
     /// Gathers diagnostics to worker 0; writes each complete timestamp's rejects and late
-    /// records sorted by input and line, and adds final counts to the job's summary.
-    fn report(self, job: &Arc<Job>);
+    /// records sorted by input and line, and adds final counts to the summary.
+    fn report(self, outputs: &Arc<Outputs>);
 }
 
 impl<'scope> ReportDiags<'scope> for Stream<'scope, Millis, Vec<Diag>> {
-    fn report(self, job: &Arc<Job>) {
+    fn report(self, outputs: &Arc<Outputs>) {
         let worker = self.scope().index();
-        let mut rejects_out = job.take_rejects(worker);
-        let mut late_out = job.take_late(worker);
-        let job = Arc::clone(job);
+        let mut rejects_out = outputs.take(REJECTS, worker);
+        let mut late_out = outputs.take(LATE, worker);
+        let outputs = Arc::clone(outputs);
         self.gather_sorted("ReportDiags", move |gathered| {
             let result = match gathered {
                 Gathered::Frontier(_) => Ok(()),
@@ -123,7 +208,7 @@ impl<'scope> ReportDiags<'scope> for Stream<'scope, Millis, Vec<Diag>> {
                             Diag::Late(l) => late_out.as_mut().map_or(Ok(()), |w| write_late(w, l)),
                         });
                     }
-                    *job.summary.lock().expect("summary lock") += counts;
+                    *outputs.summary.lock().expect("summary lock") += counts;
                     result
                 }
                 Gathered::Closed => [rejects_out.as_mut(), late_out.as_mut()]
@@ -151,4 +236,95 @@ fn write_late(out: &mut impl Write, l: &Late) -> io::Result<()> {
     crate::time::write_iso8601(&mut line, l.watermark);
     writeln!(line, ": {}", l.text)?;
     out.write_all(&line)
+}
+
+#[cfg(test)]
+mod tests {
+    use timely::dataflow::operators::vec::Filter;
+
+    use super::*;
+    use crate::operators::testing::collect;
+
+    /// A writer whose bytes the test can read afterwards.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+    struct Row(u64, String);
+
+    impl Tabular for Row {
+        fn columns() -> Vec<&'static str> {
+            vec!["time", "name"]
+        }
+        fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+            out.extend([Cell::Time(self.0), Cell::Text(&self.1)]);
+        }
+    }
+
+    use serde::{Deserialize, Serialize};
+
+    #[test]
+    fn rows_are_written_per_complete_time_sorted_and_counted() {
+        for workers in [1, 3] {
+            let meters = Arc::new(Meters::new(false));
+            let outputs = Arc::new(Outputs::new(Format::Csv, false, Arc::clone(&meters)));
+            let (results, alerts) = (Shared::default(), Shared::default());
+            outputs.add(RESULTS, Box::new(results.clone()));
+            outputs.add("alerts", Box::new(alerts.clone()));
+            let row = |t, n: &str| Row(t, n.into());
+            let input = vec![(0, vec![row(9, "b"), row(0, "z"), row(9, "a")]), (5, vec![row(5, "c")])];
+            let sink = Arc::clone(&outputs);
+            collect(workers, input, move |s| {
+                s.clone().write_rows(&sink);
+                s.clone().write_side(&sink, "alerts");
+                s.filter(|_| false)
+            });
+            let text = String::from_utf8(results.0.lock().unwrap().clone()).unwrap();
+            assert_eq!(text, "time,name\n0,z\n9,a\n9,b\n5,c\n", "-w {workers}");
+            assert_eq!(*alerts.0.lock().unwrap(), *results.0.lock().unwrap());
+            assert_eq!(meters.rows_out.load(Ordering::Relaxed), 4, "side rows are not counted");
+        }
+    }
+
+    #[test]
+    fn rejects_and_late_records_name_their_place() {
+        let meters = Arc::new(Meters::new(false));
+        let outputs = Arc::new(Outputs::new(Format::Csv, false, meters));
+        let (rejects, late) = (Shared::default(), Shared::default());
+        outputs.add(REJECTS, Box::new(rejects.clone()));
+        outputs.add(LATE, Box::new(late.clone()));
+        let counts = Counts { read: 3, accepted: 1, rejected: 1, late: 1, bytes: 10 };
+        let diags = vec![
+            Diag::Late(Late {
+                origin: "f".into(),
+                line: 3,
+                event_time: 1_000,
+                watermark: 1_500,
+                text: "x".into(),
+            }),
+            Diag::Reject(Rejected { origin: "f".into(), line: 2, reason: "bad".into(), text: "y".into() }),
+            Diag::Counts(counts),
+        ];
+        let sink = Arc::clone(&outputs);
+        collect(2, vec![(0, diags)], move |s| {
+            s.clone().report(&sink);
+            s.filter(|_| false)
+        });
+        assert_eq!(String::from_utf8(rejects.0.lock().unwrap().clone()).unwrap(), "f:2: bad: y\n");
+        assert_eq!(
+            String::from_utf8(late.0.lock().unwrap().clone()).unwrap(),
+            "f:3: late by 500 ms: event time 1970-01-01T00:00:01Z is behind watermark 1970-01-01T00:00:01.500Z: x\n"
+        );
+        assert_eq!(*outputs.summary.lock().unwrap(), counts);
+    }
 }

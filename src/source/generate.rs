@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 
 use std::time::{Duration as StdDuration, Instant};
 
-use crate::record::{RowGenerator, Timeline, generator};
+use crate::record::registry::generator;
+use crate::record::{RowGenerator, Timeline};
 use crate::time::Millis;
 
-use super::Poll;
-use super::lines::Line;
+use super::lines::{Line, Poll};
 
 /// What a `gen:` spec asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +25,8 @@ pub struct GenSpec {
     pub rate: Option<u64>,
     /// The seed.
     pub seed: u64,
+    /// The kind's own options, such as `burst-every=500`.
+    pub options: Vec<(String, String)>,
 }
 
 impl GenSpec {
@@ -53,11 +55,14 @@ impl GenSpec {
             count: number("count")?,
             rate: number("rate")?.filter(|&r| r > 0),
             seed: number("seed")?.unwrap_or(42),
+            options: params
+                .iter()
+                .filter(|(k, _)| !["count", "rate", "seed"].contains(k))
+                .map(|(k, v)| (k.replace('_', "-"), (*v).to_owned()))
+                .collect(),
         };
-        if let Some(unknown) = params.keys().find(|k| !["count", "rate", "seed"].contains(k)) {
-            return Err(format!("unknown gen parameter '{unknown}' (use count, rate or seed)"));
-        }
-        generator(&spec.kind, 0, Timeline::default_history())?;
+        // The kind and its options are checked now, so a worker cannot fail on them.
+        generator(&spec.kind, 0, Timeline::default_history(), &spec.options)?;
         Ok(spec)
     }
 }
@@ -97,7 +102,8 @@ impl GenRange {
             }
         };
         GenRange {
-            generator: generator(&spec.kind, spec.seed, timeline).expect("kind checked when parsed"),
+            generator: generator(&spec.kind, spec.seed, timeline, &spec.options)
+                .expect("kind checked when parsed"),
             timeline,
             next: part as u64,
             step: parts as u64,
@@ -182,7 +188,7 @@ mod tests {
             while range.next_block(|l| all.push((l.index, l.bytes.to_vec()))) == Poll::More {}
         }
         all.sort();
-        let generator = generator("transactions", 3, Timeline::default_history()).unwrap();
+        let generator = generator("transactions", 3, Timeline::default_history(), &[]).unwrap();
         assert_eq!(all.len(), 10_000);
         for (i, (index, bytes)) in all.iter().enumerate() {
             assert_eq!(*index, i as u64);

@@ -6,9 +6,22 @@
 //! exhaust memory.
 
 use std::io::{self, Read};
+use std::time::Duration;
 
-/// Bytes kept from an over-long line, for the rejects file.
-pub const EXCERPT_BYTES: usize = 120;
+use crate::diag::EXCERPT_BYTES;
+
+/// What a reader reports after handing out a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// More lines are ready to be read now.
+    More,
+    /// Nothing now; the reader's intake will wake the operator.
+    Idle,
+    /// Nothing until this much time has passed.
+    Wait(Duration),
+    /// The input has ended.
+    Done,
+}
 
 /// One line handed out by a reader.
 #[derive(Debug)]

@@ -13,8 +13,9 @@
 //! every input hands the ingest operator blocks of [`Line`]s through a [`Reader`].
 
 use std::io;
+
+use crate::exit::io_reason;
 use std::path::PathBuf;
-use std::time::Duration;
 
 pub mod file;
 pub mod generate;
@@ -24,7 +25,7 @@ pub mod shard;
 pub mod tail;
 pub mod tcp;
 
-pub use lines::Line;
+pub use lines::{Line, Poll};
 
 use file::FileRange;
 use generate::{GenRange, GenSpec};
@@ -149,28 +150,6 @@ impl InputSpec {
             }
         })
     }
-}
-
-/// An I/O error's reason without Rust's `(os error N)` suffix.
-pub fn io_reason(e: &io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
-}
-
-/// What a reader reports after handing out a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Poll {
-    /// More lines are ready to be read now.
-    More,
-    /// Nothing now; the reader's intake will wake the operator.
-    Idle,
-    /// Nothing until this much time has passed.
-    Wait(Duration),
-    /// The input has ended.
-    Done,
 }
 
 /// One worker's share of an input.

@@ -48,14 +48,15 @@ impl ShardSpec {
     pub fn for_process(&self, process: usize, processes: usize) -> Result<ShardSpec, String> {
         let path = PathBuf::from(self.pattern.replace(PROCESS_PLACEHOLDER, &process.to_string()));
         let meta = std::fs::metadata(&path).map_err(|e| {
-            format!("{} (process {process}'s shard): {}", path.display(), super::io_reason(&e))
+            format!("{} (process {process}'s shard): {}", path.display(), crate::exit::io_reason(&e))
         })?;
         let files = if meta.is_dir() {
             let mut files = Vec::new();
             let entries = std::fs::read_dir(&path)
-                .map_err(|e| format!("{}: {}", path.display(), super::io_reason(&e)))?;
+                .map_err(|e| format!("{}: {}", path.display(), crate::exit::io_reason(&e)))?;
             for entry in entries {
-                let entry = entry.map_err(|e| format!("{}: {}", path.display(), super::io_reason(&e)))?;
+                let entry =
+                    entry.map_err(|e| format!("{}: {}", path.display(), crate::exit::io_reason(&e)))?;
                 let hidden = entry.file_name().to_string_lossy().starts_with('.');
                 if !hidden && entry.path().is_file() {
                     files.push(entry.path());

@@ -62,16 +62,16 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Follows `spec.path` on a thread, pumping its lines into `intake`.
-pub fn start(spec: TailSpec, intake: Intake, max_line: usize) {
+pub fn watch(spec: TailSpec, intake: Intake, max_line: usize) {
     thread::Builder::new()
         .name("kappa-tail".into())
         .spawn(move || {
             if let Err(e) = follow(&spec, &intake, max_line) {
                 eprintln!(
                     "{}: warning: tail:{}: {}",
-                    crate::cli::program_name(),
+                    crate::exit::program_name(),
                     spec.path.display(),
-                    super::io_reason(&e)
+                    crate::exit::io_reason(&e)
                 );
             }
         })

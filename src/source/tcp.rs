@@ -54,12 +54,12 @@ impl TcpSpec {
             u16::try_from(port).map_err(|_| format!("tcp port {} + {process} is out of range", self.port))?;
         let address = format!("{}:{port}", self.host);
         TcpListener::bind(address.as_str())
-            .map_err(|e| format!("cannot listen on {address}: {}", super::io_reason(&e)))
+            .map_err(|e| format!("cannot listen on {address}: {}", crate::exit::io_reason(&e)))
     }
 }
 
 /// Accepts connections on `listener` and pumps each into `intake` on its own thread.
-pub fn start(
+pub fn listen(
     listener: TcpListener,
     intake: Intake,
     clients: Option<usize>,
@@ -93,8 +93,8 @@ pub fn start(
                                 if let Err(e) = intake.pump(Arc::clone(&origin), stream, max_line) {
                                     eprintln!(
                                         "{}: warning: {origin}: {}",
-                                        crate::cli::program_name(),
-                                        super::io_reason(&e)
+                                        crate::exit::program_name(),
+                                        crate::exit::io_reason(&e)
                                     );
                                 }
                                 open.fetch_sub(1, Ordering::SeqCst);
@@ -107,8 +107,8 @@ pub fn start(
                     Err(e) => {
                         eprintln!(
                             "{}: warning: accept: {}",
-                            crate::cli::program_name(),
-                            super::io_reason(&e)
+                            crate::exit::program_name(),
+                            crate::exit::io_reason(&e)
                         );
                         thread::sleep(Duration::from_millis(100));
                     }

@@ -1,8 +1,10 @@
-//! Clickstream statistics: events and revenue per event type, adding up exactly.
+//! Clickstream statistics, the rows of the `event_counts` job: events and revenue per
+//! event type, adding up exactly.
 //!
 //! [`EventStats`] is both the batch fold's value and differential's difference type, so
 //! the two modes sum the same integers and a consolidated incremental output equals the
-//! batch output by construction (as with [`crate::totals::Totals`]).
+//! batch output by construction (as with [`super::sales::Totals`]). Batch rows are
+//! [`EventRow`]s; incremental rows are changes to them.
 
 use differential_dataflow::difference::{IsZero, Monoid, Semigroup};
 use serde::{Deserialize, Serialize};
@@ -49,10 +51,11 @@ impl Monoid for EventStats {
     }
 }
 
-/// An event type's statistics at a time: a batch result row.
+/// An event type's statistics at a time.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EventRow {
-    /// Upper bound (exclusive) of the event times covered.
+    /// Batch: upper bound (exclusive) of the event times covered. Incremental: the
+    /// time of the change.
     pub time: Millis,
     /// The event type.
     pub event_type: EventType,
@@ -61,8 +64,8 @@ pub struct EventRow {
 }
 
 impl Tabular for EventRow {
-    fn columns() -> &'static [&'static str] {
-        &["time", "event_type", "count", "revenue"]
+    fn columns() -> Vec<&'static str> {
+        vec!["time", "event_type", "count", "revenue"]
     }
     fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
         out.extend([
@@ -70,34 +73,6 @@ impl Tabular for EventRow {
             Cell::Text(self.event_type.name()),
             Cell::Int(self.stats.count),
             Cell::Money(Cents(self.stats.revenue)),
-        ]);
-    }
-}
-
-/// A change to an event type's statistics: an incremental result row.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct EventChange {
-    /// The time of the change.
-    pub time: Millis,
-    /// The event type.
-    pub event_type: EventType,
-    /// The statistics being retracted or asserted.
-    pub stats: EventStats,
-    /// `-1` retracts an old value, `+1` asserts a new one.
-    pub diff: i64,
-}
-
-impl Tabular for EventChange {
-    fn columns() -> &'static [&'static str] {
-        &["time", "event_type", "count", "revenue", "diff"]
-    }
-    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
-        out.extend([
-            Cell::Time(self.time),
-            Cell::Text(self.event_type.name()),
-            Cell::Int(self.stats.count),
-            Cell::Money(Cents(self.stats.revenue)),
-            Cell::Int(self.diff),
         ]);
     }
 }

@@ -1,228 +1,21 @@
-//! Access-log monitoring: the rows and operators of the `ip_counts` job.
+//! The notebook's batch analytics over an access log: totals, distributions, top URLs,
+//! error rate, average size, peak hour and parse errors.
 //!
-//! * [`IpCount`] / [`IpCountChange`]: requests per client host, per window (batch) or
-//!   as differential changes (incremental), ordered by count descending, then host.
-//! * [`Alert`]: a suspicious host (more than N requests in a window) or a 5xx response.
-//! * [`ReportRow`]: the notebook's batch analytics (totals, distributions, top URLs,
-//!   error rate, average size, peak hour, parse errors), built by [`Report::report`]
-//!   from per-[`Facet`] counts.
-
-use std::cmp::{Ordering, Reverse};
+//! Each request adds to several [`Facet`] counters; once the input has ended the
+//! counters and the number of rejected lines become [`LogReportRow`]s
+//! ([`LogReport::log_report`]).
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::vec::Map;
 
+use super::Hit;
+use crate::operators::FoldAtEnd;
 use crate::operators::aggregate::Windowed;
-use crate::record::access_log::AccessLog;
 use crate::sink::{Cell, Tabular};
 use crate::time::Millis;
-
-/// What the job keeps of one request.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Hit {
-    /// Client host, as written.
-    pub ip: CompactString,
-    /// Request method; empty when no output needs it.
-    pub method: CompactString,
-    /// Request URL; empty when no output needs it.
-    pub url: CompactString,
-    /// Response status.
-    pub status: u16,
-    /// Response size, if logged.
-    pub size: Option<u64>,
-    /// Hour of day as written in the log.
-    pub hour: u8,
-}
-
-impl Hit {
-    /// The host, status and size of `log`, plus its method and URL when `details` is set
-    /// or the response is a server error (which raises an alert naming its URL).
-    #[inline]
-    pub fn of(log: &AccessLog<'_>, details: bool) -> Hit {
-        let url = if details || log.status >= 500 {
-            CompactString::from(log.url)
-        } else {
-            CompactString::const_new("")
-        };
-        Hit {
-            ip: CompactString::from(log.host),
-            method: if details { CompactString::from(log.method) } else { CompactString::const_new("") },
-            url,
-            status: log.status,
-            size: log.size,
-            hour: log.local_hour,
-        }
-    }
-
-    /// Whether the response is an error (status 400 or above), as the notebook counts them.
-    pub fn is_error(&self) -> bool {
-        self.status >= 400
-    }
-}
-
-/// Orders by count descending, then host: the table's and top-K's order.
-fn by_count(a: (&Millis, i64, &str), b: (&Millis, i64, &str)) -> Ordering {
-    a.0.cmp(b.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(b.2))
-}
-
-/// Requests from one host in one window: a batch result row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IpCount {
-    /// End of the window (exclusive); for all time, one past the last event.
-    pub time: Millis,
-    /// Client host.
-    pub ip: CompactString,
-    /// Requests.
-    pub requests: i64,
-}
-
-impl IpCount {
-    /// The sort key of top-K selection: count descending, then host.
-    pub fn rank(&self) -> (Reverse<i64>, CompactString) {
-        (Reverse(self.requests), self.ip.clone())
-    }
-}
-
-impl Ord for IpCount {
-    fn cmp(&self, o: &Self) -> Ordering {
-        by_count((&self.time, self.requests, &self.ip), (&o.time, o.requests, &o.ip))
-    }
-}
-
-impl PartialOrd for IpCount {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
-impl Tabular for IpCount {
-    fn columns() -> &'static [&'static str] {
-        &["time", "ip", "requests"]
-    }
-    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
-        out.extend([Cell::Time(self.time), Cell::Text(&self.ip), Cell::Int(self.requests)]);
-    }
-}
-
-/// A change to one host's request count: an incremental result row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IpCountChange {
-    /// The time of the change (the event-time epoch, or a window's end).
-    pub time: Millis,
-    /// Client host.
-    pub ip: CompactString,
-    /// The count being retracted (`diff` -1) or asserted (`diff` +1).
-    pub requests: i64,
-    /// `-1` or `+1`.
-    pub diff: i64,
-}
-
-impl Ord for IpCountChange {
-    fn cmp(&self, o: &Self) -> Ordering {
-        by_count((&self.time, self.requests, &self.ip), (&o.time, o.requests, &o.ip))
-            .then(self.diff.cmp(&o.diff))
-    }
-}
-
-impl PartialOrd for IpCountChange {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
-impl Tabular for IpCountChange {
-    fn columns() -> &'static [&'static str] {
-        &["time", "ip", "requests", "diff"]
-    }
-    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
-        out.extend([
-            Cell::Time(self.time),
-            Cell::Text(&self.ip),
-            Cell::Int(self.requests),
-            Cell::Int(self.diff),
-        ]);
-    }
-}
-
-/// Why an alert was raised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum AlertKind {
-    /// A host sent more than the threshold of requests in a window.
-    SuspiciousIp,
-    /// A response had a 5xx status.
-    ServerError,
-}
-
-/// One alert row.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Alert {
-    /// For a suspicious host, the window's end; for a server error, the request's time.
-    pub time: Millis,
-    /// The kind of alert.
-    pub kind: AlertKind,
-    /// Client host.
-    pub ip: CompactString,
-    /// The host's requests in the window (suspicious hosts only).
-    pub requests: i64,
-    /// The response status (server errors only).
-    pub status: u16,
-    /// The request URL (server errors only).
-    pub url: CompactString,
-}
-
-impl Alert {
-    /// A suspicious-host alert for a window's count.
-    pub fn suspicious((time, ip, requests): Windowed<CompactString, i64>) -> Alert {
-        Alert {
-            time,
-            kind: AlertKind::SuspiciousIp,
-            ip,
-            requests,
-            status: 0,
-            url: CompactString::const_new(""),
-        }
-    }
-
-    /// A server-error alert for one request.
-    pub fn server_error(hit: Hit, time: Millis) -> Alert {
-        Alert {
-            time,
-            kind: AlertKind::ServerError,
-            ip: hit.ip,
-            requests: 0,
-            status: hit.status,
-            url: hit.url,
-        }
-    }
-}
-
-impl Tabular for Alert {
-    fn columns() -> &'static [&'static str] {
-        &["time", "alert", "ip", "requests", "status", "url"]
-    }
-    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
-        out.push(Cell::Time(self.time));
-        match self.kind {
-            AlertKind::SuspiciousIp => out.extend([
-                Cell::Text("suspicious_ip"),
-                Cell::Text(&self.ip),
-                Cell::Int(self.requests),
-                Cell::Text(""),
-                Cell::Text(""),
-            ]),
-            AlertKind::ServerError => out.extend([
-                Cell::Text("server_error"),
-                Cell::Text(&self.ip),
-                Cell::Text(""),
-                Cell::Int(self.status as i64),
-                Cell::Text(&self.url),
-            ]),
-        }
-    }
-}
 
 /// A counter of the report: each request adds to several facets.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -338,7 +131,7 @@ pub const TOP_URLS: usize = 5;
 
 /// One line of the report.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ReportRow {
+pub struct LogReportRow {
     /// One past the last event time covered.
     pub time: Millis,
     /// What is reported.
@@ -351,9 +144,9 @@ pub struct ReportRow {
     pub value: Value,
 }
 
-impl Tabular for ReportRow {
-    fn columns() -> &'static [&'static str] {
-        &["time", "metric", "key", "value"]
+impl Tabular for LogReportRow {
+    fn columns() -> Vec<&'static str> {
+        vec!["time", "metric", "key", "value"]
     }
     fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
         out.extend([Cell::Time(self.time), Cell::Text(self.metric.name()), Cell::Text(&self.key)]);
@@ -369,7 +162,7 @@ impl Tabular for ReportRow {
 }
 
 /// Builds the report's rows from the final facet counts and the number of rejected lines.
-pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -> Vec<ReportRow> {
+pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -> Vec<LogReportRow> {
     let (mut requests, mut errors, mut sized, mut bytes, mut ips) = (0, 0, 0, 0, 0);
     let mut statuses = Vec::new();
     let mut methods = Vec::new();
@@ -388,7 +181,7 @@ pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -
             Facet::Hour(h) => hours[h as usize % 24] += n,
         }
     }
-    let row = |metric, rank, key: CompactString, value| ReportRow { time, metric, rank, key, value };
+    let row = |metric, rank, key: CompactString, value| LogReportRow { time, metric, rank, key, value };
     let none = CompactString::const_new("");
     let mut rows = vec![
         row(Metric::TotalRequests, 0, none.clone(), Value::Int(requests)),
@@ -435,50 +228,38 @@ pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -
 }
 
 /// Turns final facet counts and rejected-line counts into the report.
-pub trait Report<'scope> {
+pub trait LogReport<'scope> {
     /// Waits for the input to end, then emits the report on worker 0. `rejected` carries
     /// every worker's count of rejected lines.
-    fn report(self, rejected: Stream<'scope, Millis, Vec<u64>>) -> Stream<'scope, Millis, Vec<ReportRow>>;
+    fn log_report(
+        self,
+        rejected: Stream<'scope, Millis, Vec<u64>>,
+    ) -> Stream<'scope, Millis, Vec<LogReportRow>>;
 }
 
-impl<'scope> Report<'scope> for Stream<'scope, Millis, Vec<Windowed<Facet, i64>>> {
-    fn report(self, rejected: Stream<'scope, Millis, Vec<u64>>) -> Stream<'scope, Millis, Vec<ReportRow>> {
-        let worker = self.scope().index();
-        self.binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<ReportRow>>, _, _, _, _>(
-            rejected,
-            Exchange::new(|_: &Windowed<Facet, i64>| 0u64),
-            Exchange::new(|_: &u64| 0u64),
-            "Report",
-            move |cap, _info| {
-                // Worker 0 holds its initial capability until both inputs end, so the report
-                // is written even when no line was a valid request.
-                let mut cap = (worker == 0).then_some(cap);
-                let mut facets: Vec<(Facet, i64)> = Vec::new();
-                let mut last: Millis = 0;
-                let mut parse_errors = 0u64;
-                move |(facet_input, facet_frontier), (rejected_input, rejected_frontier), output| {
-                    facet_input.for_each_time(|_time, data| {
-                        for batch in data {
-                            for (time, facet, n) in batch.drain(..) {
-                                last = last.max(time);
-                                facets.push((facet, n));
-                            }
-                        }
-                    });
-                    rejected_input.for_each_time(|_time, data| {
-                        for batch in data {
-                            parse_errors += batch.drain(..).sum::<u64>();
-                        }
-                    });
-                    if facet_frontier.is_empty()
-                        && rejected_frontier.is_empty()
-                        && let Some(cap) = cap.take()
-                    {
-                        let rows = report_rows(last, std::mem::take(&mut facets), parse_errors);
-                        output.session(&cap).give_iterator(rows.into_iter());
-                    }
+/// What the report's fold takes in: facet counts and rejected-line counts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Part {
+    Facet(Windowed<Facet, i64>),
+    Rejected(u64),
+}
+
+impl<'scope> LogReport<'scope> for Stream<'scope, Millis, Vec<Windowed<Facet, i64>>> {
+    fn log_report(
+        self,
+        rejected: Stream<'scope, Millis, Vec<u64>>,
+    ) -> Stream<'scope, Millis, Vec<LogReportRow>> {
+        self.map(Part::Facet).concat(rejected.map(Part::Rejected)).fold_at_end(
+            "LogReport",
+            (Vec::new(), 0, 0),
+            |(facets, last, parse_errors): &mut (Vec<(Facet, i64)>, Millis, u64), part| match part {
+                Part::Facet((time, facet, n)) => {
+                    *last = (*last).max(time);
+                    facets.push((facet, n));
                 }
+                Part::Rejected(n) => *parse_errors += n,
             },
+            |(facets, last, parse_errors)| report_rows(last, facets, parse_errors),
         )
     }
 }
@@ -526,14 +307,5 @@ mod tests {
         let avg = rows.iter().find(|r| r.metric == Metric::AvgResponseSize).unwrap();
         avg.cells(&mut cells);
         assert_eq!(cells[3], Cell::Ratio(50.0, 2));
-    }
-
-    #[test]
-    fn ip_rows_sort_by_count_then_host() {
-        let r = |ip: &str, n| IpCount { time: 1, ip: ip.into(), requests: n };
-        let mut rows = [r("b", 2), r("c", 5), r("a", 2)];
-        rows.sort();
-        let order: Vec<_> = rows.iter().map(|r| r.ip.as_str()).collect();
-        assert_eq!(order, ["c", "a", "b"]);
     }
 }

@@ -1,4 +1,5 @@
-//! Fraud signals over transactions: the rules, the alert row and the run's tally.
+//! Fraud signals over transactions, the `fraud_signals` job: the rules, the alert row
+//! and the run's tally.
 //!
 //! Three rules, judged independently (a transaction can raise several alerts):
 //!
@@ -6,24 +7,22 @@
 //! * `high_value`: amount strictly above `--high-value` (500.00); informational, as in
 //!   the notebook, and not counted as fraud.
 //! * `velocity`: a customer with at least `--velocity` transactions within any sliding
-//!   `--velocity-window` of event time ([`crate::operators::velocity`]); a fraud rule,
+//!   `--velocity-window` of event time ([`velocity`]); a fraud rule,
 //!   one alert per maximal burst.
 //!
 //! The fraud rate is the share of accepted transactions flagged by a fraud rule
 //! (`high_amount` or a velocity burst), each transaction counted once.
 
+pub mod velocity;
+
 use std::fmt;
-use std::sync::Arc;
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
 
-use crate::job::Job;
 use crate::money::Cents;
+use crate::operators::FoldAtEnd;
 use crate::sink::{Cell, Tabular};
 use crate::time::Millis;
 
@@ -59,7 +58,7 @@ impl Rule {
 
 /// One alert: a rule, a customer and the transactions involved.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Alert {
+pub struct FraudAlert {
     /// The event time at which the alert became certain: the transaction's time for
     /// amount rules, and the last transaction's time plus the window for velocity.
     pub time: Millis,
@@ -81,9 +80,9 @@ pub struct Alert {
     pub newly_flagged: u64,
 }
 
-impl Tabular for Alert {
-    fn columns() -> &'static [&'static str] {
-        &["time", "rule", "customer_id", "first", "last", "transactions", "amount", "transaction_ids"]
+impl Tabular for FraudAlert {
+    fn columns() -> Vec<&'static str> {
+        vec!["time", "rule", "customer_id", "first", "last", "transactions", "amount", "transaction_ids"]
     }
 
     fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
@@ -115,7 +114,7 @@ pub struct Tally {
 
 impl Tally {
     /// Adds one alert.
-    pub fn add(&mut self, alert: &Alert) {
+    pub fn add(&mut self, alert: &FraudAlert) {
         self.alerts[alert.rule as usize] += 1;
         if alert.rule == Rule::Velocity {
             self.velocity_transactions += alert.transactions;
@@ -163,28 +162,22 @@ impl fmt::Display for Tally {
 
 /// Prints the run's [`Tally`] on stderr when the input ends.
 pub trait PrintTally<'scope> {
-    /// Adds up the tallies on worker 0 and prints them there, unless `--quiet`.
-    fn print_tally(self, job: &Arc<Job>);
+    /// Adds up the tallies on worker 0 and prints them there, unless `quiet`.
+    fn print_tally(self, quiet: bool);
 }
 
 impl<'scope> PrintTally<'scope> for Stream<'scope, Millis, Vec<Tally>> {
-    fn print_tally(self, job: &Arc<Job>) {
-        let quiet = job.common.quiet;
-        let mut total = Tally::default();
-        let mut printed = false;
-        let first = self.scope().index() == 0;
-        self.sink(Exchange::new(|_: &Tally| 0), "PrintTally", move |(input, frontier)| {
-            input.for_each_time(|_, data| {
-                for batch in data {
-                    for t in batch.drain(..) {
-                        total.merge(&t);
-                    }
+    fn print_tally(self, quiet: bool) {
+        self.fold_at_end(
+            "PrintTally",
+            Tally::default(),
+            |total, t| total.merge(&t),
+            move |total| {
+                if !quiet {
+                    eprintln!("{}: {total}", crate::exit::program_name());
                 }
-            });
-            if frontier.is_empty() && first && !quiet && !printed {
-                eprintln!("{}: {total}", crate::cli::program_name());
-                printed = true;
-            }
-        });
+                Vec::<()>::new()
+            },
+        );
     }
 }

@@ -20,16 +20,13 @@
 //! A burst is emitted at timestamp `last + span`, the event time at which it became
 //! certain, so that sinks write bursts in a deterministic order.
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 
-use rustc_hash::{FxHashMap, FxHasher};
 use timely::ExchangeData;
 use timely::dataflow::Stream;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
-use timely::dataflow::operators::generic::Operator;
 
-use super::ingest::Timed;
+use crate::operators::ingest::Timed;
+use crate::operators::keyed::{KeyLogic, KeyedOrdered};
 use crate::time::{Duration, Millis};
 
 /// A maximal group of overlapping triggering windows of one key.
@@ -60,38 +57,35 @@ pub trait Velocity<'scope, K, V> {
     fn velocity(self, n: usize, span: Duration) -> Stream<'scope, Millis, Vec<Burst<K, V>>>;
 }
 
-/// One key's events that may still matter.
-struct KeyState<V> {
-    /// Events sorted by `(time, value)`; the first `judged` have been judged.
+/// One key's events that may still matter, all judged.
+struct Bursts<K, V> {
+    key: K,
+    n: usize,
+    span: u64,
+    /// Events sorted by `(time, value)`.
     events: Vec<(Millis, V)>,
-    /// How many leading events have been judged.
-    judged: usize,
-    /// Whether events after `judged` may be out of order.
-    unsorted: bool,
     /// The open burst as `(first event index, end index exclusive, last trigger time)`.
     burst: Option<(usize, usize, Millis)>,
 }
 
-impl<V: Ord + Clone> KeyState<V> {
-    fn new() -> Self {
-        KeyState { events: Vec::new(), judged: 0, unsorted: false, burst: None }
-    }
+impl<K: Clone + 'static, V: Clone + 'static> KeyLogic<V> for Bursts<K, V> {
+    type Out = Burst<K, V>;
 
-    /// Judges every event before `frontier` and calls `emit` with each finished burst's
-    /// events. Returns the earliest time at which this key may still emit, if any.
     fn advance(
         &mut self,
+        released: &mut Vec<(Millis, V)>,
         frontier: Millis,
-        n: usize,
-        span: u64,
-        mut emit: impl FnMut(Millis, Vec<(Millis, V)>),
+        out: &mut Vec<(Millis, Burst<K, V>)>,
     ) -> Option<Millis> {
-        if self.unsorted {
-            self.events[self.judged..].sort();
-            self.unsorted = false;
-        }
-        while self.judged < self.events.len() && self.events[self.judged].0 < frontier {
-            let t = self.events[self.judged].0;
+        let (n, span) = (self.n, self.span);
+        let mut judged = self.events.len();
+        // Released events come after every event held: they only ever append.
+        self.events.append(released);
+        let mut emit = |at: Millis, events: &[(Millis, V)]| {
+            out.push((at, Burst { key: self.key.clone(), events: events.to_vec() }));
+        };
+        while judged < self.events.len() {
+            let t = self.events[judged].0;
             // Every event at or before `t` has arrived, including ties at `t`.
             let lo = self.events.partition_point(|e| e.0 + span <= t);
             let hi = self.events.partition_point(|e| e.0 <= t);
@@ -103,46 +97,38 @@ impl<V: Ord + Clone> KeyState<V> {
                     }
                     open => {
                         if let Some((start, end, last)) = open.take() {
-                            emit(last + span, self.events[start..end].to_vec());
+                            emit(last + span, &self.events[start..end]);
                         }
                         *open = Some((lo, hi, t));
                     }
                 }
             }
-            self.judged += 1;
+            judged += 1;
         }
         if let Some((start, end, last)) = self.burst
             && last.saturating_add(span) <= frontier
         {
-            emit(last + span, self.events[start..end].to_vec());
+            emit(last + span, &self.events[start..end]);
             self.burst = None;
         }
         // Keep what a future window or the open burst can still reach.
-        let mut keep = self.events[..self.judged].partition_point(|e| e.0.saturating_add(span) <= frontier);
+        let mut keep = self.events.partition_point(|e| e.0.saturating_add(span) <= frontier);
         if let Some((start, _, _)) = self.burst {
             keep = keep.min(start);
         }
         if keep > 0 {
             self.events.drain(..keep);
-            self.judged -= keep;
             if let Some((start, end, _)) = &mut self.burst {
                 *start -= keep;
                 *end -= keep;
             }
         }
-        let pending = self.events.get(self.judged).map(|e| e.0 + span);
-        let open = self.burst.map(|(_, _, last)| last + span);
-        match (pending, open) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.burst.map(|(_, _, last)| last + span)
     }
-}
 
-fn key_hash<K: Hash>(key: &K) -> u64 {
-    let mut h = FxHasher::default();
-    key.hash(&mut h);
-    h.finish()
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
 }
 
 impl<'scope, K, V> Velocity<'scope, K, V> for Stream<'scope, Millis, Vec<Timed<(K, V)>>>
@@ -151,65 +137,14 @@ where
     V: ExchangeData + Ord + Clone,
 {
     fn velocity(self, n: usize, span: Duration) -> Stream<'scope, Millis, Vec<Burst<K, V>>> {
-        let n = n.max(1);
-        let span = span.millis();
-        self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Burst<K, V>>>, _, _, _>(
-            Exchange::new(|((key, _), _): &Timed<(K, V)>| key_hash(key)),
-            "Velocity",
-            move |_cap, _info| {
-                let mut keys: FxHashMap<K, KeyState<V>> = FxHashMap::default();
-                let mut held: Option<Capability<Millis>> = None;
-                let mut judged_to: Option<Millis> = None;
-                move |(input, frontier), output| {
-                    input.for_each_time(|cap, data| {
-                        if held.as_ref().is_none_or(|h| cap.time() < h.time()) {
-                            held = Some(cap.retain(0));
-                        }
-                        for batch in data {
-                            for ((key, value), time) in batch.drain(..) {
-                                let state = keys.entry(key).or_insert_with(KeyState::new);
-                                if state.events.last().is_some_and(|e| (e.0, &e.1) > (time, &value)) {
-                                    state.unsorted = true;
-                                }
-                                state.events.push((time, value));
-                            }
-                        }
-                    });
-                    let f = frontier.frontier().first().copied().unwrap_or(Millis::MAX);
-                    // Nothing new can be judged until the frontier moves.
-                    if judged_to == Some(f) {
-                        return;
-                    }
-                    judged_to = Some(f);
-                    let Some(cap) = held.as_mut() else { return };
-                    let mut next: Option<Millis> = None;
-                    let mut bursts: Vec<(Millis, Burst<K, V>)> = Vec::new();
-                    keys.retain(|key, state| {
-                        let wake = state.advance(f, n, span, |at, events| {
-                            bursts.push((at, Burst { key: key.clone(), events }));
-                        });
-                        if let Some(w) = wake {
-                            next = Some(next.map_or(w, |x: Millis| x.min(w)));
-                        }
-                        !state.events.is_empty()
-                    });
-                    bursts.sort_by_key(|b| b.0);
-                    for (at, burst) in bursts {
-                        output.session(&cap.delayed(&at)).give(burst);
-                    }
-                    match next {
-                        Some(w) => {
-                            // Future bursts end at or after `w`; new input brings its own capability.
-                            let w = w.min(f);
-                            if w > *cap.time() {
-                                cap.downgrade(&w);
-                            }
-                        }
-                        None => held = None,
-                    }
-                }
-            },
-        )
+        let (n, span) = (n.max(1), span.millis());
+        self.keyed_ordered("Velocity", move |key: &K| Bursts {
+            key: key.clone(),
+            n,
+            span,
+            events: Vec::new(),
+            burst: None,
+        })
     }
 }
 
@@ -217,18 +152,20 @@ where
 mod tests {
     use super::*;
 
+    fn logic(n: usize, span: u64) -> Bursts<u32, usize> {
+        Bursts { key: 0, n, span, events: Vec::new(), burst: None }
+    }
+
     /// Feeds all `times` to one key at once, then closes the input.
     fn bursts(times: &[Millis], n: usize, span: u64) -> Vec<Vec<Millis>> {
-        let mut state = KeyState::new();
-        for (i, &t) in times.iter().enumerate() {
-            state.events.push((t, i));
-        }
-        state.unsorted = true;
+        let mut state = logic(n, span);
+        let mut events: Vec<(Millis, usize)> = times.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+        events.sort();
         let mut out = Vec::new();
-        let wake =
-            state.advance(Millis::MAX, n, span, |_, events| out.push(events.iter().map(|e| e.0).collect()));
+        let wake = state.advance(&mut events, Millis::MAX, &mut out);
         assert_eq!(wake, None);
-        out
+        assert!(state.is_empty(), "nothing kept after the end");
+        out.into_iter().map(|(_, b)| b.events.iter().map(|e| e.0).collect()).collect()
     }
 
     #[test]
@@ -252,17 +189,19 @@ mod tests {
     fn judging_in_steps_equals_judging_at_once() {
         let times: Vec<Millis> = (0..200u64).map(|i| (i * 7919) % 1000).collect();
         let all = bursts(&times, 4, 40);
-        let mut sorted = times.clone();
+        let mut sorted: Vec<(Millis, usize)> = times.iter().enumerate().map(|(i, &t)| (t, i)).collect();
         sorted.sort();
-        // Deliver in time order, advancing the frontier as we go.
-        let mut state = KeyState::new();
-        let mut out: Vec<Vec<Millis>> = Vec::new();
-        for (i, &t) in sorted.iter().enumerate() {
-            state.advance(t, 4, 40, |_, e| out.push(e.iter().map(|e| e.0).collect()));
-            state.events.push((t, i));
+        // Release events one instant at a time, as a moving frontier does.
+        let mut state = logic(4, 40);
+        let mut out = Vec::new();
+        for run in sorted.chunk_by(|a, b| a.0 == b.0) {
+            let mut batch = run.to_vec();
+            state.advance(&mut batch, run[0].0 + 1, &mut out);
         }
-        state.advance(Millis::MAX, 4, 40, |_, e| out.push(e.iter().map(|e| e.0).collect()));
-        assert_eq!(out, all);
+        state.advance(&mut Vec::new(), Millis::MAX, &mut out);
+        let stepped: Vec<Vec<Millis>> =
+            out.into_iter().map(|(_, b)| b.events.iter().map(|e| e.0).collect()).collect();
+        assert_eq!(stepped, all);
         assert!(!all.is_empty());
     }
 

@@ -1,0 +1,100 @@
+//! The incremental report: every section kept up to date as differential collections.
+//!
+//! ```text
+//! sales ─► ((group, customer), totals) updates per --emit-every
+//!            ├─ count_total per group ─────────────┐
+//!            ├─ distinct customers ─► count_total ─┴─ join ─┐
+//!            └─ customer totals ─► top N (2 levels) ────────┴─► changes
+//! ```
+//!
+//! Top customers are ranked in [`TOP_BUCKETS`] buckets first, so no step ranks every
+//! customer at once.
+
+use std::cmp::Reverse;
+
+use compact_str::CompactString;
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use timely::dataflow::Stream;
+use timely::dataflow::operators::vec::Map;
+
+use super::{Sale, SalesRow, Section, customer_hash};
+use crate::jobs::sales::Totals;
+use crate::operators::ingest::Timed;
+use crate::operators::{StampBy, ToUpdates, Windowing};
+use crate::sink::Change;
+use crate::time::{Duration, Millis};
+
+/// Customers are ranked in this many buckets first, so no step ranks them all at once.
+pub const TOP_BUCKETS: u64 = 64;
+
+/// The incremental report over a stream of sales.
+pub trait IncrementalReport<'scope> {
+    /// The report's changes per `every` of event time, keeping the `top` customers;
+    /// `customer` rows only if `all_customers`.
+    fn incremental_report(
+        self,
+        every: Duration,
+        top: usize,
+        all_customers: bool,
+    ) -> Stream<'scope, Millis, Vec<Change<SalesRow>>>;
+}
+
+impl<'scope> IncrementalReport<'scope> for Stream<'scope, Millis, Vec<Timed<Sale>>> {
+    fn incremental_report(
+        self,
+        every: Duration,
+        top: usize,
+        all_customers: bool,
+    ) -> Stream<'scope, Millis, Vec<Change<SalesRow>>> {
+        // One update per (group, customer): its value is the difference.
+        let by_customer = self
+            .flat_map(|(sale, time)| {
+                let mut parts = Vec::with_capacity(6);
+                sale.for_each_group(time, |g| {
+                    parts.push((((g, sale.customer.clone()), sale.totals), time));
+                });
+                parts
+            })
+            .to_updates(every, Windowing::Global)
+            .map(|(_window, group_customer)| group_customer);
+
+        let totals = by_customer.clone().map(|(g, _)| g).count_total();
+        let customers = by_customer.distinct_total().map(|(g, _)| g).count_total();
+        let groups = totals
+            .clone()
+            .join(customers)
+            .filter(move |(g, _)| g.section != Section::Customer || all_customers)
+            .map(|(g, (t, c))| row(g.section, 0, g.key, t, c as i64));
+
+        let ranked = totals
+            .filter(|(g, _)| g.section == Section::Customer)
+            .map(|(g, t)| (customer_hash(&g.key) % TOP_BUCKETS, (Reverse(t.total), g.key, t)))
+            .reduce(move |_bucket, input, output| {
+                for (candidate, _) in input.iter().take(top) {
+                    output.push(((*candidate).clone(), 1isize));
+                }
+            })
+            .map(|(_bucket, candidate)| ((), candidate))
+            .reduce(move |_, input, output| {
+                for (rank, (candidate, _)) in input.iter().take(top).enumerate() {
+                    output.push(((rank as u32 + 1, (*candidate).clone()), 1isize));
+                }
+            })
+            .map(|((), (rank, (_, customer, t)))| row(Section::TopCustomers, rank, customer, t, 1));
+
+        // The join sees its two inputs' changes at one time in separate batches;
+        // consolidating drops the pairs that cancel in between.
+        groups
+            .concat(ranked)
+            .consolidate()
+            .inner
+            .map(|(row, time, diff)| Change::new(SalesRow { time, ..row }, diff as i64))
+            // Differential may send a change in a message stamped before its time.
+            .stamp_by(|change| change.row.time)
+    }
+}
+
+/// A report row at time 0; incremental rows take the time of their change.
+fn row(section: Section, rank: u32, key: CompactString, totals: Totals, customers: i64) -> SalesRow {
+    SalesRow { time: 0, section, rank, key, totals, customers }
+}
