@@ -36,8 +36,8 @@ fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     let windowing = args.window.windowing();
     let spec = JobSpec::new("gen:transactions?count=100000&seed=42");
-    job::run(args.common, spec, move |scope, job| {
-        let (sales, diags) = scope.ingest::<TransactionCsv, _, _>(&job.ingest_windowed(windowing), |t| {
+    job::run(args.common, spec, move |df, job| {
+        let (sales, diags) = df.inner.ingest::<TransactionCsv, _, _>(&job.ingest_windowed(windowing), |t| {
             (CompactString::from(&*t.product_category), Totals::one(t.total_amount, t.quantity))
         });
         diags.report(&job.out);
@@ -46,8 +46,8 @@ fn main() -> ExitCode {
                 .window_aggregate(windowing)
                 .map(|(time, key, totals)| CategoryRow(CategoryTotals { time, key, totals }))
                 .write_rows(&job.out),
-            Mode::Incremental => sales
-                .to_updates(job.common.epoch, windowing)
+            Mode::Incremental => df
+                .collection(sales.to_updates(job.common.epoch, windowing))
                 .count_total()
                 .changes()
                 .map(|(key, totals, time, diff)| {

@@ -51,8 +51,8 @@ fn main() -> ExitCode {
     let (top, all_customers) = (args.top, args.all_customers);
     let every = args.emit_every.unwrap_or(args.common.epoch);
     let spec = JobSpec::new("gen:transactions?count=100000&seed=42");
-    job::run(args.common, spec, move |scope, job| {
-        let (sales, diags) = scope.ingest::<TransactionCsv, _, _>(job.ingest(), |t| Sale {
+    job::run(args.common, spec, move |df, job| {
+        let (sales, diags) = df.inner.ingest::<TransactionCsv, _, _>(job.ingest(), |t| Sale {
             customer: CompactString::from(&*t.customer_id),
             category: CompactString::from(&*t.product_category),
             payment: CompactString::from(&*t.payment_method),
@@ -62,7 +62,9 @@ fn main() -> ExitCode {
         diags.report(&job.out);
         match job.common.mode {
             Mode::Batch => sales.batch_report(top, all_customers).write_rows(&job.out),
-            Mode::Incremental => sales.incremental_report(every, top, all_customers).write_rows(&job.out),
+            Mode::Incremental => {
+                sales.incremental_report(df.outer, every, top, all_customers).write_rows(&job.out)
+            }
         }
     })
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use differential_dataflow::operators::CountTotal;
+use timely::dataflow::operators::Leave;
 use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, WindowArgs, parse_or_exit};
@@ -43,9 +44,10 @@ fn main() -> ExitCode {
     let spec = JobSpec::new("gen:clicks?count=100000&seed=42");
     let check = DeliveryCheck::new();
     let delivery = check.clone();
-    let code = job::run(args.common, spec, move |scope, job| {
-        let (events, diags) =
-            scope.ingest::<ClickJson, _, _>(job.ingest(), |click| (click.event_type, EventStats::one(click)));
+    let code = job::run(args.common, spec, move |df, job| {
+        let (events, diags) = df
+            .inner
+            .ingest::<ClickJson, _, _>(job.ingest(), |click| (click.event_type, EventStats::one(click)));
         diags.clone().report(&job.out);
         // How many events each result row accounts for, for the delivery check.
         let counted = match job.common.mode {
@@ -57,20 +59,22 @@ fn main() -> ExitCode {
                 });
                 let counted = rows.clone().map(|row| row.stats.count);
                 rows.write_rows(&job.out);
-                counted
+                counted.leave(df.outer)
             }
             Mode::Incremental => {
-                let changes = events.to_updates(job.common.epoch, windowing).count_total().changes().map(
-                    |(event_type, stats, time, diff)| {
+                let changes = df
+                    .collection(events.to_updates(job.common.epoch, windowing))
+                    .count_total()
+                    .changes()
+                    .map(|(event_type, stats, time, diff)| {
                         Change::new(EventRow { time, event_type, stats }, diff as i64)
-                    },
-                );
+                    });
                 let counted = changes.clone().map(|change| change.diff * change.row.stats.count);
                 changes.write_rows(&job.out);
                 counted
             }
         };
-        counted.track_delivery(diags, copies_per_record(windowing), &delivery);
+        counted.track_delivery(diags.leave(df.outer), copies_per_record(windowing), &delivery);
     });
     if code != ExitCode::SUCCESS || !first {
         return code;

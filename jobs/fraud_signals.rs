@@ -74,8 +74,8 @@ fn main() -> ExitCode {
     let (high_amount, high_value) = (args.high_amount, args.high_value);
     let (n, span) = (args.velocity as usize, args.velocity_window);
     let spec = JobSpec::new("gen:transactions?count=100000&seed=42");
-    job::run(args.common, spec, move |scope, job| {
-        let (txns, diags) = scope.ingest::<TransactionCsv, _, _>(job.ingest(), |t| Txn {
+    job::run(args.common, spec, move |df, job| {
+        let (txns, diags) = df.inner.ingest::<TransactionCsv, _, _>(job.ingest(), |t| Txn {
             id: CompactString::from(&*t.transaction_id),
             customer: CompactString::from(&*t.customer_id),
             amount: t.total_amount,

@@ -61,10 +61,10 @@ fn main() -> ExitCode {
     let spec = JobSpec::new("gen:access-log?count=100000&seed=42")
         .side("alerts", args.alerts.as_deref())
         .side("report", args.report.as_deref());
-    job::run(args.common, spec, move |scope, job| {
+    job::run(args.common, spec, move |df, job| {
         let epoch = job.common.epoch;
         let (hits, diags) =
-            scope.ingest::<AccessLogFormat, _, _>(job.ingest(), move |log| Hit::of(log, want_report));
+            df.inner.ingest::<AccessLogFormat, _, _>(job.ingest(), move |log| Hit::of(log, want_report));
         let per_ip = hits.clone().map(|(hit, time)| ((hit.ip, 1i64), time));
 
         // Requests per host and window: the main output.
@@ -83,9 +83,8 @@ fn main() -> ExitCode {
                 Some(counts)
             }
             Mode::Incremental => {
-                let counts = per_ip
-                    .clone()
-                    .to_updates(job.common.epoch, windowing)
+                let counts = df
+                    .collection(per_ip.clone().to_updates(job.common.epoch, windowing))
                     .count_total()
                     .map(|((window, ip), requests)| (window, (-requests, ip)));
                 let counts = if top > 0 { counts.top_k(top) } else { counts };

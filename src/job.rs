@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration as StdDuration, Instant};
 
-use timely::dataflow::Scope;
+use differential_dataflow::difference::Semigroup;
+use differential_dataflow::{AsCollection, VecCollection};
+use timely::dataflow::operators::Leave;
+use timely::dataflow::{Scope, Stream};
 
 use crate::cli::CommonArgs;
 use crate::exit::{EXIT_FAILURE, EXIT_USAGE, io_reason, program_name};
@@ -26,7 +29,7 @@ use crate::operators::ingest::IngestConfig;
 use crate::sink::{Destination, LATE, Outputs, REJECTS, RESULTS};
 use crate::source::live::{self, Wakers};
 use crate::source::{InputSpec, tail, tcp};
-use crate::time::{Duration, Millis};
+use crate::time::{Duration, Millis, Time};
 
 /// Default lateness of live inputs.
 pub const LIVE_LATENESS: Duration = Duration::from_secs(5);
@@ -61,6 +64,35 @@ impl Job {
     }
 }
 
+/// Where a job builds its dataflow: two nested scopes.
+///
+/// The checkpointed region (`inner`, timestamps [`Time`]: event time and checkpoint
+/// round) holds ingest and every stateful timely operator, so a checkpoint can cut it
+/// consistently. Differential collections live in the outer scope, in plain event
+/// time, where their operators can rely on a total order; their state is rebuilt from
+/// the updates that enter them ([`Dataflow::collection`]).
+pub struct Dataflow<'outer, 'inner> {
+    /// Plain event time: differential collections and the sinks after them.
+    pub outer: Scope<'outer, Millis>,
+    /// The checkpointed region: ingest and every stateful timely operator.
+    pub inner: Scope<'inner, Time>,
+}
+
+impl<'outer, 'inner> Dataflow<'outer, 'inner> {
+    /// Updates `(data, time, diff)` from the checkpointed region, as a differential
+    /// collection in plain event time.
+    pub fn collection<D, R>(
+        &self,
+        updates: Stream<'inner, Time, Vec<(D, Millis, R)>>,
+    ) -> VecCollection<'outer, Millis, D, R>
+    where
+        D: timely::ExchangeData,
+        R: Semigroup + 'static,
+    {
+        updates.leave(self.outer).as_collection()
+    }
+}
+
 /// Settings a job gives [`run`] besides the user's options.
 pub struct JobSpec {
     /// The input used when `--input` is not given.
@@ -90,7 +122,7 @@ impl JobSpec {
 /// `build` constructs the dataflow on one worker. It is called once per worker thread.
 pub fn run<B>(common: CommonArgs, spec: JobSpec, build: B) -> ExitCode
 where
-    B: Fn(Scope<'_, Millis>, &Arc<Job>) + Send + Sync + 'static,
+    B: Fn(Dataflow<'_, '_>, &Arc<Job>) + Send + Sync + 'static,
 {
     match prepare(common, &spec) {
         Ok(job) => execute(job, build),
@@ -225,7 +257,7 @@ fn report_progress(job: &Arc<Job>) -> Option<(mpsc::Sender<()>, std::thread::Joi
 
 fn execute<B>(job: Arc<Job>, build: B) -> ExitCode
 where
-    B: Fn(Scope<'_, Millis>, &Arc<Job>) + Send + Sync + 'static,
+    B: Fn(Dataflow<'_, '_>, &Arc<Job>) + Send + Sync + 'static,
 {
     watch_signals(&job);
     let progress = report_progress(&job);
@@ -234,7 +266,9 @@ where
     let timeout = job.common.cluster.connect_timeout.to_std();
     let guards = crate::cluster::execute(config, timeout, &program_name(), move |worker| {
         let job = Arc::clone(&shared);
-        worker.dataflow::<Millis, _, _>(|scope| build(scope, &job));
+        worker.dataflow::<Millis, _, _>(|outer| {
+            outer.iterative::<u64, _, _>(|inner| build(Dataflow { outer, inner }, &job))
+        });
         // Park when idle: busy stepping starves other processes on shared cores.
         while worker.step_or_park(None) {}
     });

@@ -9,6 +9,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use timely::order::Product;
+use timely::progress::Timestamp;
+
 /// Event time in milliseconds since the Unix epoch (UTC).
 pub type Millis = u64;
 
@@ -93,6 +96,84 @@ impl fmt::Display for Duration {
 /// The wall-clock time now, in milliseconds since the Unix epoch.
 pub fn now_millis() -> Millis {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The timestamp of a job's checkpointed region: an event time in milliseconds (outer)
+/// and a checkpoint round (inner), in product order.
+///
+/// Ingest sends records at `(watermark, round)`. The round counts the checkpoints its
+/// input has been cut at: every record read after cut `n` carries a round of at least
+/// `n`. Because the order is a product, the frontier answers two questions at once: the
+/// smallest event part over its elements is the event-time watermark, and the smallest
+/// round part says which cuts every operator upstream has passed. Leaving the region
+/// keeps the event part, so differential and sinks downstream see plain event time.
+pub type Time = Product<Millis, u64>;
+
+/// What operators read from a timely timestamp: its event time and its round.
+///
+/// Implemented for [`Time`] and for plain event time ([`Millis`], always round 0), so
+/// operators work inside a job's checkpointed region and outside it, and in unit tests.
+pub trait EventTime: Timestamp + Copy {
+    /// The event-time part, in milliseconds.
+    fn event(&self) -> Millis;
+    /// The checkpoint round (0 outside a checkpointed region).
+    fn round(&self) -> u64;
+    /// The same round at event time `event`.
+    fn at_event(&self, event: Millis) -> Self;
+    /// The same event time in round `round` (unchanged outside a checkpointed region).
+    fn at_round(&self, round: u64) -> Self;
+}
+
+impl EventTime for Millis {
+    #[inline]
+    fn event(&self) -> Millis {
+        *self
+    }
+    #[inline]
+    fn round(&self) -> u64 {
+        0
+    }
+    #[inline]
+    fn at_event(&self, event: Millis) -> Self {
+        event
+    }
+    #[inline]
+    fn at_round(&self, _round: u64) -> Self {
+        *self
+    }
+}
+
+impl EventTime for Time {
+    #[inline]
+    fn event(&self) -> Millis {
+        self.outer
+    }
+    #[inline]
+    fn round(&self) -> u64 {
+        self.inner
+    }
+    #[inline]
+    fn at_event(&self, event: Millis) -> Self {
+        Product::new(event, self.inner)
+    }
+    #[inline]
+    fn at_round(&self, round: u64) -> Self {
+        Product::new(self.outer, round)
+    }
+}
+
+/// The event-time watermark a frontier stands for: the smallest event part of its
+/// elements, or [`Millis::MAX`] once it is empty.
+#[inline]
+pub fn event_frontier<T: EventTime>(frontier: &[T]) -> Millis {
+    frontier.iter().map(EventTime::event).min().unwrap_or(Millis::MAX)
+}
+
+/// The checkpoint round every element of a frontier has reached, or `u64::MAX` once it
+/// is empty.
+#[inline]
+pub fn round_frontier<T: EventTime>(frontier: &[T]) -> u64 {
+    frontier.iter().map(EventTime::round).min().unwrap_or(u64::MAX)
 }
 
 /// Rounds an event time down to the start of its epoch.

@@ -20,38 +20,39 @@ use timely::dataflow::operators::generic::Operator;
 
 use super::ingest::Timed;
 use super::window::{GLOBAL_END, Windowing};
-use crate::time::Millis;
+use crate::time::{EventTime, Millis, event_frontier};
 
 /// A result row: (time, key, value), where `time` bounds the covered event times from above.
 pub type Windowed<K, A> = (Millis, K, A);
 
 /// Per (window, key) folding of `(key, value)` records.
-pub trait WindowAggregate<'scope, K, A> {
+pub trait WindowAggregate<'scope, T: EventTime, K, A> {
     /// Sums values per key in each window of `windowing`, reporting each window once, on
     /// worker 0, when the frontier passes its end.
     ///
     /// A window's rows carry its end as their time. The global window's rows carry one
     /// past the largest event time they cover.
-    fn window_aggregate(self, windowing: Windowing) -> Stream<'scope, Millis, Vec<Windowed<K, A>>>;
+    fn window_aggregate(self, windowing: Windowing) -> Stream<'scope, T, Vec<Windowed<K, A>>>;
 }
 
-struct Pending<K, A> {
-    capability: Capability<Millis>,
+struct Pending<T: EventTime, K, A> {
+    capability: Capability<T>,
     values: FxHashMap<K, A>,
     max_event: Millis,
 }
 
-impl<'scope, K, A> WindowAggregate<'scope, K, A> for Stream<'scope, Millis, Vec<Timed<(K, A)>>>
+impl<'scope, T, K, A> WindowAggregate<'scope, T, K, A> for Stream<'scope, T, Vec<Timed<(K, A)>>>
 where
+    T: EventTime,
     K: ExchangeData + Hash + Eq + Clone,
     A: ExchangeData + Semigroup + Clone,
 {
-    fn window_aggregate(self, windowing: Windowing) -> Stream<'scope, Millis, Vec<Windowed<K, A>>> {
+    fn window_aggregate(self, windowing: Windowing) -> Stream<'scope, T, Vec<Windowed<K, A>>> {
         let partials = self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(Millis, K, A, Millis)>>, _, _, _>(
             Pipeline,
             "WindowFold",
             move |_cap, _info| {
-                let mut pending: BTreeMap<Millis, Pending<K, A>> = BTreeMap::new();
+                let mut pending: BTreeMap<Millis, Pending<T, K, A>> = BTreeMap::new();
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
                         for batch in data {
@@ -60,7 +61,7 @@ where
                                     // Stamped with the window's last millisecond: released downstream as
                                     // soon as the frontier reaches the end, not an epoch later.
                                     let slot = pending.entry(end).or_insert_with(|| Pending {
-                                        capability: cap.delayed(&(end - 1), 0),
+                                        capability: cap.delayed(&cap.time().at_event(end - 1), 0),
                                         values: FxHashMap::default(),
                                         max_event: 0,
                                     });
@@ -75,9 +76,10 @@ where
                             }
                         }
                     });
-                    // Windows close in order of their ends.
+                    // Windows close in order of their ends, once the watermark reaches them.
+                    let watermark = event_frontier(&frontier.frontier());
                     while let Some(entry) = pending.first_entry() {
-                        if frontier.frontier().iter().any(|f| f < entry.key()) {
+                        if watermark < *entry.key() {
                             break;
                         }
                         let (end, slot) = entry.remove_entry();
@@ -94,10 +96,10 @@ where
             Exchange::new(|_: &(Millis, K, A, Millis)| 0u64),
             "WindowMerge",
             move |_cap, _info| {
-                let mut pending: BTreeMap<Millis, Pending<K, A>> = BTreeMap::new();
+                let mut pending: BTreeMap<Millis, Pending<T, K, A>> = BTreeMap::new();
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
-                        let end = *cap.time() + 1;
+                        let end = cap.time().event() + 1;
                         let slot = pending.entry(end).or_insert_with(|| Pending {
                             capability: cap.retain(0),
                             values: FxHashMap::default(),
@@ -115,8 +117,9 @@ where
                             }
                         }
                     });
+                    let watermark = event_frontier(&frontier.frontier());
                     while let Some(entry) = pending.first_entry() {
-                        if frontier.less_equal(&(entry.key() - 1)) {
+                        if watermark < *entry.key() {
                             break;
                         }
                         let (end, slot) = entry.remove_entry();

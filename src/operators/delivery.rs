@@ -20,7 +20,7 @@ use timely::dataflow::operators::vec::Map;
 use super::fold::FoldAtEnd;
 use super::window::Windowing;
 use crate::diag::{Counts, Diag};
-use crate::time::Millis;
+use crate::time::EventTime;
 
 /// What went into a job and what came out of it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -94,14 +94,14 @@ pub fn copies_per_record(windowing: Windowing) -> u64 {
 }
 
 /// Compares the records a job's results account for with what ingest read.
-pub trait TrackDelivery<'scope> {
+pub trait TrackDelivery<'scope, T: EventTime> {
     /// `self` carries, for each result, the number of records it accounts for (negative
     /// for a retraction). `copies` is how many results count each record.
-    fn track_delivery(self, diags: Stream<'scope, Millis, Vec<Diag>>, copies: u64, check: &DeliveryCheck);
+    fn track_delivery(self, diags: Stream<'scope, T, Vec<Diag>>, copies: u64, check: &DeliveryCheck);
 }
 
-impl<'scope> TrackDelivery<'scope> for Stream<'scope, Millis, Vec<i64>> {
-    fn track_delivery(self, diags: Stream<'scope, Millis, Vec<Diag>>, copies: u64, check: &DeliveryCheck) {
+impl<'scope, T: EventTime> TrackDelivery<'scope, T> for Stream<'scope, T, Vec<i64>> {
+    fn track_delivery(self, diags: Stream<'scope, T, Vec<Diag>>, copies: u64, check: &DeliveryCheck) {
         let slot = Arc::clone(&check.0);
         let counts = diags.flat_map(|diag| match diag {
             Diag::Counts(c) => Some(Err(c)),

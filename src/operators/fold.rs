@@ -16,10 +16,10 @@ use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::time::Millis;
+use crate::time::EventTime;
 
 /// Folds a stream into rows once its input has ended.
-pub trait FoldAtEnd<'scope, D> {
+pub trait FoldAtEnd<'scope, T: EventTime, D> {
     /// Gathers every record to worker 0 and folds it into `state`; when the input has
     /// ended, `finish` turns the state into rows, on worker 0 only.
     fn fold_at_end<S, R>(
@@ -28,7 +28,7 @@ pub trait FoldAtEnd<'scope, D> {
         state: S,
         fold: impl FnMut(&mut S, D) + 'static,
         finish: impl FnOnce(S) -> Vec<R> + 'static,
-    ) -> Stream<'scope, Millis, Vec<R>>
+    ) -> Stream<'scope, T, Vec<R>>
     where
         S: 'static,
         R: Clone + 'static;
@@ -43,20 +43,20 @@ pub trait FoldAtEnd<'scope, D> {
         state: S,
         fold: impl FnMut(&mut S, D) + 'static,
         finish: impl FnOnce(S) -> Vec<R> + 'static,
-    ) -> Stream<'scope, Millis, Vec<R>>
+    ) -> Stream<'scope, T, Vec<R>>
     where
         S: 'static,
         R: Clone + 'static;
 }
 
-impl<'scope, D: ExchangeData> FoldAtEnd<'scope, D> for Stream<'scope, Millis, Vec<D>> {
+impl<'scope, T: EventTime, D: ExchangeData> FoldAtEnd<'scope, T, D> for Stream<'scope, T, Vec<D>> {
     fn fold_at_end<S, R>(
         self,
         name: &str,
         state: S,
         fold: impl FnMut(&mut S, D) + 'static,
         finish: impl FnOnce(S) -> Vec<R> + 'static,
-    ) -> Stream<'scope, Millis, Vec<R>>
+    ) -> Stream<'scope, T, Vec<R>>
     where
         S: 'static,
         R: Clone + 'static,
@@ -72,7 +72,7 @@ impl<'scope, D: ExchangeData> FoldAtEnd<'scope, D> for Stream<'scope, Millis, Ve
         state: S,
         fold: impl FnMut(&mut S, D) + 'static,
         finish: impl FnOnce(S) -> Vec<R> + 'static,
-    ) -> Stream<'scope, Millis, Vec<R>>
+    ) -> Stream<'scope, T, Vec<R>>
     where
         S: 'static,
         R: Clone + 'static,
@@ -82,16 +82,17 @@ impl<'scope, D: ExchangeData> FoldAtEnd<'scope, D> for Stream<'scope, Millis, Ve
 }
 
 /// The operator behind both folds; `finishes` says whether this worker finishes.
-fn fold_routed<'scope, D, S, R>(
-    stream: Stream<'scope, Millis, Vec<D>>,
+fn fold_routed<'scope, T, D, S, R>(
+    stream: Stream<'scope, T, Vec<D>>,
     name: &str,
     route: impl Fn(&D) -> u64 + 'static,
     finishes: bool,
     state: S,
     mut fold: impl FnMut(&mut S, D) + 'static,
     finish: impl FnOnce(S) -> Vec<R> + 'static,
-) -> Stream<'scope, Millis, Vec<R>>
+) -> Stream<'scope, T, Vec<R>>
 where
+    T: EventTime,
     D: ExchangeData,
     S: 'static,
     R: Clone + 'static,
@@ -126,6 +127,7 @@ where
 mod tests {
     use super::*;
     use crate::operators::testing::collect;
+    use crate::time::Millis;
 
     #[test]
     fn folds_every_record_once_on_worker_zero_at_the_end() {

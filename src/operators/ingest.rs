@@ -30,7 +30,7 @@ use crate::metrics::Meters;
 use crate::record::{LineFormat, ParseError};
 use crate::source::live::{Feed, Wakers};
 use crate::source::{InputSpec, Line, Poll, Reader};
-use crate::time::{Duration, Millis, epoch_of};
+use crate::time::{Duration, EventTime, Millis, epoch_of};
 
 /// A record with its event time.
 pub type Timed<D> = (D, Millis);
@@ -115,21 +115,21 @@ impl IngestConfig {
 }
 
 /// The records and the diagnostics that ingest produces.
-pub type Ingested<'scope, D> = (Stream<'scope, Millis, Vec<Timed<D>>>, Stream<'scope, Millis, Vec<Diag>>);
+pub type Ingested<'scope, T, D> = (Stream<'scope, T, Vec<Timed<D>>>, Stream<'scope, T, Vec<Diag>>);
 
 /// Reads the input into a stream of timestamped records, plus a diagnostics stream.
-pub trait Ingest<'scope> {
+pub trait Ingest<'scope, T: EventTime> {
     /// Parses every line of this worker's share of `config.input` as `F` and maps each
     /// record through `project`.
-    fn ingest<F, D, P>(self, config: &IngestConfig, project: P) -> Ingested<'scope, D>
+    fn ingest<F, D, P>(self, config: &IngestConfig, project: P) -> Ingested<'scope, T, D>
     where
         F: LineFormat,
         D: Clone + 'static,
         P: for<'a> FnMut(&F::Parsed<'a>) -> D + 'static;
 }
 
-impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
-    fn ingest<F, D, P>(self, config: &IngestConfig, mut project: P) -> Ingested<'scope, D>
+impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
+    fn ingest<F, D, P>(self, config: &IngestConfig, mut project: P) -> Ingested<'scope, T, D>
     where
         F: LineFormat,
         D: Clone + 'static,
@@ -277,9 +277,9 @@ impl<'scope> Ingest<'scope> for Scope<'scope, Millis> {
                     config.wakers.wake_all();
                 }
                 let frontier = watermark.frontier(config.epoch);
-                if watermark.moves() && frontier > *c.time() {
-                    c.downgrade(&frontier);
-                    dc.downgrade(&frontier);
+                if watermark.moves() && frontier > c.time().event() {
+                    c.downgrade(&c.time().at_event(frontier));
+                    dc.downgrade(&dc.time().at_event(frontier));
                 }
 
                 match state {

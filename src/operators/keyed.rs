@@ -36,7 +36,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::ingest::Timed;
-use crate::time::Millis;
+use crate::time::{EventTime, Millis, event_frontier};
 
 /// A key's logic, fed its events in event-time order.
 pub trait KeyLogic<V>: 'static {
@@ -56,14 +56,14 @@ pub trait KeyLogic<V>: 'static {
 }
 
 /// Runs a [`KeyLogic`] per key over `((key, value), time)` records.
-pub trait KeyedOrdered<'scope, K, V> {
+pub trait KeyedOrdered<'scope, T: EventTime, K, V> {
     /// Routes records by key and feeds each key's logic (made by `new` for a key seen
     /// for the first time, or again after it was dropped) in event-time order.
     fn keyed_ordered<L: KeyLogic<V>>(
         self,
         name: &str,
         new: impl Fn(&K) -> L + 'static,
-    ) -> Stream<'scope, Millis, Vec<L::Out>>
+    ) -> Stream<'scope, T, Vec<L::Out>>
     where
         L::Out: Clone;
 }
@@ -82,8 +82,9 @@ pub fn key_hash<K: Hash>(key: &K) -> u64 {
     h.finish()
 }
 
-impl<'scope, K, V> KeyedOrdered<'scope, K, V> for Stream<'scope, Millis, Vec<Timed<(K, V)>>>
+impl<'scope, T, K, V> KeyedOrdered<'scope, T, K, V> for Stream<'scope, T, Vec<Timed<(K, V)>>>
 where
+    T: EventTime,
     K: ExchangeData + Hash + Eq + Clone,
     V: ExchangeData + Ord,
 {
@@ -91,7 +92,7 @@ where
         self,
         name: &str,
         new: impl Fn(&K) -> L + 'static,
-    ) -> Stream<'scope, Millis, Vec<L::Out>>
+    ) -> Stream<'scope, T, Vec<L::Out>>
     where
         L::Out: Clone,
     {
@@ -100,7 +101,7 @@ where
             name,
             move |_cap, _info| {
                 let mut keys: FxHashMap<K, Slot<L, V>> = FxHashMap::default();
-                let mut held: Option<Capability<Millis>> = None;
+                let mut held: Option<Capability<T>> = None;
                 let mut seen_frontier: Option<Millis> = None;
                 let mut released: Vec<(Millis, V)> = Vec::new();
                 let mut out: Vec<(Millis, L::Out)> = Vec::new();
@@ -108,7 +109,7 @@ where
                     input.for_each_time(|cap, data| {
                         // Events are at or after their message's time: holding the
                         // earliest message time covers them all.
-                        if held.as_ref().is_none_or(|h| cap.time() < h.time()) {
+                        if held.as_ref().is_none_or(|h| cap.time().event() < h.time().event()) {
                             held = Some(cap.retain(0));
                         }
                         for batch in data {
@@ -122,7 +123,7 @@ where
                             }
                         }
                     });
-                    let f = frontier.frontier().first().copied().unwrap_or(Millis::MAX);
+                    let f = event_frontier(&frontier.frontier());
                     // Nothing new can be released until the frontier moves.
                     if seen_frontier == Some(f) {
                         return;
@@ -150,7 +151,7 @@ where
                     out.sort_by_key(|(at, _)| *at);
                     for run in out.chunk_by(|a, b| a.0 == b.0) {
                         output
-                            .session(&cap.delayed(&run[0].0))
+                            .session(&cap.delayed(&cap.time().at_event(run[0].0)))
                             .give_iterator(run.iter().map(|(_, r)| r.clone()));
                     }
                     out.clear();
@@ -158,8 +159,8 @@ where
                         // Later rows come at or after `w`; new input brings its own capability.
                         Some(w) => {
                             let w = w.min(f);
-                            if w > *cap.time() {
-                                cap.downgrade(&w);
+                            if w > cap.time().event() {
+                                cap.downgrade(&cap.time().at_event(w));
                             }
                         }
                         None => held = None,

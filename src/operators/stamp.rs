@@ -9,16 +9,17 @@ use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::time::Millis;
+use crate::time::{EventTime, Millis};
 
 /// Restamps records at a time derived from each.
-pub trait StampBy<'scope, D> {
-    /// Sends each record at `time(record)`, or at its current timestamp if that is later.
-    fn stamp_by(self, time: impl Fn(&D) -> Millis + 'static) -> Stream<'scope, Millis, Vec<D>>;
+pub trait StampBy<'scope, T: EventTime, D> {
+    /// Sends each record at event time `time(record)` (in its message's round), or at its
+    /// current event time if that is later.
+    fn stamp_by(self, time: impl Fn(&D) -> Millis + 'static) -> Stream<'scope, T, Vec<D>>;
 }
 
-impl<'scope, D: Clone + 'static> StampBy<'scope, D> for Stream<'scope, Millis, Vec<D>> {
-    fn stamp_by(self, time: impl Fn(&D) -> Millis + 'static) -> Stream<'scope, Millis, Vec<D>> {
+impl<'scope, T: EventTime, D: Clone + 'static> StampBy<'scope, T, D> for Stream<'scope, T, Vec<D>> {
+    fn stamp_by(self, time: impl Fn(&D) -> Millis + 'static) -> Stream<'scope, T, Vec<D>> {
         self.unary::<timely::container::CapacityContainerBuilder<Vec<D>>, _, _, _>(
             Pipeline,
             "StampBy",
@@ -26,11 +27,11 @@ impl<'scope, D: Clone + 'static> StampBy<'scope, D> for Stream<'scope, Millis, V
                 move |input, output| {
                     input.for_each_time(|cap, data| {
                         for batch in data {
-                            let at = |d: &D| time(d).max(*cap.time());
+                            let at = |d: &D| time(d).max(cap.time().event());
                             batch.sort_by_key(|d| at(d));
                             for run in batch.chunk_by(|a, b| at(a) == at(b)) {
                                 output
-                                    .session(&cap.delayed(&at(&run[0]), 0))
+                                    .session(&cap.delayed(&cap.time().at_event(at(&run[0])), 0))
                                     .give_iterator(run.iter().cloned());
                             }
                         }

@@ -14,40 +14,35 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::time::Millis;
+use crate::time::{EventTime, Millis, event_frontier};
 
 /// The first `k` rows of each complete timestamp of a batch stream.
-pub trait TopPerTime<'scope, D> {
+pub trait TopPerTime<'scope, T: EventTime, D> {
     /// Gathers rows to worker 0 and, when a timestamp is complete, passes on the `k` rows
     /// that sort first by `order`. Meant for streams where one timestamp holds one
     /// group, such as [`window_aggregate`](super::WindowAggregate) output (one window per time).
-    fn top_per_time<K: Ord>(
-        self,
-        k: usize,
-        order: impl Fn(&D) -> K + 'static,
-    ) -> Stream<'scope, Millis, Vec<D>>;
+    fn top_per_time<K: Ord>(self, k: usize, order: impl Fn(&D) -> K + 'static) -> Stream<'scope, T, Vec<D>>;
 }
 
-impl<'scope, D: ExchangeData> TopPerTime<'scope, D> for Stream<'scope, Millis, Vec<D>> {
-    fn top_per_time<K: Ord>(
-        self,
-        k: usize,
-        order: impl Fn(&D) -> K + 'static,
-    ) -> Stream<'scope, Millis, Vec<D>> {
+impl<'scope, T: EventTime, D: ExchangeData> TopPerTime<'scope, T, D> for Stream<'scope, T, Vec<D>> {
+    fn top_per_time<K: Ord>(self, k: usize, order: impl Fn(&D) -> K + 'static) -> Stream<'scope, T, Vec<D>> {
         self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<D>>, _, _, _>(
             Exchange::new(|_: &D| 0u64),
             "TopPerTime",
             move |_cap, _info| {
-                let mut pending: BTreeMap<Millis, (Capability<Millis>, Vec<D>)> = BTreeMap::new();
+                // Rows per event time, with the capability of the first of them.
+                let mut pending: BTreeMap<Millis, (Capability<T>, Vec<D>)> = BTreeMap::new();
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
-                        let slot = pending.entry(*cap.time()).or_insert_with(|| (cap.retain(0), Vec::new()));
+                        let slot =
+                            pending.entry(cap.time().event()).or_insert_with(|| (cap.retain(0), Vec::new()));
                         for batch in data {
                             slot.1.append(batch);
                         }
                     });
+                    let watermark = event_frontier(&frontier.frontier());
                     while let Some(entry) = pending.first_entry() {
-                        if frontier.less_equal(entry.key()) {
+                        if *entry.key() >= watermark {
                             break;
                         }
                         let (cap, mut rows) = entry.remove();

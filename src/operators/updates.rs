@@ -7,16 +7,24 @@
 //! last millisecond, so each window's total appears once, as soon as the watermark
 //! reaches the window's end.
 //!
-//! Updates are summed per worker before they are exchanged: records arrive stamped at
-//! the watermark, so one timestamp can hold millions of them, and shipping each one to
-//! the arrangement would cost far more than the sum.
+//! Updates are summed per worker and held until the watermark passes their time, then
+//! sent once each. Records arrive stamped at the watermark, so one timestamp can hold
+//! millions of them, and shipping each one to the arrangement would cost far more than
+//! the sum. Holding them until they are complete means differential only ever receives
+//! updates at times its frontier has passed: it can compact at once, and its memory
+//! does not grow with the number of epochs still open. What is held is one sum per key
+//! and time.
+//!
+//! The updates are a stream in the operator's own scope; a job turns them into a
+//! collection in plain event time (`AsCollection`, after leaving its checkpointed region).
 
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use differential_dataflow::VecCollection;
-use differential_dataflow::collection::AsCollection;
 use differential_dataflow::difference::Semigroup;
 use rustc_hash::FxHashMap;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
@@ -25,80 +33,83 @@ use timely::dataflow::operators::generic::Operator;
 use super::ingest::Timed;
 use super::stamp::StampBy;
 use super::window::{GLOBAL_END, Windowing};
-use crate::time::{Duration, Millis, epoch_of};
+use crate::time::{Duration, EventTime, Millis, epoch_of, event_frontier};
 
-/// Entries summed locally before they are sent on, per held timestamp.
-const FLUSH_AT: usize = 1 << 16;
+/// An update for a differential collection: `((window_end, key), time, value)`.
+pub type Update<K, A> = ((Millis, K), Millis, A);
 
-/// Turns `((key, value), time)` records into a differential collection of keys whose
-/// differences are the values.
-pub trait ToUpdates<'scope, K, A> {
+/// Turns `((key, value), time)` records into updates of a differential collection of
+/// keys whose differences are the values.
+pub trait ToUpdates<'scope, T: EventTime, K, A> {
     /// Updates `((window_end, key), at, value)`; see the module documentation for `at`.
-    fn to_updates(
-        self,
-        epoch: Duration,
-        windowing: Windowing,
-    ) -> VecCollection<'scope, Millis, (Millis, K), A>;
+    /// Each is sent once the watermark has passed `at`, summed with every other update
+    /// of the same key and time.
+    fn to_updates(self, epoch: Duration, windowing: Windowing) -> Stream<'scope, T, Vec<Update<K, A>>>;
 }
 
-impl<'scope, K, A> ToUpdates<'scope, K, A> for Stream<'scope, Millis, Vec<Timed<(K, A)>>>
+impl<'scope, T, K, A> ToUpdates<'scope, T, K, A> for Stream<'scope, T, Vec<Timed<(K, A)>>>
 where
+    T: EventTime,
     K: Hash + Eq + Clone + 'static,
     A: Semigroup + Clone + 'static,
 {
-    fn to_updates(
-        self,
-        epoch: Duration,
-        windowing: Windowing,
-    ) -> VecCollection<'scope, Millis, (Millis, K), A> {
-        type Sums<K, A> = FxHashMap<((Millis, K), Millis), A>;
-        self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((Millis, K), Millis, A)>>, _, _, _>(
+    fn to_updates(self, epoch: Duration, windowing: Windowing) -> Stream<'scope, T, Vec<Update<K, A>>> {
+        self.unary_frontier::<CapacityContainerBuilder<Vec<Update<K, A>>>, _, _, _>(
             Pipeline,
             "ToUpdates",
             move |_cap, _info| {
-                let mut held: Vec<(Capability<Millis>, Sums<K, A>)> = Vec::new();
+                // Sums per update time, until the watermark passes it; and a capability at
+                // or before the earliest of those times.
+                let mut pending: BTreeMap<Millis, FxHashMap<(Millis, K), A>> = BTreeMap::new();
+                let mut held: Option<Capability<T>> = None;
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
-                        let at = match held.iter().position(|(c, _)| c.time() == cap.time()) {
-                            Some(i) => i,
-                            None => {
-                                held.push((cap.retain(0), FxHashMap::default()));
-                                held.len() - 1
-                            }
-                        };
-                        let sums = &mut held[at].1;
+                        if held.as_ref().is_none_or(|h| cap.time().event() < h.time().event()) {
+                            held = Some(cap.retain(0));
+                        }
                         for batch in data {
                             for ((key, value), time) in batch.drain(..) {
                                 windowing.for_each_window(time, |end| {
-                                    // A window's total is stamped with its last millisecond, so it is released as
-                                    // soon as the frontier reaches the window's end.
-                                    let when = if end == GLOBAL_END { epoch_of(time, epoch) } else { end - 1 };
-                                    match sums.get_mut(&((end, key.clone()), when)) {
+                                    // A window's total is stamped with its last millisecond, so
+                                    // it is released as soon as the frontier reaches its end.
+                                    let when =
+                                        if end == GLOBAL_END { epoch_of(time, epoch) } else { end - 1 };
+                                    let sums = pending.entry(when).or_default();
+                                    match sums.get_mut(&(end, key.clone())) {
                                         Some(sum) => sum.plus_equals(&value),
                                         None => {
-                                            sums.insert(((end, key.clone()), when), value.clone());
+                                            sums.insert((end, key.clone()), value.clone());
                                         }
                                     }
                                 });
                             }
                         }
                     });
-                    held.retain_mut(|(cap, sums)| {
-                        let complete = !frontier.less_equal(cap.time());
-                        if complete || sums.len() >= FLUSH_AT {
-                            let mut session = output.session(cap);
-                            for ((data, when), diff) in sums.drain() {
-                                if !diff.is_zero() {
-                                    session.give((data, when, diff));
-                                }
+                    let Some(cap) = held.as_mut() else { return };
+                    // Every update at a time the watermark has passed is complete: send it.
+                    let watermark = event_frontier(&frontier.frontier());
+                    while let Some(entry) = pending.first_entry() {
+                        if *entry.key() >= watermark {
+                            break;
+                        }
+                        let (when, sums) = entry.remove_entry();
+                        let mut session = output.session(cap);
+                        for (data, diff) in sums {
+                            if !diff.is_zero() {
+                                session.give((data, when, diff));
                             }
                         }
-                        !complete
-                    });
+                    }
+                    match pending.first_key_value() {
+                        Some((&next, _)) if next > cap.time().event() => {
+                            cap.downgrade(&cap.time().at_event(next))
+                        }
+                        Some(_) => {}
+                        None => held = None,
+                    }
                 }
             },
         )
-        .as_collection()
     }
 }
 
@@ -129,6 +140,7 @@ where
 mod tests {
     use std::collections::BTreeMap;
 
+    use differential_dataflow::AsCollection;
     use differential_dataflow::operators::CountTotal;
 
     use super::*;
@@ -143,7 +155,7 @@ mod tests {
         let epoch = Duration(500);
         for workers in [1, 3] {
             let out = collect(workers, vec![(0, records())], move |s| {
-                s.to_updates(epoch, Windowing::Global).count_total().changes()
+                s.to_updates(epoch, Windowing::Global).as_collection().count_total().changes()
             });
             // Replaying the changes in time order gives each key's running total.
             let mut current: BTreeMap<u32, i64> = BTreeMap::new();
@@ -174,7 +186,7 @@ mod tests {
     fn a_window_total_appears_once_when_it_closes() {
         let windowing = Windowing::Tumbling { size: Duration(1000) };
         let out = collect(2, vec![(0, records())], move |s| {
-            s.to_updates(Duration(1), windowing).count_total().changes()
+            s.to_updates(Duration(1), windowing).as_collection().count_total().changes()
         });
         assert!(out.iter().all(|(_, (_, _, _, diff))| *diff == 1), "no retractions for windows");
         let sum: i64 = out.iter().map(|(_, (_, v, _, _))| v).sum();

@@ -1,4 +1,4 @@
-//! Gathering a stream to worker 0 and releasing each complete timestamp, sorted.
+//! Gathering a stream to worker 0 and releasing each complete event time, sorted.
 //!
 //! This is the one place that decides output order: every sink is built on it, so the
 //! bytes written depend only on the records, never on the number of workers or on the
@@ -11,13 +11,13 @@ use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::time::Millis;
+use crate::time::{EventTime, Millis, event_frontier};
 
 /// What a gathering sink sees.
 pub enum Gathered<R> {
     /// The input frontier moved (`Millis::MAX` once it is empty).
     Frontier(Millis),
-    /// All records of one complete timestamp, sorted.
+    /// All records of one complete event time, sorted.
     Complete(Vec<R>),
     /// The input is exhausted: nothing more will come.
     Closed,
@@ -29,20 +29,21 @@ pub trait GatherSorted<'scope, R> {
     fn gather_sorted(self, name: &str, each: impl FnMut(Gathered<R>) + 'static);
 }
 
-impl<'scope, R: Ord + ExchangeData> GatherSorted<'scope, R> for Stream<'scope, Millis, Vec<R>> {
+impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for Stream<'scope, T, Vec<R>> {
     fn gather_sorted(self, name: &str, mut each: impl FnMut(Gathered<R>) + 'static) {
         let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
         let mut closed = false;
         self.sink(Exchange::new(|_: &R| 0), name, move |(input, frontier)| {
-            each(Gathered::Frontier(frontier.frontier().first().copied().unwrap_or(Millis::MAX)));
+            let watermark = event_frontier(&frontier.frontier());
+            each(Gathered::Frontier(watermark));
             input.for_each_time(|time, data| {
-                let records = pending.entry(*time.time()).or_default();
+                let records = pending.entry(time.time().event()).or_default();
                 for batch in data {
                     records.append(batch);
                 }
             });
             while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
+                if *entry.key() >= watermark {
                     break;
                 }
                 let mut records = entry.remove();

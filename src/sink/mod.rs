@@ -31,7 +31,7 @@ pub use gather::{GatherSorted, Gathered};
 use crate::diag::{Counts, Diag, Late, Rejected};
 use crate::exit::{io_reason, write_failed};
 use crate::metrics::Meters;
-use crate::time::Millis;
+use crate::time::EventTime;
 
 /// A destination for rows.
 pub type Output = Box<dyn Write + Send>;
@@ -129,8 +129,9 @@ pub trait WriteRows<'scope, R> {
     fn write_side(self, outputs: &Arc<Outputs>, name: &'static str);
 }
 
-impl<'scope, R> WriteRows<'scope, R> for Stream<'scope, Millis, Vec<R>>
+impl<'scope, T, R> WriteRows<'scope, R> for Stream<'scope, T, Vec<R>>
 where
+    T: EventTime,
     R: Tabular + Ord + ExchangeData,
 {
     fn write_rows(self, outputs: &Arc<Outputs>) {
@@ -142,8 +143,9 @@ where
     }
 }
 
-fn write<R>(stream: Stream<'_, Millis, Vec<R>>, outputs: &Arc<Outputs>, name: &'static str, main: bool)
+fn write<T, R>(stream: Stream<'_, T, Vec<R>>, outputs: &Arc<Outputs>, name: &'static str, main: bool)
 where
+    T: EventTime,
     R: Tabular + Ord + ExchangeData,
 {
     let what = if main { "output" } else { name };
@@ -186,7 +188,7 @@ pub trait ReportDiags<'scope> {
     fn report(self, outputs: &Arc<Outputs>);
 }
 
-impl<'scope> ReportDiags<'scope> for Stream<'scope, Millis, Vec<Diag>> {
+impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> {
     fn report(self, outputs: &Arc<Outputs>) {
         let worker = self.scope().index();
         let mut rejects_out = outputs.take(REJECTS, worker);

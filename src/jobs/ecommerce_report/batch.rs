@@ -18,7 +18,7 @@ use super::{Group, Sale, SalesRow, Section, customer_hash, top_order};
 use crate::jobs::sales::Totals;
 use crate::operators::FoldAtEnd;
 use crate::operators::ingest::Timed;
-use crate::time::Millis;
+use crate::time::{EventTime, Millis};
 
 /// What a worker sends worker 0 when its share of the input is complete.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -47,14 +47,14 @@ struct Merged {
 }
 
 /// The batch report over a stream of sales.
-pub trait BatchReport<'scope> {
+pub trait BatchReport<'scope, T: EventTime> {
     /// Folds the sales into report rows, keeping the `top` customers; `customer` rows are
     /// included only if `all_customers`.
-    fn batch_report(self, top: usize, all_customers: bool) -> Stream<'scope, Millis, Vec<SalesRow>>;
+    fn batch_report(self, top: usize, all_customers: bool) -> Stream<'scope, T, Vec<SalesRow>>;
 }
 
-impl<'scope> BatchReport<'scope> for Stream<'scope, Millis, Vec<Timed<Sale>>> {
-    fn batch_report(self, top: usize, all_customers: bool) -> Stream<'scope, Millis, Vec<SalesRow>> {
+impl<'scope, T: EventTime> BatchReport<'scope, T> for Stream<'scope, T, Vec<Timed<Sale>>> {
+    fn batch_report(self, top: usize, all_customers: bool) -> Stream<'scope, T, Vec<SalesRow>> {
         self.fold_at_end_by(
             "ReportFold",
             |(sale, _): &Timed<Sale>| customer_hash(&sale.customer),

@@ -13,16 +13,18 @@
 use std::cmp::Reverse;
 
 use compact_str::CompactString;
+use differential_dataflow::AsCollection;
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
-use timely::dataflow::Stream;
+use timely::dataflow::operators::Leave;
 use timely::dataflow::operators::vec::Map;
+use timely::dataflow::{Scope, Stream};
 
 use super::{Sale, SalesRow, Section, customer_hash};
 use crate::jobs::sales::Totals;
 use crate::operators::ingest::Timed;
 use crate::operators::{StampBy, ToUpdates, Windowing};
 use crate::sink::Change;
-use crate::time::{Duration, Millis};
+use crate::time::{Duration, Millis, Time};
 
 /// Customers are ranked in this many buckets first, so no step ranks them all at once.
 pub const TOP_BUCKETS: u64 = 64;
@@ -30,22 +32,25 @@ pub const TOP_BUCKETS: u64 = 64;
 /// The incremental report over a stream of sales.
 pub trait IncrementalReport<'scope> {
     /// The report's changes per `every` of event time, keeping the `top` customers;
-    /// `customer` rows only if `all_customers`.
-    fn incremental_report(
+    /// `customer` rows only if `all_customers`. The sales come from a job's checkpointed
+    /// region; the report is kept in `outer`, its parent scope.
+    fn incremental_report<'outer>(
         self,
+        outer: Scope<'outer, Millis>,
         every: Duration,
         top: usize,
         all_customers: bool,
-    ) -> Stream<'scope, Millis, Vec<Change<SalesRow>>>;
+    ) -> Stream<'outer, Millis, Vec<Change<SalesRow>>>;
 }
 
-impl<'scope> IncrementalReport<'scope> for Stream<'scope, Millis, Vec<Timed<Sale>>> {
-    fn incremental_report(
+impl<'scope> IncrementalReport<'scope> for Stream<'scope, Time, Vec<Timed<Sale>>> {
+    fn incremental_report<'outer>(
         self,
+        outer: Scope<'outer, Millis>,
         every: Duration,
         top: usize,
         all_customers: bool,
-    ) -> Stream<'scope, Millis, Vec<Change<SalesRow>>> {
+    ) -> Stream<'outer, Millis, Vec<Change<SalesRow>>> {
         // One update per (group, customer): its value is the difference.
         let by_customer = self
             .flat_map(|(sale, time)| {
@@ -56,6 +61,8 @@ impl<'scope> IncrementalReport<'scope> for Stream<'scope, Millis, Vec<Timed<Sale
                 parts
             })
             .to_updates(every, Windowing::Global)
+            .leave(outer)
+            .as_collection()
             .map(|(_window, group_customer)| group_customer);
 
         let totals = by_customer.clone().map(|(g, _)| g).count_total();

@@ -24,7 +24,7 @@ use timely::dataflow::Stream;
 use crate::money::Cents;
 use crate::operators::FoldAtEnd;
 use crate::sink::{Cell, Tabular};
-use crate::time::Millis;
+use crate::time::{EventTime, Millis};
 
 /// The rule that raised an alert.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -166,7 +166,7 @@ pub trait PrintTally<'scope> {
     fn print_tally(self, quiet: bool);
 }
 
-impl<'scope> PrintTally<'scope> for Stream<'scope, Millis, Vec<Tally>> {
+impl<'scope, T: EventTime> PrintTally<'scope> for Stream<'scope, T, Vec<Tally>> {
     fn print_tally(self, quiet: bool) {
         self.fold_at_end(
             "PrintTally",

@@ -27,7 +27,7 @@ use timely::dataflow::Stream;
 
 use crate::operators::ingest::Timed;
 use crate::operators::keyed::{KeyLogic, KeyedOrdered};
-use crate::time::{Duration, Millis};
+use crate::time::{Duration, EventTime, Millis};
 
 /// A maximal group of overlapping triggering windows of one key.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -51,10 +51,10 @@ impl<K, V> Burst<K, V> {
 }
 
 /// Detects velocity bursts per key; see the module documentation for the definition.
-pub trait Velocity<'scope, K, V> {
+pub trait Velocity<'scope, T: EventTime, K, V> {
     /// Reports each maximal burst of at least `n` events within any `span` of event time,
     /// once, at timestamp `last + span`.
-    fn velocity(self, n: usize, span: Duration) -> Stream<'scope, Millis, Vec<Burst<K, V>>>;
+    fn velocity(self, n: usize, span: Duration) -> Stream<'scope, T, Vec<Burst<K, V>>>;
 }
 
 /// One key's events that may still matter, all judged.
@@ -131,12 +131,13 @@ impl<K: Clone + 'static, V: Clone + 'static> KeyLogic<V> for Bursts<K, V> {
     }
 }
 
-impl<'scope, K, V> Velocity<'scope, K, V> for Stream<'scope, Millis, Vec<Timed<(K, V)>>>
+impl<'scope, T, K, V> Velocity<'scope, T, K, V> for Stream<'scope, T, Vec<Timed<(K, V)>>>
 where
+    T: EventTime,
     K: ExchangeData + Hash + Eq + Clone,
     V: ExchangeData + Ord + Clone,
 {
-    fn velocity(self, n: usize, span: Duration) -> Stream<'scope, Millis, Vec<Burst<K, V>>> {
+    fn velocity(self, n: usize, span: Duration) -> Stream<'scope, T, Vec<Burst<K, V>>> {
         let (n, span) = (n.max(1), span.millis());
         self.keyed_ordered("Velocity", move |key: &K| Bursts {
             key: key.clone(),

@@ -15,7 +15,7 @@ use super::Hit;
 use crate::operators::FoldAtEnd;
 use crate::operators::aggregate::Windowed;
 use crate::sink::{Cell, Tabular};
-use crate::time::Millis;
+use crate::time::{EventTime, Millis};
 
 /// A counter of the report: each request adds to several facets.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -228,13 +228,10 @@ pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -
 }
 
 /// Turns final facet counts and rejected-line counts into the report.
-pub trait LogReport<'scope> {
+pub trait LogReport<'scope, T: EventTime> {
     /// Waits for the input to end, then emits the report on worker 0. `rejected` carries
     /// every worker's count of rejected lines.
-    fn log_report(
-        self,
-        rejected: Stream<'scope, Millis, Vec<u64>>,
-    ) -> Stream<'scope, Millis, Vec<LogReportRow>>;
+    fn log_report(self, rejected: Stream<'scope, T, Vec<u64>>) -> Stream<'scope, T, Vec<LogReportRow>>;
 }
 
 /// What the report's fold takes in: facet counts and rejected-line counts.
@@ -244,11 +241,8 @@ enum Part {
     Rejected(u64),
 }
 
-impl<'scope> LogReport<'scope> for Stream<'scope, Millis, Vec<Windowed<Facet, i64>>> {
-    fn log_report(
-        self,
-        rejected: Stream<'scope, Millis, Vec<u64>>,
-    ) -> Stream<'scope, Millis, Vec<LogReportRow>> {
+impl<'scope, T: EventTime> LogReport<'scope, T> for Stream<'scope, T, Vec<Windowed<Facet, i64>>> {
+    fn log_report(self, rejected: Stream<'scope, T, Vec<u64>>) -> Stream<'scope, T, Vec<LogReportRow>> {
         self.map(Part::Facet).concat(rejected.map(Part::Rejected)).fold_at_end(
             "LogReport",
             (Vec::new(), 0, 0),
