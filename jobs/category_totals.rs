@@ -50,8 +50,12 @@ fn main() -> ExitCode {
                 .collection(sales.to_updates(job.common.epoch, windowing))
                 .count_total()
                 .changes()
-                .map(|(key, totals, time, diff)| {
-                    Change::new(CategoryTotals { time, key, totals }, diff as i64)
+                .map(|d| {
+                    Change::new(
+                        CategoryTotals { time: d.time, key: d.key, totals: d.value },
+                        d.diff as i64,
+                        d.at,
+                    )
                 })
                 .write_rows(&job.out),
         }

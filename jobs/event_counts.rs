@@ -66,8 +66,12 @@ fn main() -> ExitCode {
                     .collection(events.to_updates(job.common.epoch, windowing))
                     .count_total()
                     .changes()
-                    .map(|(event_type, stats, time, diff)| {
-                        Change::new(EventRow { time, event_type, stats }, diff as i64)
+                    .map(|d| {
+                        Change::new(
+                            EventRow { time: d.time, event_type: d.key, stats: d.value },
+                            d.diff as i64,
+                            d.at,
+                        )
                     });
                 let counted = changes.clone().map(|change| change.diff * change.row.stats.count);
                 changes.write_rows(&job.out);

@@ -24,7 +24,7 @@ use kappa::job::{self, JobSpec};
 use kappa::jobs::fraud_signals::velocity::Velocity;
 use kappa::jobs::fraud_signals::{FraudAlert, PrintTally, Rule, Tally};
 use kappa::money::Cents;
-use kappa::operators::{Ingest, StampBy};
+use kappa::operators::Ingest;
 use kappa::record::transaction::TransactionCsv;
 use kappa::sink::{ReportDiags, WriteRows};
 use kappa::time::{Duration, positive_duration};
@@ -81,17 +81,14 @@ fn main() -> ExitCode {
             amount: t.total_amount,
         });
 
-        let amount_alerts = txns
-            .clone()
-            .flat_map(move |(t, time)| {
-                let rules = [(Rule::HighAmount, high_amount), (Rule::HighValue, high_value)];
-                rules
-                    .into_iter()
-                    .filter(move |(_, limit)| t.amount > *limit)
-                    .map(move |(rule, _)| single(rule, &t, time, high_amount))
-                    .collect::<Vec<_>>()
-            })
-            .stamp_by(|alert| alert.time);
+        let amount_alerts = txns.clone().flat_map(move |(t, time)| {
+            let rules = [(Rule::HighAmount, high_amount), (Rule::HighValue, high_value)];
+            rules
+                .into_iter()
+                .filter(move |(_, limit)| t.amount > *limit)
+                .map(move |(rule, _)| single(rule, &t, time, high_amount))
+                .collect::<Vec<_>>()
+        });
 
         let velocity_alerts = txns
             .map(|(t, time)| ((t.customer.clone(), (t.id, t.amount)), time))

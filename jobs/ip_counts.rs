@@ -90,11 +90,10 @@ fn main() -> ExitCode {
                 let counts = if top > 0 { counts.top_k(top) } else { counts };
                 counts
                     .inner
-                    .stamp_by(|(_, time, _)| *time)
-                    .map(|((window, (neg, ip)), time, diff)| {
+                    .map(|((window, (neg, ip)), at, diff)| {
                         // A window's count is reported with the window's end, like batch rows.
-                        let time = if window == GLOBAL_END { time } else { window };
-                        Change::new(IpCount { time, ip, requests: -neg }, diff as i64)
+                        let time = if window == GLOBAL_END { at } else { window };
+                        Change::new(IpCount { time, ip, requests: -neg }, diff as i64, at)
                     })
                     .write_rows(&job.out);
                 None

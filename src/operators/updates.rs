@@ -31,9 +31,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::ingest::Timed;
-use super::stamp::StampBy;
 use super::window::{GLOBAL_END, Windowing};
 use crate::time::{Duration, EventTime, Millis, epoch_of, event_frontier};
+
+/// Updates sent per activation, at most (plus the rest of the last time's): between
+/// chunks differential runs and compacts.
+const CHUNK: usize = 1 << 16;
 
 /// An update for a differential collection: `((window_end, key), time, value)`.
 pub type Update<K, A> = ((Millis, K), Millis, A);
@@ -54,10 +57,12 @@ where
     A: Semigroup + Clone + 'static,
 {
     fn to_updates(self, epoch: Duration, windowing: Windowing) -> Stream<'scope, T, Vec<Update<K, A>>> {
+        let scope = self.scope();
         self.unary_frontier::<CapacityContainerBuilder<Vec<Update<K, A>>>, _, _, _>(
             Pipeline,
             "ToUpdates",
-            move |_cap, _info| {
+            move |_cap, info| {
+                let activator = scope.activator_for(info.address);
                 // Sums per update time, until the watermark passes it; and a capability at
                 // or before the earliest of those times.
                 let mut pending: BTreeMap<Millis, FxHashMap<(Millis, K), A>> = BTreeMap::new();
@@ -88,18 +93,29 @@ where
                     let Some(cap) = held.as_mut() else { return };
                     // Every update at a time the watermark has passed is complete: send it.
                     let watermark = event_frontier(&frontier.frontier());
+                    // One session for all: a message per update time would cost a buffer each.
+                    // At most a chunk at a time, in time order, moving the capability on after
+                    // each: when a bounded input ends and releases its whole history at once,
+                    // differential sees its frontier advance and compacts as it goes.
+                    let mut session = output.session(cap);
+                    let mut sent = 0;
                     while let Some(entry) = pending.first_entry() {
                         if *entry.key() >= watermark {
                             break;
                         }
+                        if sent >= CHUNK {
+                            activator.activate();
+                            break;
+                        }
                         let (when, sums) = entry.remove_entry();
-                        let mut session = output.session(cap);
+                        sent += sums.len();
                         for (data, diff) in sums {
                             if !diff.is_zero() {
                                 session.give((data, when, diff));
                             }
                         }
                     }
+                    drop(session);
                     match pending.first_key_value() {
                         Some((&next, _)) if next > cap.time().event() => {
                             cap.downgrade(&cap.time().at_event(next))
@@ -113,13 +129,27 @@ where
     }
 }
 
-/// A change reported by [`Changes::changes`]: `(key, value, time, diff)`.
-pub type Delta<K, A> = (K, A, Millis, isize);
+/// A change to a key's value, reported by [`Changes::changes`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Delta<K, A> {
+    /// The key.
+    pub key: K,
+    /// The value retracted or asserted.
+    pub value: A,
+    /// The time to print: a window's end for windowed totals, the epoch of the change
+    /// for the global window.
+    pub time: Millis,
+    /// `-1` retracts, `+1` asserts.
+    pub diff: isize,
+    /// The event time at which the change happened (a window changes at its last
+    /// millisecond).
+    pub at: Millis,
+}
 
 /// The output of `count_total` over [`ToUpdates`], as changes ready for a sink.
 pub trait Changes<'scope, K, A> {
-    /// Each change stamped at its own time, with the time to print: a window's end for
-    /// windowed totals, the epoch of the change for the global window.
+    /// Each change of the collection, in the messages differential sent it in; sinks
+    /// group changes by the time they happened ([`Delta::at`]).
     fn changes(self) -> Stream<'scope, Millis, Vec<Delta<K, A>>>;
 }
 
@@ -130,8 +160,12 @@ where
 {
     fn changes(self) -> Stream<'scope, Millis, Vec<Delta<K, A>>> {
         use timely::dataflow::operators::vec::Map;
-        self.inner.stamp_by(|(_, time, _)| *time).map(|(((window, key), value), time, diff)| {
-            (key, value, if window == GLOBAL_END { time } else { window }, diff)
+        self.inner.map(|(((window, key), value), at, diff)| Delta {
+            key,
+            value,
+            time: if window == GLOBAL_END { at } else { window },
+            diff,
+            at,
         })
     }
 }
@@ -142,6 +176,7 @@ mod tests {
 
     use differential_dataflow::AsCollection;
     use differential_dataflow::operators::CountTotal;
+    use timely::dataflow::operators::vec::Map;
 
     use super::*;
     use crate::operators::testing::collect;
@@ -154,9 +189,17 @@ mod tests {
     fn global_totals_change_once_per_epoch_with_data() {
         let epoch = Duration(500);
         for workers in [1, 3] {
-            let out = collect(workers, vec![(0, records())], move |s| {
-                s.to_updates(epoch, Windowing::Global).as_collection().count_total().changes()
-            });
+            let out: Vec<(Millis, (u32, i64, Millis, isize))> =
+                collect(workers, vec![(0, records())], move |s| {
+                    s.to_updates(epoch, Windowing::Global)
+                        .as_collection()
+                        .count_total()
+                        .changes()
+                        .map(|d| (d.at, (d.key, d.value, d.time, d.diff)))
+                })
+                .into_iter()
+                .map(|(_, (at, change))| (at, change))
+                .collect();
             // Replaying the changes in time order gives each key's running total.
             let mut current: BTreeMap<u32, i64> = BTreeMap::new();
             let mut per_epoch: BTreeMap<(Millis, u32), i64> = BTreeMap::new();
@@ -185,9 +228,16 @@ mod tests {
     #[test]
     fn a_window_total_appears_once_when_it_closes() {
         let windowing = Windowing::Tumbling { size: Duration(1000) };
-        let out = collect(2, vec![(0, records())], move |s| {
-            s.to_updates(Duration(1), windowing).as_collection().count_total().changes()
-        });
+        let out: Vec<(Millis, (u32, i64, Millis, isize))> = collect(2, vec![(0, records())], move |s| {
+            s.to_updates(Duration(1), windowing)
+                .as_collection()
+                .count_total()
+                .changes()
+                .map(|d| (d.at, (d.key, d.value, d.time, d.diff)))
+        })
+        .into_iter()
+        .map(|(_, (at, change))| (at, change))
+        .collect();
         assert!(out.iter().all(|(_, (_, _, _, diff))| *diff == 1), "no retractions for windows");
         let sum: i64 = out.iter().map(|(_, (_, v, _, _))| v).sum();
         assert_eq!(sum, records().iter().map(|((_, v), _)| v).sum::<i64>());

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::format::{Cell, Layout, Tabular};
+use crate::time::Millis;
 
 /// A row retracted (`diff` -1) or asserted (`diff` +1).
 ///
@@ -19,12 +20,15 @@ pub struct Change<R> {
     pub row: R,
     /// How many copies of the row are added (negative: removed).
     pub diff: i64,
+    /// The event time at which the change happened: the changes of one time are
+    /// written together, once the watermark has passed it.
+    pub at: Millis,
 }
 
 impl<R> Change<R> {
-    /// A change of `diff` copies of `row`.
-    pub fn new(row: R, diff: i64) -> Self {
-        Change { row, diff }
+    /// A change of `diff` copies of `row`, happening at event time `at`.
+    pub fn new(row: R, diff: i64, at: Millis) -> Self {
+        Change { row, diff, at }
     }
 }
 
@@ -46,6 +50,10 @@ impl<R: Tabular> Tabular for Change<R> {
             layout
         })
     }
+
+    fn group_time(&self) -> Option<Millis> {
+        Some(self.at)
+    }
 }
 
 #[cfg(test)]
@@ -66,7 +74,8 @@ mod tests {
     fn a_change_is_its_row_and_a_diff_column() {
         assert_eq!(Change::<Row>::columns(), ["value", "diff"]);
         let mut cells = Vec::new();
-        let change = Change::new(Row(7), -1);
+        let change = Change::new(Row(7), -1, 3);
+        assert_eq!(change.group_time(), Some(3));
         change.cells(&mut cells);
         assert_eq!(cells, [Cell::Int(7), Cell::Int(-1)]);
     }

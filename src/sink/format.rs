@@ -60,6 +60,14 @@ pub trait Tabular {
     fn layout(&self, _changes: bool) -> Option<Layout> {
         None
     }
+    /// The event time whose group this row is written in, if the row names it (a
+    /// change names the time it happened); by default, the time of the row's message.
+    ///
+    /// Rows that name their time can travel in few, large messages stamped earlier than
+    /// their own times (as differential sends them), instead of one message per time.
+    fn group_time(&self) -> Option<Millis> {
+        None
+    }
 }
 
 impl Cell<'_> {

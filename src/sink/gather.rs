@@ -26,20 +26,35 @@ pub enum Gathered<R> {
 /// Gathers records to worker 0 and releases them in timestamp order.
 pub trait GatherSorted<'scope, R> {
     /// Calls `each` on worker 0 (and with frontiers on every worker) as records complete.
-    fn gather_sorted(self, name: &str, each: impl FnMut(Gathered<R>) + 'static);
+    /// A record belongs to the event time `group(record)` names, or else to its
+    /// message's; either way it is released once the watermark has passed that time.
+    fn gather_sorted(
+        self,
+        name: &str,
+        group: impl Fn(&R) -> Option<Millis> + 'static,
+        each: impl FnMut(Gathered<R>) + 'static,
+    );
 }
 
 impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for Stream<'scope, T, Vec<R>> {
-    fn gather_sorted(self, name: &str, mut each: impl FnMut(Gathered<R>) + 'static) {
+    fn gather_sorted(
+        self,
+        name: &str,
+        group: impl Fn(&R) -> Option<Millis> + 'static,
+        mut each: impl FnMut(Gathered<R>) + 'static,
+    ) {
         let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
         let mut closed = false;
         self.sink(Exchange::new(|_: &R| 0), name, move |(input, frontier)| {
             let watermark = event_frontier(&frontier.frontier());
             each(Gathered::Frontier(watermark));
             input.for_each_time(|time, data| {
-                let records = pending.entry(time.time().event()).or_default();
+                let at = time.time().event();
                 for batch in data {
-                    records.append(batch);
+                    for record in batch.drain(..) {
+                        let key = group(&record).map_or(at, |t| t.max(at));
+                        pending.entry(key).or_default().push(record);
+                    }
                 }
             });
             while let Some(entry) = pending.first_entry() {
@@ -75,11 +90,15 @@ mod tests {
             let input = vec![(0, vec![5u32, 3, 9]), (2, vec![4, 1]), (2, vec![8])];
             collect(workers, input, move |s| {
                 let log = Arc::clone(&log);
-                s.clone().gather_sorted("Test", move |g| match g {
-                    Gathered::Frontier(_) => {}
-                    Gathered::Complete(rows) => log.lock().unwrap().push(format!("{rows:?}")),
-                    Gathered::Closed => log.lock().unwrap().push("closed".into()),
-                });
+                s.clone().gather_sorted(
+                    "Test",
+                    |_| None,
+                    move |g| match g {
+                        Gathered::Frontier(_) => {}
+                        Gathered::Complete(rows) => log.lock().unwrap().push(format!("{rows:?}")),
+                        Gathered::Closed => log.lock().unwrap().push("closed".into()),
+                    },
+                );
                 s.filter(|_| false)
             });
             // Rows reach worker 0 only; every worker learns that its input closed.

@@ -158,7 +158,7 @@ where
     let outputs = Arc::clone(outputs);
     // Live results and tables are flushed as they complete, so readers see them at once.
     let flush = outputs.live || outputs.format == Format::Table;
-    stream.gather_sorted("WriteRows", move |gathered| {
+    stream.gather_sorted("WriteRows", R::group_time, move |gathered| {
         let result = match gathered {
             Gathered::Frontier(f) if main => {
                 outputs.meters.output_frontier_is(f);
@@ -194,34 +194,40 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
         let mut rejects_out = outputs.take(REJECTS, worker);
         let mut late_out = outputs.take(LATE, worker);
         let outputs = Arc::clone(outputs);
-        self.gather_sorted("ReportDiags", move |gathered| {
-            let result = match gathered {
-                Gathered::Frontier(_) => Ok(()),
-                Gathered::Complete(diags) => {
-                    let mut counts = Counts::default();
-                    let mut result = Ok(());
-                    for diag in &diags {
-                        result = result.and_then(|()| match diag {
-                            Diag::Counts(c) => {
-                                counts += *c;
-                                Ok(())
-                            }
-                            Diag::Reject(r) => rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, r)),
-                            Diag::Late(l) => late_out.as_mut().map_or(Ok(()), |w| write_late(w, l)),
-                        });
+        self.gather_sorted(
+            "ReportDiags",
+            |_| None,
+            move |gathered| {
+                let result = match gathered {
+                    Gathered::Frontier(_) => Ok(()),
+                    Gathered::Complete(diags) => {
+                        let mut counts = Counts::default();
+                        let mut result = Ok(());
+                        for diag in &diags {
+                            result = result.and_then(|()| match diag {
+                                Diag::Counts(c) => {
+                                    counts += *c;
+                                    Ok(())
+                                }
+                                Diag::Reject(r) => {
+                                    rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, r))
+                                }
+                                Diag::Late(l) => late_out.as_mut().map_or(Ok(()), |w| write_late(w, l)),
+                            });
+                        }
+                        *outputs.summary.lock().expect("summary lock") += counts;
+                        result
                     }
-                    *outputs.summary.lock().expect("summary lock") += counts;
-                    result
+                    Gathered::Closed => [rejects_out.as_mut(), late_out.as_mut()]
+                        .into_iter()
+                        .flatten()
+                        .try_for_each(|w| w.flush()),
+                };
+                if let Err(e) = result {
+                    write_failed("diagnostics", &e);
                 }
-                Gathered::Closed => [rejects_out.as_mut(), late_out.as_mut()]
-                    .into_iter()
-                    .flatten()
-                    .try_for_each(|w| w.flush()),
-            };
-            if let Err(e) = result {
-                write_failed("diagnostics", &e);
-            }
-        });
+            },
+        );
     }
 }
 

@@ -22,7 +22,7 @@ use timely::dataflow::{Scope, Stream};
 use super::{Sale, SalesRow, Section, customer_hash};
 use crate::jobs::sales::Totals;
 use crate::operators::ingest::Timed;
-use crate::operators::{StampBy, ToUpdates, Windowing};
+use crate::operators::{ToUpdates, Windowing};
 use crate::sink::Change;
 use crate::time::{Duration, Millis, Time};
 
@@ -95,9 +95,7 @@ impl<'scope> IncrementalReport<'scope> for Stream<'scope, Time, Vec<Timed<Sale>>
             .concat(ranked)
             .consolidate()
             .inner
-            .map(|(row, time, diff)| Change::new(SalesRow { time, ..row }, diff as i64))
-            // Differential may send a change in a message stamped before its time.
-            .stamp_by(|change| change.row.time)
+            .map(|(row, time, diff)| Change::new(SalesRow { time, ..row }, diff as i64, time))
     }
 }
 

@@ -97,6 +97,10 @@ impl Tabular for FraudAlert {
             Cell::Text(&self.transaction_ids),
         ]);
     }
+
+    fn group_time(&self) -> Option<Millis> {
+        Some(self.time)
+    }
 }
 
 /// Counts behind the summary line: alerts per rule and flagged transactions.
