@@ -396,6 +396,8 @@ where
     F: Fn(&mut Worker) -> T + Send + Sync + 'static,
 {
     let CommunicationConfig::Cluster { threads, process, addresses, .. } = config.communication else {
+        // One process is fail-stop too: a worker's panic must not leave its peers waiting.
+        install_fail_stop(Vec::new());
         return timely::execute(config, func);
     };
     let hello = Hello {

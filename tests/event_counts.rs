@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{TempDir, port_base, run, run_ok};
+use common::{TempDir, port_base, run, run_measured, run_ok};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -421,4 +421,73 @@ fn reference_cents_follow_the_documented_rules() {
     assert_eq!(reference_cents("12.345"), Err("too precise"));
     assert_eq!(reference_cents("-1"), Err("negative"));
     assert_eq!(reference_cents("1e30"), Err("out of range"));
+}
+
+#[test]
+fn many_rejects_are_written_complete_and_sorted_for_any_workers() {
+    // More rejects than a sink keeps in memory: they spill to disk and merge back.
+    let dir = TempDir::new("event-counts-many-bad");
+    let good = dir.path("good.jsonl");
+    gen_clicks(&good, 20_000, 6);
+    let mut text = String::new();
+    let mut bad = 0;
+    for (i, line) in std::fs::read_to_string(&good).unwrap().lines().enumerate() {
+        text.push_str(line);
+        text.push('\n');
+        for _ in 0..4 {
+            text.push_str(BAD[(i + bad) % BAD.len()].0);
+            text.push('\n');
+            bad += 1;
+        }
+    }
+    let input = dir.path("mixed.jsonl");
+    std::fs::write(&input, text).unwrap();
+    let mut files = Vec::new();
+    for workers in ["1", "3"] {
+        let rejects = dir.path(&format!("rejects-{workers}.txt"));
+        let out = run(
+            "event_counts",
+            &["-w", workers, "--input", input.to_str().unwrap(), "--rejects", rejects.to_str().unwrap()],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains(&format!("rejected {bad}, late 0")), "{stderr}");
+        let written = std::fs::read_to_string(&rejects).unwrap();
+        let lines: Vec<u64> = written
+            .lines()
+            .map(|l| {
+                l.strip_prefix(&format!("{}:", input.display()))
+                    .unwrap()
+                    .split(':')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(lines.len(), bad, "-w {workers}");
+        assert!(lines.windows(2).all(|p| p[0] < p[1]), "sorted by line, -w {workers}");
+        files.push(written);
+    }
+    assert_eq!(files[0], files[1], "the same rejects file for any workers");
+}
+
+#[test]
+fn rejects_do_not_stay_in_memory_until_the_input_ends() {
+    // 300,000 bad lines: held in memory they would take about 80 MB (265 bytes each).
+    let dir = TempDir::new("event-counts-rejects-memory");
+    let input = dir.path("bad.jsonl");
+    let mut text = String::new();
+    for i in 0..300_000 {
+        text.push_str(BAD[i % BAD.len()].0);
+        text.push('\n');
+    }
+    std::fs::write(&input, text).unwrap();
+    let rejects = dir.path("rejects.txt");
+    let args = ["--input", input.to_str().unwrap(), "--rejects", rejects.to_str().unwrap()];
+    let (ok, stderr, kib) = run_measured(&dir, "event_counts", &args);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("rejected 300000"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), 300_000);
+    assert!(kib < 60 * 1024, "peak RSS {kib} KiB for 300,000 rejects");
 }

@@ -103,7 +103,7 @@ impl IngestConfig {
     fn closes(&self, time: Millis) -> Millis {
         let mut first = None;
         match self.closing {
-            Windowing::Global => epoch_of(time, self.epoch) + self.epoch.millis(),
+            Windowing::Global => epoch_of(time, self.epoch).saturating_add(self.epoch.millis()),
             w => {
                 w.for_each_window(time, |end| {
                     first.get_or_insert(end);

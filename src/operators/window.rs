@@ -10,6 +10,11 @@ use crate::time::{Duration, Millis};
 /// The end of the global window: it closes only when the input ends.
 pub const GLOBAL_END: Millis = Millis::MAX;
 
+/// The latest end a timed window can have. Window arithmetic saturates here, so that an
+/// event time near the end of `u64` (which parsers reject, but operators must not trust)
+/// never wraps into 1970, never collides with [`GLOBAL_END`], and `end - 1` is a time.
+pub const LAST_END: Millis = GLOBAL_END - 1;
+
 /// How records are grouped in event time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Windowing {
@@ -51,22 +56,24 @@ impl Windowing {
         }
     }
 
-    /// Calls `each` with the end of every window that contains event time `time`.
+    /// Calls `each` with the end of every window that contains event time `time`, in
+    /// increasing order. Ends saturate at [`LAST_END`] (reported once).
     #[inline]
     pub fn for_each_window(&self, time: Millis, mut each: impl FnMut(Millis)) {
         match *self {
             Windowing::Global => each(GLOBAL_END),
-            Windowing::Tumbling { size } => {
-                let s = size.millis();
-                each(time - time % s + s)
-            }
+            Windowing::Tumbling { size } => each(first_end(time, size.millis())),
             Windowing::Sliding { size, slide } => {
                 let (size, slide) = (size.millis(), slide.millis());
-                let first_end = time - time % slide + slide;
-                let mut end = first_end;
-                while end < first_end + size {
+                let first = first_end(time, slide);
+                let limit = first.saturating_add(size);
+                let mut end = first;
+                loop {
                     each(end);
-                    end += slide;
+                    match end.checked_add(slide) {
+                        Some(next) if next < limit && next <= LAST_END => end = next,
+                        _ => break,
+                    }
                 }
             }
         }
@@ -79,6 +86,12 @@ impl Windowing {
             Windowing::Tumbling { size } | Windowing::Sliding { size, .. } => Some(size),
         }
     }
+}
+
+/// The end of the first window of the grid of `step` that contains `time`.
+#[inline]
+fn first_end(time: Millis, step: Millis) -> Millis {
+    (time - time % step).saturating_add(step).min(LAST_END)
 }
 
 #[cfg(test)]
@@ -106,6 +119,22 @@ mod tests {
             }
         }
         assert_eq!(ends(Windowing::Global, 5), vec![GLOBAL_END]);
+    }
+
+    #[test]
+    fn window_ends_saturate_instead_of_wrapping() {
+        let hour = Duration(3_600_000);
+        for t in [u64::MAX, u64::MAX - 1, LAST_END, LAST_END - 3_600_000] {
+            for w in [
+                Windowing::Tumbling { size: hour },
+                Windowing::Sliding { size: hour, slide: Duration(60_000) },
+            ] {
+                let e = ends(w, t);
+                assert!(!e.is_empty(), "{w:?} at {t}");
+                assert!(e.windows(2).all(|p| p[0] < p[1]), "increasing: {e:?}");
+                assert!(e.iter().all(|&end| end > t.min(LAST_END - 1) && end <= LAST_END), "{t}: {e:?}");
+            }
+        }
     }
 
     #[test]

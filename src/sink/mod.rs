@@ -23,10 +23,12 @@ use timely::dataflow::Stream;
 pub mod change;
 pub mod format;
 pub mod gather;
+pub mod spill;
 
 pub use change::Change;
 pub use format::{Cell, Format, Layout, RowWriter, Tabular};
 pub use gather::{GatherSorted, Gathered};
+pub use spill::SortedRuns;
 
 use crate::diag::{Counts, Diag, Late, Rejected};
 use crate::exit::{io_reason, write_failed};
@@ -190,44 +192,58 @@ pub trait ReportDiags<'scope> {
 
 impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> {
     fn report(self, outputs: &Arc<Outputs>) {
+        use timely::dataflow::channels::pact::Exchange;
+        use timely::dataflow::operators::generic::Operator;
+
         let worker = self.scope().index();
         let mut rejects_out = outputs.take(REJECTS, worker);
         let mut late_out = outputs.take(LATE, worker);
         let outputs = Arc::clone(outputs);
-        self.gather_sorted(
-            "ReportDiags",
-            |_| None,
-            move |gathered| {
-                let result = match gathered {
-                    Gathered::Frontier(_) => Ok(()),
-                    Gathered::Complete(diags) => {
-                        let mut counts = Counts::default();
-                        let mut result = Ok(());
-                        for diag in &diags {
-                            result = result.and_then(|()| match diag {
-                                Diag::Counts(c) => {
-                                    counts += *c;
-                                    Ok(())
-                                }
-                                Diag::Reject(r) => {
-                                    rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, r))
-                                }
-                                Diag::Late(l) => late_out.as_mut().map_or(Ok(()), |w| write_late(w, l)),
-                            });
+        // Rejects grow with the input and a bounded input's complete only at its end:
+        // each time's diagnostics are sorted in bounded memory, spilling to disk.
+        let mut pending: BTreeMap<crate::time::Millis, SortedRuns<Diag>> = BTreeMap::new();
+        let mut closed = false;
+        self.sink(Exchange::new(|_: &Diag| 0), "ReportDiags", move |(input, frontier)| {
+            let watermark = crate::time::event_frontier(&frontier.frontier());
+            let mut result = Ok(());
+            input.for_each_time(|time, data| {
+                let runs = pending.entry(time.time().event()).or_default();
+                for batch in data {
+                    for diag in batch.drain(..) {
+                        if let Err(e) = runs.push(diag) {
+                            write_failed("diagnostics (spilling to the temporary directory)", &e);
                         }
-                        *outputs.summary.lock().expect("summary lock") += counts;
-                        result
                     }
-                    Gathered::Closed => [rejects_out.as_mut(), late_out.as_mut()]
-                        .into_iter()
-                        .flatten()
-                        .try_for_each(|w| w.flush()),
-                };
-                if let Err(e) = result {
-                    write_failed("diagnostics", &e);
                 }
-            },
-        );
+            });
+            while let Some(entry) = pending.first_entry() {
+                if *entry.key() >= watermark {
+                    break;
+                }
+                let mut counts = Counts::default();
+                let step = entry.remove().drain(|diag| match diag {
+                    Diag::Counts(c) => {
+                        counts += c;
+                        Ok(())
+                    }
+                    Diag::Reject(r) => rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, &r)),
+                    Diag::Late(l) => late_out.as_mut().map_or(Ok(()), |w| write_late(w, &l)),
+                });
+                *outputs.summary.lock().expect("summary lock") += counts;
+                result = result.and(step);
+            }
+            if frontier.is_empty() && !closed {
+                closed = true;
+                let flushed = [rejects_out.as_mut(), late_out.as_mut()]
+                    .into_iter()
+                    .flatten()
+                    .try_for_each(|w| w.flush());
+                result = result.and(flushed);
+            }
+            if let Err(e) = result {
+                write_failed("diagnostics", &e);
+            }
+        });
     }
 }
 

@@ -56,6 +56,29 @@ pub fn run(name: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {name}: {e}"))
 }
 
+/// Runs `name` with `args`, stdout and stderr to files in `dir`; returns whether it
+/// succeeded, its stderr and its peak resident memory in KiB (from `wait4`, so only
+/// this child counts).
+#[allow(dead_code)]
+pub fn run_measured(dir: &TempDir, name: &str, args: &[&str]) -> (bool, String, u64) {
+    let (out, err) = (dir.path(&format!("{name}.stdout")), dir.path(&format!("{name}.stderr")));
+    let child = Command::new(bin(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our own unwaited child; the pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, std::fs::read_to_string(&err).unwrap(), usage.ru_maxrss as u64)
+}
+
 /// Runs `name` with `args` and returns stdout, panicking with stderr on failure.
 pub fn run_ok(name: &str, args: &[&str]) -> String {
     let out = run(name, args);
