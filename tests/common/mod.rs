@@ -59,7 +59,8 @@ pub fn run(name: &str, args: &[&str]) -> Output {
 /// Runs `name` with `args`, stdout and stderr to files in `dir`; returns whether it
 /// succeeded, its stderr and its peak resident memory in KiB (from `wait4`, so only
 /// this child counts).
-#[allow(dead_code)]
+// The child is reaped by wait4, which clippy does not see.
+#[allow(dead_code, clippy::zombie_processes)]
 pub fn run_measured(dir: &TempDir, name: &str, args: &[&str]) -> (bool, String, u64) {
     let (out, err) = (dir.path(&format!("{name}.stdout")), dir.path(&format!("{name}.stderr")));
     let child = Command::new(bin(name))
