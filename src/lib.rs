@@ -22,7 +22,7 @@
 //! metrics       what a running job tells about itself
 //! source        one file per input kind
 //! record        one file per record kind: the type, its parser and its generator
-//! time, money, exit, diag   leaves everyone may use
+//! time, money, exit, diag, spill   leaves everyone may use
 //! ```
 //!
 //! * **Time.** Every record carries its event time in milliseconds ([`time`]). Ingest
@@ -50,4 +50,5 @@ pub mod operators;
 pub mod record;
 pub mod sink;
 pub mod source;
+pub mod spill;
 pub mod time;

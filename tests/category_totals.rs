@@ -95,6 +95,23 @@ fn totals_are_exact_to_the_cent_for_200k_rows_in_both_modes() {
 }
 
 #[test]
+fn incremental_output_is_the_same_when_held_updates_spill_to_disk() {
+    let dir = TempDir::new("spill");
+    let data = dir.path("tx.csv");
+    gen_transactions(&data, 30_000, 8, &[]);
+    let args = ["--input", data.to_str().unwrap(), "--mode", "incremental", "-w", "2", "-q"];
+    let in_memory = run_ok("category_totals", &args);
+    let out = std::process::Command::new(common::bin("category_totals"))
+        .args(args)
+        .env("KAPPA_SPILL_SUMS", "500")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(in_memory.lines().count() > 1000, "many epochs change");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), in_memory);
+}
+
+#[test]
 fn output_is_byte_identical_for_one_two_and_three_workers() {
     let dir = TempDir::new("workers");
     let data = dir.path("tx.csv");

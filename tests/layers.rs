@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 /// The layer of a top-level module: a file may import only from its own layer or below.
 fn layer(top: &str) -> usize {
     match top {
-        "time" | "money" | "exit" | "diag" => 0,
+        "time" | "money" | "exit" | "diag" | "spill" => 0,
         "record" => 1,
         "source" | "metrics" => 2,
         "operators" => 3,

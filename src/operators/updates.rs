@@ -15,15 +15,21 @@
 //! does not grow with the number of epochs still open. What is held is one sum per key
 //! and time.
 //!
+//! A shuffled bounded input passes its watermark only at its end, so every epoch's sums
+//! wait until then: past a million sums per operator they spill to sorted runs on disk
+//! ([`crate::spill::TimeQueue`]) and come back in time order, a chunk per activation, so
+//! memory stays flat however long the history. `KAPPA_SPILL_SUMS=N` sets the limit
+//! (tests use it to force spilling on small inputs).
+//!
 //! The updates are a stream in the operator's own scope; a job turns them into a
 //! collection in plain event time (`AsCollection`, after leaving its checkpointed region).
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use differential_dataflow::VecCollection;
 use differential_dataflow::difference::Semigroup;
-use rustc_hash::FxHashMap;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Pipeline;
@@ -32,7 +38,17 @@ use timely::dataflow::operators::generic::Operator;
 
 use super::ingest::Timed;
 use super::window::{GLOBAL_END, Windowing};
+use crate::exit::io_reason;
+use crate::spill::TimeQueue;
 use crate::time::{Duration, EventTime, Millis, epoch_of, event_frontier};
+
+/// Sums per operator held in memory before they spill to disk, unless
+/// `KAPPA_SPILL_SUMS` says otherwise.
+const SPILL_LIMIT: usize = 1 << 20;
+
+fn spill_limit() -> usize {
+    std::env::var("KAPPA_SPILL_SUMS").ok().and_then(|v| v.parse().ok()).unwrap_or(SPILL_LIMIT)
+}
 
 /// Updates sent per activation, at most (plus the rest of the last time's): between
 /// chunks differential runs and compacts.
@@ -53,8 +69,8 @@ pub trait ToUpdates<'scope, T: EventTime, K, A> {
 impl<'scope, T, K, A> ToUpdates<'scope, T, K, A> for Stream<'scope, T, Vec<Timed<(K, A)>>>
 where
     T: EventTime,
-    K: Hash + Eq + Clone + 'static,
-    A: Semigroup + Clone + 'static,
+    K: Hash + Eq + Clone + Serialize + DeserializeOwned + 'static,
+    A: Semigroup + Clone + Serialize + DeserializeOwned + 'static,
 {
     fn to_updates(self, epoch: Duration, windowing: Windowing) -> Stream<'scope, T, Vec<Update<K, A>>> {
         let scope = self.scope();
@@ -65,7 +81,9 @@ where
                 let activator = scope.activator_for(info.address);
                 // Sums per update time, until the watermark passes it; and a capability at
                 // or before the earliest of those times.
-                let mut pending: BTreeMap<Millis, FxHashMap<(Millis, K), A>> = BTreeMap::new();
+                // A shuffled bounded input holds every epoch until it ends: past
+                // the spill limit, they wait on disk.
+                let mut pending: TimeQueue<(Millis, K), A> = TimeQueue::new(spill_limit());
                 let mut held: Option<Capability<T>> = None;
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
@@ -79,12 +97,15 @@ where
                                     // it is released as soon as the frontier reaches its end.
                                     let when =
                                         if end == GLOBAL_END { epoch_of(time, epoch) } else { end - 1 };
-                                    let sums = pending.entry(when).or_default();
-                                    match sums.get_mut(&(end, key.clone())) {
-                                        Some(sum) => sum.plus_equals(&value),
-                                        None => {
-                                            sums.insert((end, key.clone()), value.clone());
-                                        }
+                                    let pushed =
+                                        pending.push(when, (end, key.clone()), value.clone(), |sum, v| {
+                                            sum.plus_equals(&v)
+                                        });
+                                    if let Err(e) = pushed {
+                                        crate::exit::fail(&format!(
+                                            "spilling updates to disk: {}",
+                                            io_reason(&e)
+                                        ));
                                     }
                                 });
                             }
@@ -99,27 +120,29 @@ where
                     // differential sees its frontier advance and compacts as it goes.
                     let mut session = output.session(cap);
                     let mut sent = 0;
-                    while let Some(entry) = pending.first_entry() {
-                        if *entry.key() >= watermark {
+                    while let Some(when) = pending.first_time() {
+                        if when >= watermark {
                             break;
                         }
                         if sent >= CHUNK {
                             activator.activate();
                             break;
                         }
-                        let (when, sums) = entry.remove_entry();
-                        sent += sums.len();
-                        for (data, diff) in sums {
+                        let popped = pending.pop_first(|data, diff| {
                             if !diff.is_zero() {
                                 session.give((data, when, diff));
+                            }
+                        });
+                        match popped {
+                            Ok(popped) => sent += popped.map_or(0, |(_, n)| n),
+                            Err(e) => {
+                                crate::exit::fail(&format!("reading spilled updates: {}", io_reason(&e)))
                             }
                         }
                     }
                     drop(session);
-                    match pending.first_key_value() {
-                        Some((&next, _)) if next > cap.time().event() => {
-                            cap.downgrade(&cap.time().at_event(next))
-                        }
+                    match pending.first_time() {
+                        Some(next) if next > cap.time().event() => cap.downgrade(&cap.time().at_event(next)),
                         Some(_) => {}
                         None => held = None,
                     }

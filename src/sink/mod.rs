@@ -23,12 +23,10 @@ use timely::dataflow::Stream;
 pub mod change;
 pub mod format;
 pub mod gather;
-pub mod spill;
 
 pub use change::Change;
 pub use format::{Cell, Format, Layout, RowWriter, Tabular};
 pub use gather::{GatherSorted, Gathered};
-pub use spill::SortedRuns;
 
 use crate::diag::{Counts, Diag, Late, Rejected};
 use crate::exit::{io_reason, write_failed};
@@ -201,7 +199,7 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
         let outputs = Arc::clone(outputs);
         // Rejects grow with the input and a bounded input's complete only at its end:
         // each time's diagnostics are sorted in bounded memory, spilling to disk.
-        let mut pending: BTreeMap<crate::time::Millis, SortedRuns<Diag>> = BTreeMap::new();
+        let mut pending: BTreeMap<crate::time::Millis, crate::spill::SortedRuns<Diag>> = BTreeMap::new();
         let mut closed = false;
         self.sink(Exchange::new(|_: &Diag| 0), "ReportDiags", move |(input, frontier)| {
             let watermark = crate::time::event_frontier(&frontier.frontier());
