@@ -28,7 +28,7 @@ use crate::operators::Windowing;
 use crate::operators::ingest::IngestConfig;
 use crate::sink::{Destination, LATE, Outputs, REJECTS, RESULTS};
 use crate::source::live::{self, Wakers};
-use crate::source::{InputSpec, tail, tcp};
+use crate::source::{InputSpec, LastLine, tail, tcp};
 use crate::time::{Duration, Millis, Time};
 
 /// Default lateness of live inputs.
@@ -180,8 +180,12 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
                     std::thread::Builder::new()
                         .name("kappa-stdin".into())
                         .spawn(move || {
-                            if let Err(e) = intake.pump(Arc::from("stdin"), std::io::stdin().lock(), max_line)
-                            {
+                            if let Err(e) = intake.pump(
+                                Arc::from("stdin"),
+                                std::io::stdin().lock(),
+                                max_line,
+                                LastLine::Whole,
+                            ) {
                                 eprintln!("{}: warning: stdin: {}", program_name(), io_reason(&e));
                             }
                         })

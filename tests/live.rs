@@ -472,3 +472,26 @@ fn every_job_gives_the_same_results_over_tcp_as_from_a_file() {
         assert_eq!(over_tcp(name, path, args), file, "{name} {args:?}");
     }
 }
+
+#[test]
+fn a_tcp_client_that_closes_mid_line_leaves_a_truncated_reject_not_a_record() {
+    let dir = TempDir::new("tcp-truncated");
+    let rejects = dir.path("rejects.txt");
+    let port = common::port_base();
+    let spec = format!("tcp://127.0.0.1:{port}?clients=1");
+    let child =
+        job(&["--input", &spec, "--lateness", "1d", "--rejects", rejects.to_str().unwrap()]).spawn().unwrap();
+    let mut client = connect(port);
+    client.write_all(tx(1, T0, "1.00").as_bytes()).unwrap();
+    // A whole record but for its newline: the connection ends before the line does.
+    client.write_all(tx(2, T0 + 1, "2.00").trim_end().as_bytes()).unwrap();
+    drop(client);
+    let out = wait_within(child, Duration::from_secs(10), "job");
+    assert!(out.status.success());
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(summary.contains("read 2 records, rejected 1, late 0"), "{summary}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(",Books,1.00,1,1,1.00"), "{stdout}");
+    let rejects = std::fs::read_to_string(&rejects).unwrap();
+    assert!(rejects.starts_with("tcp:127.0.0.1:") && rejects.contains(":2: truncated: T2,"), "{rejects}");
+}

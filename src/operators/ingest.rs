@@ -29,7 +29,7 @@ use crate::exit::{fail, io_reason};
 use crate::metrics::Meters;
 use crate::record::{LineFormat, ParseError};
 use crate::source::live::{Feed, Wakers};
-use crate::source::{InputSpec, Line, Poll, Reader};
+use crate::source::{Flaw, InputSpec, Line, Poll, Reader};
 use crate::time::{Duration, EventTime, Millis, epoch_of};
 
 /// A record with its event time.
@@ -312,8 +312,12 @@ enum LineOutcome<P> {
 
 #[inline]
 fn parse_line<'a, F: LineFormat>(line: &Line<'a>) -> LineOutcome<F::Parsed<'a>> {
-    if let Some(len) = line.overlong {
-        return LineOutcome::Bad(ParseError::from(format!("line too long ({len} bytes)")));
+    match line.flaw {
+        Some(Flaw::TooLong(len)) => {
+            return LineOutcome::Bad(ParseError::from(format!("line too long ({len} bytes)")));
+        }
+        Some(Flaw::Truncated) => return LineOutcome::Bad(ParseError::fixed("truncated")),
+        None => {}
     }
     if line.bytes.is_empty() {
         return LineOutcome::Bad(ParseError::fixed("empty line"));

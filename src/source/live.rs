@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use timely::scheduling::SyncActivator;
 
-use super::lines::{Line, LineSplitter};
+use super::lines::{Flaw, LastLine, Line, LineSplitter};
 
 /// Batches the channel holds per process: with [`BATCH_BYTES`] this bounds intake memory.
 pub const CHANNEL_BATCHES: usize = 64;
@@ -22,6 +22,8 @@ pub const CHANNEL_BATCHES: usize = 64;
 pub const BATCH_BYTES: usize = 256 << 10;
 /// Lines per batch, at most.
 pub const BATCH_LINES: usize = 4096;
+/// Bytes an intake thread reads at once from stdin or a tcp connection.
+pub const PUMP_BLOCK: usize = 64 << 10;
 
 /// Lines from one origin, in order.
 #[derive(Debug, Default)]
@@ -32,8 +34,8 @@ pub struct Batch {
     pub first_line: u64,
     /// The lines' bytes, back to back.
     pub data: Vec<u8>,
-    /// Each line's end in `data` and, for an over-long line, its full length.
-    pub ends: Vec<(usize, Option<u64>)>,
+    /// Each line's end in `data` and its flaw, if it has one.
+    pub ends: Vec<(usize, Option<Flaw>)>,
 }
 
 /// Workers to wake when a batch arrives or the input ends.
@@ -77,9 +79,16 @@ impl Intake {
         ok
     }
 
-    /// Reads `reader` to its end as lines from `origin`, in batches.
-    pub fn pump(&self, origin: Arc<str>, reader: impl Read, max_line: usize) -> io::Result<()> {
-        let mut splitter = LineSplitter::new(reader, 64 << 10, max_line);
+    /// Reads `reader` to its end as lines from `origin`, in batches; `last` says what an
+    /// unterminated last line is.
+    pub fn pump(
+        &self,
+        origin: Arc<str>,
+        reader: impl Read,
+        max_line: usize,
+        last: LastLine,
+    ) -> io::Result<()> {
+        let mut splitter = LineSplitter::new(reader, PUMP_BLOCK, max_line).last_line(last);
         let mut batcher = Batcher::new(origin);
         loop {
             let more = splitter.next_block(|line| batcher.push(&line, self))?;
@@ -121,7 +130,7 @@ impl Batcher {
     /// Adds a line, sending the batch when it is full.
     pub fn push(&mut self, line: &Line<'_>, intake: &Intake) {
         self.batch.data.extend_from_slice(line.bytes);
-        self.batch.ends.push((self.batch.data.len(), line.overlong));
+        self.batch.ends.push((self.batch.data.len(), line.flaw));
         self.next_line += 1;
         if self.batch.data.len() >= BATCH_BYTES || self.batch.ends.len() >= BATCH_LINES {
             self.flush(intake);
@@ -194,11 +203,11 @@ impl LiveReader {
         match self.feed.rx.try_recv() {
             Ok(batch) => {
                 let mut start = 0;
-                for (k, &(end, overlong)) in batch.ends.iter().enumerate() {
+                for (k, &(end, flaw)) in batch.ends.iter().enumerate() {
                     each(Line {
                         index: batch.first_line - 1 + k as u64,
                         bytes: &batch.data[start..end],
-                        overlong,
+                        flaw,
                     });
                     start = end;
                 }

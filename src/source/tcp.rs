@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use super::lines::LastLine;
 use super::live::Intake;
 
 /// Where and how to listen.
@@ -90,7 +91,9 @@ pub fn listen(
                         thread::Builder::new()
                             .name("kappa-tcp-conn".into())
                             .spawn(move || {
-                                if let Err(e) = intake.pump(Arc::clone(&origin), stream, max_line) {
+                                if let Err(e) =
+                                    intake.pump(Arc::clone(&origin), stream, max_line, LastLine::Truncated)
+                                {
                                     eprintln!(
                                         "{}: warning: {origin}: {}",
                                         crate::exit::program_name(),
