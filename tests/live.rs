@@ -495,3 +495,27 @@ fn a_tcp_client_that_closes_mid_line_leaves_a_truncated_reject_not_a_record() {
     let rejects = std::fs::read_to_string(&rejects).unwrap();
     assert!(rejects.starts_with("tcp:127.0.0.1:") && rejects.contains(":2: truncated: T2,"), "{rejects}");
 }
+
+#[test]
+fn tail_rejects_an_over_long_line_written_in_two_writes_once() {
+    let dir = TempDir::new("tail-overlong");
+    let path = dir.path("app.csv");
+    let rejects = dir.path("rejects.txt");
+    let (first, last) = (tx(1, T0, "1.00"), tx(2, T0 + 1, "2.00"));
+    std::fs::write(dir.path("first"), format!("{first}{}", "x".repeat(300))).unwrap();
+    std::fs::write(dir.path("second"), format!("{}\n{last}", "y".repeat(20))).unwrap();
+    let d = dir.0.display();
+    // The over-long line's second write comes after the tail has read to the file's end.
+    let script = format!("cat {d}/first > {d}/app.csv; sleep 0.4; cat {d}/second >> {d}/app.csv; sleep 0.1");
+    let mut writer = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+    let spec = format!("tail:{}?pid={}", path.display(), writer.id());
+    let args = ["--input", &spec, "--max-line-bytes", "200", "--lateness", "1d"];
+    let child = job(&[&args[..], &["--rejects", rejects.to_str().unwrap()]].concat()).spawn().unwrap();
+    writer.wait().unwrap();
+    let out = wait_within(child, Duration::from_secs(30), "job");
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(summary.contains("read 3 records, rejected 1, late 0"), "{summary}");
+    let rejects = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(rejects.lines().count(), 1, "{rejects}");
+    assert!(rejects.contains(":2: line too long (320 bytes)"), "{rejects}");
+}

@@ -136,7 +136,8 @@ impl<R: Read> LineSplitter<R> {
     }
 
     /// Follows a growing stream: at end of stream, a last line without a terminator is
-    /// kept back (its writer may not have finished it) until [`Self::finish`].
+    /// kept back (its writer may not have finished it) until [`Self::finish`]. So is an
+    /// over-long line being skipped: the rest of it, written later, is still that line.
     pub fn follow(mut self) -> Self {
         self.follow = true;
         self
@@ -272,7 +273,7 @@ impl<R: Read> LineSplitter<R> {
                         each(Line { index, bytes: &skip.excerpt, flaw: Some(Flaw::TooLong(len)) });
                         continue;
                     }
-                    None if self.eof => {
+                    None if self.eof && !self.follow => {
                         let len = skip.content(window);
                         self.head = self.tail;
                         let skip = self.skipping.take().expect("skipping");
@@ -281,6 +282,8 @@ impl<R: Read> LineSplitter<R> {
                         each(Line { index, bytes: &skip.excerpt, flaw: Some(Flaw::TooLong(len)) });
                         return Ok(false);
                     }
+                    // Still mid-line, also at the end of a followed file: its writer may
+                    // finish the line later, and the rest must not pass for a new line.
                     None => {
                         skip.len += window.len() as u64;
                         if let Some(&last) = window.last() {
@@ -289,7 +292,7 @@ impl<R: Read> LineSplitter<R> {
                         let keep = EXCERPT_BYTES.saturating_sub(skip.excerpt.len()).min(window.len());
                         skip.excerpt.extend_from_slice(&window[..keep]);
                         self.head = self.tail;
-                        return Ok(true);
+                        return Ok(!self.eof);
                     }
                 }
             }
@@ -432,6 +435,42 @@ mod tests {
                 assert_eq!(got[4].1.len(), max, "a last line's \\r is not content: max {max} block {block}");
             }
         }
+    }
+
+    /// A file that grows between reads; a read at its current end returns 0.
+    struct Growing(std::rc::Rc<std::cell::RefCell<Vec<u8>>>, usize);
+
+    impl Read for Growing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let data = self.0.borrow();
+            let n = buf.len().min(data.len() - self.1);
+            buf[..n].copy_from_slice(&data[self.1..self.1 + n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_followed_over_long_line_written_in_two_writes_is_one_reject() {
+        let file = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut s = LineSplitter::new(Growing(file.clone(), 0), 4096, 100).follow();
+        let mut got: Got = Vec::new();
+        let read_to_end = |s: &mut LineSplitter<Growing>, got: &mut Got| {
+            s.resume();
+            while !s.at_eof() {
+                s.next_block(|l| got.push((l.index, l.bytes.to_vec(), l.flaw))).unwrap();
+            }
+        };
+        file.borrow_mut().extend_from_slice(&[b"ok\n".to_vec(), vec![b'x'; 150]].concat());
+        read_to_end(&mut s, &mut got);
+        // The writer finishes the line later; its end is not a line of its own.
+        file.borrow_mut().extend_from_slice(b"tail\nnext\n");
+        read_to_end(&mut s, &mut got);
+        s.finish();
+        read_to_end(&mut s, &mut got);
+        let flaws: Vec<Option<Flaw>> = got.iter().map(|l| l.2).collect();
+        assert_eq!(flaws, [None, Some(Flaw::TooLong(154)), None], "{got:?}");
+        assert_eq!((&got[0].1[..], &got[2].1[..]), (&b"ok"[..], &b"next"[..]));
     }
 
     #[test]
