@@ -519,3 +519,31 @@ fn tail_rejects_an_over_long_line_written_in_two_writes_once() {
     assert_eq!(rejects.lines().count(), 1, "{rejects}");
     assert!(rejects.contains(":2: line too long (320 bytes)"), "{rejects}");
 }
+
+#[test]
+fn tail_reads_the_file_its_writer_rotated_in_just_before_exiting() {
+    let dir = TempDir::new("rotate-exit");
+    let data = dir.path("data.csv");
+    gen_transactions(&data, 4_000, 2, &["--days", "1", "--ordered"]);
+    let (header, lines) = lines_of(&data);
+    let path = dir.path("app.csv");
+    let expected = run_ok("category_totals", &["--input", data.to_str().unwrap(), "--window", "1h", "-q"]);
+    // The race is lost when the tail sees the rotation and the exit at once: try it a few times.
+    for round in 0..3 {
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(dir.path("first"), format!("{header}\n{}\n", lines[..2000].join("\n"))).unwrap();
+        std::fs::write(dir.path("next"), format!("{header}\n{}\n", lines[2000..].join("\n"))).unwrap();
+        let d = dir.0.display();
+        let script = format!(
+            "cat {d}/first > {d}/app.csv; sleep 0.3; mv {d}/app.csv {d}/app.csv.1; mv {d}/next {d}/app.csv"
+        );
+        let mut writer = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+        let spec = format!("tail:{}?pid={}", path.display(), writer.id());
+        let child = job(&["--input", &spec, "--window", "1h"]).spawn().unwrap();
+        writer.wait().unwrap();
+        let out = wait_within(child, Duration::from_secs(30), "job");
+        let summary = String::from_utf8(out.stderr).unwrap();
+        assert!(summary.contains("read 4000 records, rejected 0, late 0"), "round {round}: {summary}");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), expected, "round {round}");
+    }
+}

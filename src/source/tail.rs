@@ -5,7 +5,8 @@
 //! created in its place (log rotation), the old file is read to its end and the new one
 //! is followed from its start; a file truncated in place is followed from its start too.
 //! With `?pid=PID` the input ends once process PID has exited and the file is drained,
-//! like `tail --pid`; otherwise it runs until the job is stopped.
+//! like `tail --pid`: the file followed then, and any file rotated into the path after
+//! it, are read to their end. Otherwise it runs until the job is stopped.
 
 use std::fs::File;
 use std::io;
@@ -117,7 +118,9 @@ fn follow(spec: &TailSpec, intake: &Intake, max_line: usize) -> io::Result<()> {
                 splitter.finish();
                 splitter.next_block(|line| batcher.push(&line, intake))?;
                 batcher.flush(intake);
-                if rotated && !writer_gone && !intake.stopping() {
+                // A file rotated in is read even when the writer has gone: it may have
+                // rotated just before exiting, and what it wrote there is input too.
+                if rotated && !intake.stopping() {
                     batcher.restart_numbering(intake);
                     break;
                 }
