@@ -5,7 +5,8 @@
 //! input exists, the output can be created, the cluster flags make sense, a tcp port is
 //! free) so that a mistake is one line on stderr and exit code 2, never a panic in a
 //! worker. While the job runs it prints progress lines; SIGINT or SIGTERM stop the
-//! input, the frontier closes, every window is reported and the job exits 0.
+//! input (a live input first drains the lines it has read), the frontier closes, every
+//! window is reported and the job exits 0.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -177,15 +178,12 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
                 }
                 InputSpec::Tail(spec) => tail::watch(spec.clone(), intake, max_line),
                 _ => {
+                    let stdin = live::stdin().map_err(|e| format!("stdin: {}", io_reason(&e)))?;
                     std::thread::Builder::new()
                         .name("kappa-stdin".into())
                         .spawn(move || {
-                            if let Err(e) = intake.pump(
-                                Arc::from("stdin"),
-                                std::io::stdin().lock(),
-                                max_line,
-                                LastLine::Whole,
-                            ) {
+                            if let Err(e) = intake.pump(Arc::from("stdin"), stdin, max_line, LastLine::Whole)
+                            {
                                 eprintln!("{}: warning: stdin: {}", program_name(), io_reason(&e));
                             }
                         })

@@ -547,3 +547,37 @@ fn tail_reads_the_file_its_writer_rotated_in_just_before_exiting() {
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected, "round {round}");
     }
 }
+
+/// Bytes written to a pipe that its reader has not taken yet.
+fn unread(pipe: &impl std::os::fd::AsRawFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through a valid pointer.
+    assert_eq!(unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+    n
+}
+
+#[test]
+fn a_clean_stop_during_stdin_input_drains_every_line_already_read() {
+    let dir = TempDir::new("stop-drain");
+    let data = dir.path("ordered.csv");
+    // More than the intake channel holds, so batches are queued when the stop comes.
+    gen_transactions(&data, 300_000, 8, &["--days", "1", "--ordered"]);
+    let mut child =
+        job(&["--input", "-", "--window", "1h", "--lateness", "1d"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&std::fs::read(&data).unwrap()).unwrap();
+    // Every line has been taken from the pipe; stdin stays open, so only the stop ends it.
+    let start = Instant::now();
+    while unread(&stdin) > 0 && start.elapsed() < Duration::from_secs(30) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    signal(&child, "TERM");
+    let out = wait_within(child, Duration::from_secs(60), "job");
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(0));
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(summary.contains("read 300000 records, rejected 0, late 0"), "{summary}");
+    let counted: i64 =
+        csv_rows(&String::from_utf8(out.stdout).unwrap()).iter().map(|r| r[3].parse::<i64>().unwrap()).sum();
+    assert_eq!(counted, 300_000);
+}

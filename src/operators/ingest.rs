@@ -176,7 +176,10 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                 let before = counts;
                 watermark.catch_up();
                 let schedule = reader.schedule();
-                let state = if config.stop.load(Ordering::Relaxed) {
+                // A live feed ends by itself on a stop once it has handed out all it read;
+                // a file or a generator just stops.
+                let stopped = config.stop.load(Ordering::Relaxed) && !matches!(reader, Reader::Live(_));
+                let state = if stopped {
                     Poll::Done
                 } else {
                     let mut records = records_out.activate();
