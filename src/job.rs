@@ -167,6 +167,7 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         None => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let meters = Arc::new(Meters::new(live));
     let (feed, wakers) = match &input {
         InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => {
             let (feed, intake) = live::feed(Arc::clone(&stop));
@@ -174,7 +175,8 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
             match &input {
                 InputSpec::Tcp(spec) => {
                     let listener = spec.bind(common.cluster.process as usize)?;
-                    tcp::listen(listener, intake, spec.clients, common.live.until_eof, max_line);
+                    let until_eof = common.live.until_eof;
+                    tcp::listen(listener, intake, spec, until_eof, max_line, Arc::clone(&meters))?;
                 }
                 InputSpec::Tail(spec) => tail::watch(spec.clone(), intake, max_line),
                 _ => {
@@ -195,7 +197,6 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         }
         _ => (None, Wakers::default()),
     };
-    let meters = Arc::new(Meters::new(live));
     let out =
         Outputs::open(destinations, common.cluster.process == 0, common.format, live, Arc::clone(&meters))?;
     let ingest = IngestConfig {
@@ -319,6 +320,7 @@ where
         elapsed: job.started.elapsed(),
         latency: latency.as_ref().map(|l| l.describe()),
         frontier_lag,
+        refused: meters.refused.load(Ordering::Relaxed),
     };
     eprintln!("{summary}");
     ExitCode::SUCCESS

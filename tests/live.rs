@@ -581,3 +581,48 @@ fn a_clean_stop_during_stdin_input_drains_every_line_already_read() {
         csv_rows(&String::from_utf8(out.stdout).unwrap()).iter().map(|r| r[3].parse::<i64>().unwrap()).sum();
     assert_eq!(counted, 300_000);
 }
+
+/// Connects and tells whether the job refused the client (closed it unread) or kept it.
+fn connect_or_refused(port: u16) -> Option<TcpStream> {
+    let mut client = connect(port);
+    client.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    match std::io::Read::read(&mut client, &mut [0u8; 1]) {
+        Ok(0) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Some(client)
+        }
+        other => panic!("unexpected answer from the job: {other:?}"),
+    }
+}
+
+#[test]
+fn tcp_refuses_clients_over_max_connections_counts_them_and_keeps_listening() {
+    let port = common::port_base();
+    let spec = format!("tcp://127.0.0.1:{port}?clients=2&max-connections=1");
+    let child = job(&["--input", &spec, "--lateness", "1d"]).spawn().unwrap();
+    let mut first = connect_or_refused(port).expect("the first client is served");
+    // While the first client is connected, the limit is reached: a second is refused.
+    assert!(connect_or_refused(port).is_none(), "a client over the limit is refused");
+    let mut refused = 1;
+    first.write_all(tx(1, T0, "1.00").as_bytes()).unwrap();
+    drop(first);
+    // The listener is still there: once the first has gone, a client is served again.
+    let mut second = loop {
+        match connect_or_refused(port) {
+            Some(client) => break client,
+            None => refused += 1,
+        }
+        assert!(refused < 20, "the job keeps refusing clients");
+    };
+    second.write_all(tx(2, T0 + 1, "2.00").as_bytes()).unwrap();
+    drop(second);
+    let out = wait_within(child, Duration::from_secs(10), "job");
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("refused 127.0.0.1:") && stderr.contains("max-connections=1"), "{stderr}");
+    assert!(stderr.contains("read 2 records, rejected 0, late 0"), "{stderr}");
+    assert!(stderr.contains(&format!("; refused {refused} tcp connections")), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(",Books,3.00,2,2,1.50"), "{stdout}");
+}
