@@ -428,8 +428,12 @@ pub fn local_summary(
     let read = counters.read.load(Relaxed);
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 { read as f64 / secs } else { 0.0 };
+    let refused = match counters.refused.load(Relaxed) {
+        0 => String::new(),
+        n => format!("; refused {n} tcp connections"),
+    };
     format!(
-        "summary (process {process} of {processes}, this process only; process 0 reports the totals): read {read} records, rejected {}, late {} in {secs:.3}s ({rate:.0} records/s)",
+        "summary (process {process} of {processes}, this process only; process 0 reports the totals): read {read} records, rejected {}, late {} in {secs:.3}s ({rate:.0} records/s){refused}",
         counters.rejected.load(Relaxed),
         counters.late.load(Relaxed),
     )

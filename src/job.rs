@@ -5,7 +5,8 @@
 //! input exists, the output can be created, the cluster flags make sense, a tcp port is
 //! free) so that a mistake is one line on stderr and exit code 2, never a panic in a
 //! worker. While the job runs it prints progress lines; SIGINT or SIGTERM stop the
-//! input, the frontier closes, every window is reported and the job exits 0.
+//! input (a live input first drains the lines it has read), the frontier closes, every
+//! window is reported and the job exits 0.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -28,7 +29,7 @@ use crate::operators::Windowing;
 use crate::operators::ingest::IngestConfig;
 use crate::sink::{Destination, LATE, Outputs, REJECTS, RESULTS};
 use crate::source::live::{self, Wakers};
-use crate::source::{InputSpec, tail, tcp};
+use crate::source::{InputSpec, LastLine, tail, tcp};
 use crate::time::{Duration, Millis, Time};
 
 /// Default lateness of live inputs.
@@ -166,6 +167,7 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         None => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let meters = Arc::new(Meters::new(live));
     let (feed, wakers) = match &input {
         InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => {
             let (feed, intake) = live::feed(Arc::clone(&stop));
@@ -173,14 +175,16 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
             match &input {
                 InputSpec::Tcp(spec) => {
                     let listener = spec.bind(common.cluster.process as usize)?;
-                    tcp::listen(listener, intake, spec.clients, common.live.until_eof, max_line);
+                    let until_eof = common.live.until_eof;
+                    tcp::listen(listener, intake, spec, until_eof, max_line, Arc::clone(&meters))?;
                 }
                 InputSpec::Tail(spec) => tail::watch(spec.clone(), intake, max_line),
                 _ => {
+                    let stdin = live::stdin().map_err(|e| format!("stdin: {}", io_reason(&e)))?;
                     std::thread::Builder::new()
                         .name("kappa-stdin".into())
                         .spawn(move || {
-                            if let Err(e) = intake.pump(Arc::from("stdin"), std::io::stdin().lock(), max_line)
+                            if let Err(e) = intake.pump(Arc::from("stdin"), stdin, max_line, LastLine::Whole)
                             {
                                 eprintln!("{}: warning: stdin: {}", program_name(), io_reason(&e));
                             }
@@ -193,7 +197,6 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         }
         _ => (None, Wakers::default()),
     };
-    let meters = Arc::new(Meters::new(live));
     let out =
         Outputs::open(destinations, common.cluster.process == 0, common.format, live, Arc::clone(&meters))?;
     let ingest = IngestConfig {
@@ -317,6 +320,7 @@ where
         elapsed: job.started.elapsed(),
         latency: latency.as_ref().map(|l| l.describe()),
         frontier_lag,
+        refused: meters.refused.load(Ordering::Relaxed),
     };
     eprintln!("{summary}");
     ExitCode::SUCCESS

@@ -84,6 +84,8 @@ pub struct Meters {
     pub last_open_frontier: AtomicU64,
     /// Result rows written.
     pub rows_out: AtomicU64,
+    /// TCP clients refused (too many connections, or no thread for one).
+    pub refused: AtomicU64,
     /// Output latency, when measured (live inputs).
     pub latency: Option<Mutex<Latency>>,
 }
@@ -99,6 +101,7 @@ impl Meters {
             output_frontier: AtomicU64::new(0),
             last_open_frontier: AtomicU64::new(0),
             rows_out: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             latency: latency.then(|| Mutex::new(Latency::default())),
         }
     }
@@ -160,6 +163,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Latency, for live inputs.
     pub latency: Option<String>,
+    /// TCP clients this process refused.
+    pub refused: u64,
     /// How far the last open frontier trailed the largest event time, for live inputs.
     pub frontier_lag: Option<Duration>,
 }
@@ -178,6 +183,9 @@ impl fmt::Display for Summary {
         }
         if let Some(latency) = &self.latency {
             write!(f, "; {latency}")?;
+        }
+        if self.refused > 0 {
+            write!(f, "; refused {} tcp connections", self.refused)?;
         }
         Ok(())
     }

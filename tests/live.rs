@@ -472,3 +472,157 @@ fn every_job_gives_the_same_results_over_tcp_as_from_a_file() {
         assert_eq!(over_tcp(name, path, args), file, "{name} {args:?}");
     }
 }
+
+#[test]
+fn a_tcp_client_that_closes_mid_line_leaves_a_truncated_reject_not_a_record() {
+    let dir = TempDir::new("tcp-truncated");
+    let rejects = dir.path("rejects.txt");
+    let port = common::port_base();
+    let spec = format!("tcp://127.0.0.1:{port}?clients=1");
+    let child =
+        job(&["--input", &spec, "--lateness", "1d", "--rejects", rejects.to_str().unwrap()]).spawn().unwrap();
+    let mut client = connect(port);
+    client.write_all(tx(1, T0, "1.00").as_bytes()).unwrap();
+    // A whole record but for its newline: the connection ends before the line does.
+    client.write_all(tx(2, T0 + 1, "2.00").trim_end().as_bytes()).unwrap();
+    drop(client);
+    let out = wait_within(child, Duration::from_secs(10), "job");
+    assert!(out.status.success());
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(summary.contains("read 2 records, rejected 1, late 0"), "{summary}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(",Books,1.00,1,1,1.00"), "{stdout}");
+    let rejects = std::fs::read_to_string(&rejects).unwrap();
+    assert!(rejects.starts_with("tcp:127.0.0.1:") && rejects.contains(":2: truncated: T2,"), "{rejects}");
+}
+
+#[test]
+fn tail_rejects_an_over_long_line_written_in_two_writes_once() {
+    let dir = TempDir::new("tail-overlong");
+    let path = dir.path("app.csv");
+    let rejects = dir.path("rejects.txt");
+    let (first, last) = (tx(1, T0, "1.00"), tx(2, T0 + 1, "2.00"));
+    std::fs::write(dir.path("first"), format!("{first}{}", "x".repeat(300))).unwrap();
+    std::fs::write(dir.path("second"), format!("{}\n{last}", "y".repeat(20))).unwrap();
+    let d = dir.0.display();
+    // The over-long line's second write comes after the tail has read to the file's end.
+    let script = format!("cat {d}/first > {d}/app.csv; sleep 0.4; cat {d}/second >> {d}/app.csv; sleep 0.1");
+    let mut writer = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+    let spec = format!("tail:{}?pid={}", path.display(), writer.id());
+    let args = ["--input", &spec, "--max-line-bytes", "200", "--lateness", "1d"];
+    let child = job(&[&args[..], &["--rejects", rejects.to_str().unwrap()]].concat()).spawn().unwrap();
+    writer.wait().unwrap();
+    let out = wait_within(child, Duration::from_secs(30), "job");
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(summary.contains("read 3 records, rejected 1, late 0"), "{summary}");
+    let rejects = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(rejects.lines().count(), 1, "{rejects}");
+    assert!(rejects.contains(":2: line too long (320 bytes)"), "{rejects}");
+}
+
+#[test]
+fn tail_reads_the_file_its_writer_rotated_in_just_before_exiting() {
+    let dir = TempDir::new("rotate-exit");
+    let data = dir.path("data.csv");
+    gen_transactions(&data, 4_000, 2, &["--days", "1", "--ordered"]);
+    let (header, lines) = lines_of(&data);
+    let path = dir.path("app.csv");
+    let expected = run_ok("category_totals", &["--input", data.to_str().unwrap(), "--window", "1h", "-q"]);
+    // The race is lost when the tail sees the rotation and the exit at once: try it a few times.
+    for round in 0..3 {
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(dir.path("first"), format!("{header}\n{}\n", lines[..2000].join("\n"))).unwrap();
+        std::fs::write(dir.path("next"), format!("{header}\n{}\n", lines[2000..].join("\n"))).unwrap();
+        let d = dir.0.display();
+        let script = format!(
+            "cat {d}/first > {d}/app.csv; sleep 0.3; mv {d}/app.csv {d}/app.csv.1; mv {d}/next {d}/app.csv"
+        );
+        let mut writer = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+        let spec = format!("tail:{}?pid={}", path.display(), writer.id());
+        let child = job(&["--input", &spec, "--window", "1h"]).spawn().unwrap();
+        writer.wait().unwrap();
+        let out = wait_within(child, Duration::from_secs(30), "job");
+        let summary = String::from_utf8(out.stderr).unwrap();
+        assert!(summary.contains("read 4000 records, rejected 0, late 0"), "round {round}: {summary}");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), expected, "round {round}");
+    }
+}
+
+/// Bytes written to a pipe that its reader has not taken yet.
+fn unread(pipe: &impl std::os::fd::AsRawFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through a valid pointer.
+    assert_eq!(unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+    n
+}
+
+#[test]
+fn a_clean_stop_during_stdin_input_drains_every_line_already_read() {
+    let dir = TempDir::new("stop-drain");
+    let data = dir.path("ordered.csv");
+    // More than the intake channel holds, so batches are queued when the stop comes.
+    gen_transactions(&data, 300_000, 8, &["--days", "1", "--ordered"]);
+    let mut child =
+        job(&["--input", "-", "--window", "1h", "--lateness", "1d"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&std::fs::read(&data).unwrap()).unwrap();
+    // Every line has been taken from the pipe; stdin stays open, so only the stop ends it.
+    let start = Instant::now();
+    while unread(&stdin) > 0 && start.elapsed() < Duration::from_secs(30) {
+        thread::sleep(Duration::from_millis(1));
+    }
+    signal(&child, "TERM");
+    let out = wait_within(child, Duration::from_secs(60), "job");
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(0));
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(summary.contains("read 300000 records, rejected 0, late 0"), "{summary}");
+    let counted: i64 =
+        csv_rows(&String::from_utf8(out.stdout).unwrap()).iter().map(|r| r[3].parse::<i64>().unwrap()).sum();
+    assert_eq!(counted, 300_000);
+}
+
+/// Connects and tells whether the job refused the client (closed it unread) or kept it.
+fn connect_or_refused(port: u16) -> Option<TcpStream> {
+    let mut client = connect(port);
+    client.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    match std::io::Read::read(&mut client, &mut [0u8; 1]) {
+        Ok(0) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Some(client)
+        }
+        other => panic!("unexpected answer from the job: {other:?}"),
+    }
+}
+
+#[test]
+fn tcp_refuses_clients_over_max_connections_counts_them_and_keeps_listening() {
+    let port = common::port_base();
+    let spec = format!("tcp://127.0.0.1:{port}?clients=2&max-connections=1");
+    let child = job(&["--input", &spec, "--lateness", "1d"]).spawn().unwrap();
+    let mut first = connect_or_refused(port).expect("the first client is served");
+    // While the first client is connected, the limit is reached: a second is refused.
+    assert!(connect_or_refused(port).is_none(), "a client over the limit is refused");
+    let mut refused = 1;
+    first.write_all(tx(1, T0, "1.00").as_bytes()).unwrap();
+    drop(first);
+    // The listener is still there: once the first has gone, a client is served again.
+    let mut second = loop {
+        match connect_or_refused(port) {
+            Some(client) => break client,
+            None => refused += 1,
+        }
+        assert!(refused < 20, "the job keeps refusing clients");
+    };
+    second.write_all(tx(2, T0 + 1, "2.00").as_bytes()).unwrap();
+    drop(second);
+    let out = wait_within(child, Duration::from_secs(10), "job");
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("refused 127.0.0.1:") && stderr.contains("max-connections=1"), "{stderr}");
+    assert!(stderr.contains("read 2 records, rejected 0, late 0"), "{stderr}");
+    assert!(stderr.contains(&format!("; refused {refused} tcp connections")), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(",Books,3.00,2,2,1.50"), "{stdout}");
+}

@@ -29,7 +29,7 @@ use crate::exit::{fail, io_reason};
 use crate::metrics::Meters;
 use crate::record::{LineFormat, ParseError};
 use crate::source::live::{Feed, Wakers};
-use crate::source::{InputSpec, Line, Poll, Reader};
+use crate::source::{Flaw, InputSpec, Line, Poll, Reader};
 use crate::time::{Duration, EventTime, Millis, epoch_of};
 
 /// A record with its event time.
@@ -176,7 +176,10 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                 let before = counts;
                 watermark.catch_up();
                 let schedule = reader.schedule();
-                let state = if config.stop.load(Ordering::Relaxed) {
+                // A live feed ends by itself on a stop once it has handed out all it read;
+                // a file or a generator just stops.
+                let stopped = config.stop.load(Ordering::Relaxed) && !matches!(reader, Reader::Live(_));
+                let state = if stopped {
                     Poll::Done
                 } else {
                     let mut records = records_out.activate();
@@ -312,8 +315,12 @@ enum LineOutcome<P> {
 
 #[inline]
 fn parse_line<'a, F: LineFormat>(line: &Line<'a>) -> LineOutcome<F::Parsed<'a>> {
-    if let Some(len) = line.overlong {
-        return LineOutcome::Bad(ParseError::from(format!("line too long ({len} bytes)")));
+    match line.flaw {
+        Some(Flaw::TooLong(len)) => {
+            return LineOutcome::Bad(ParseError::from(format!("line too long ({len} bytes)")));
+        }
+        Some(Flaw::Truncated) => return LineOutcome::Bad(ParseError::fixed("truncated")),
+        None => {}
     }
     if line.bytes.is_empty() {
         return LineOutcome::Bad(ParseError::fixed("empty line"));

@@ -159,7 +159,7 @@ impl GenRange {
         let mut start = 0;
         for (k, &end) in self.ends.iter().enumerate() {
             let index = first + k as u64 * self.step;
-            each(Line { index, bytes: &self.buf[start..end], overlong: None });
+            each(Line { index, bytes: &self.buf[start..end], flaw: None });
             start = end;
         }
         if self.next >= self.count { Poll::Done } else { Poll::More }

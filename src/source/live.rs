@@ -6,15 +6,25 @@
 //! blocks on I/O and parks when there is nothing to do. When the channel is full the
 //! intake thread blocks on `send`, stops reading, and the kernel's socket buffer fills:
 //! TCP backpressure reaches the sender, and memory stays bounded by the channel capacity.
+//!
+//! A stop (SIGINT, SIGTERM) loses nothing that was read. Intake threads never block on
+//! a read for longer than [`WAIT`], so each notices the stop within that time, reads no
+//! more, hands out an unterminated line it holds as truncated, sends what it has and
+//! finishes. The workers go on draining the channel until the last intake thread has
+//! finished and the channel is empty: every line taken from stdin or a socket is
+//! counted, as read and then accepted, rejected or late.
 
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use timely::scheduling::SyncActivator;
 
-use super::lines::{Line, LineSplitter};
+use super::lines::{Flaw, LastLine, Line, LineSplitter};
 
 /// Batches the channel holds per process: with [`BATCH_BYTES`] this bounds intake memory.
 pub const CHANNEL_BATCHES: usize = 64;
@@ -22,6 +32,35 @@ pub const CHANNEL_BATCHES: usize = 64;
 pub const BATCH_BYTES: usize = 256 << 10;
 /// Lines per batch, at most.
 pub const BATCH_LINES: usize = 4096;
+/// Bytes an intake thread reads at once from stdin or a tcp connection.
+pub const PUMP_BLOCK: usize = 64 << 10;
+/// The longest an intake thread waits for data before it looks at the stop flag again.
+pub const WAIT: Duration = Duration::from_millis(50);
+
+/// A descriptor read with waits of at most [`WAIT`]: a read that finds no data in that
+/// time fails with `WouldBlock`, which the line splitter takes for "nothing yet".
+pub struct Waiting<R>(pub R);
+
+impl<R: Read + AsRawFd> Read for Waiting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut fd = libc::pollfd { fd: self.0.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: `fd` is one valid pollfd that outlives the call.
+        let ready = unsafe { libc::poll(&mut fd, 1, WAIT.as_millis() as libc::c_int) };
+        match ready {
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            // EINTR comes back as `Interrupted`, which the splitter retries.
+            n if n < 0 => Err(io::Error::last_os_error()),
+            // Readable, at end of file, or an error that the read will report.
+            _ => self.0.read(buf),
+        }
+    }
+}
+
+/// Standard input as a file of its own (a duplicated descriptor), read around std's
+/// buffer: bytes in that buffer would be invisible to `poll`.
+pub fn stdin() -> io::Result<File> {
+    Ok(File::from(io::stdin().as_fd().try_clone_to_owned()?))
+}
 
 /// Lines from one origin, in order.
 #[derive(Debug, Default)]
@@ -32,8 +71,8 @@ pub struct Batch {
     pub first_line: u64,
     /// The lines' bytes, back to back.
     pub data: Vec<u8>,
-    /// Each line's end in `data` and, for an over-long line, its full length.
-    pub ends: Vec<(usize, Option<u64>)>,
+    /// Each line's end in `data` and its flaw, if it has one.
+    pub ends: Vec<(usize, Option<Flaw>)>,
 }
 
 /// Workers to wake when a batch arrives or the input ends.
@@ -77,14 +116,26 @@ impl Intake {
         ok
     }
 
-    /// Reads `reader` to its end as lines from `origin`, in batches.
-    pub fn pump(&self, origin: Arc<str>, reader: impl Read, max_line: usize) -> io::Result<()> {
-        let mut splitter = LineSplitter::new(reader, 64 << 10, max_line);
+    /// Reads `reader` to its end, or until the job stops, as lines from `origin`, in
+    /// batches; `last` says what an unterminated last line is at the end. On a stop, a
+    /// line cut short is handed out as truncated, so what was read is all counted.
+    pub fn pump(
+        &self,
+        origin: Arc<str>,
+        reader: impl Read + AsRawFd,
+        max_line: usize,
+        last: LastLine,
+    ) -> io::Result<()> {
+        let mut splitter = LineSplitter::new(Waiting(reader), PUMP_BLOCK, max_line).last_line(last);
         let mut batcher = Batcher::new(origin);
         loop {
             let more = splitter.next_block(|line| batcher.push(&line, self))?;
+            let stopping = self.stopping();
+            if more && stopping {
+                splitter.cut(|line| batcher.push(&line, self));
+            }
             batcher.flush(self);
-            if !more || self.stopping() {
+            if !more || stopping {
                 return Ok(());
             }
         }
@@ -121,7 +172,7 @@ impl Batcher {
     /// Adds a line, sending the batch when it is full.
     pub fn push(&mut self, line: &Line<'_>, intake: &Intake) {
         self.batch.data.extend_from_slice(line.bytes);
-        self.batch.ends.push((self.batch.data.len(), line.overlong));
+        self.batch.ends.push((self.batch.data.len(), line.flaw));
         self.next_line += 1;
         if self.batch.data.len() >= BATCH_BYTES || self.batch.ends.len() >= BATCH_LINES {
             self.flush(intake);
@@ -194,11 +245,11 @@ impl LiveReader {
         match self.feed.rx.try_recv() {
             Ok(batch) => {
                 let mut start = 0;
-                for (k, &(end, overlong)) in batch.ends.iter().enumerate() {
+                for (k, &(end, flaw)) in batch.ends.iter().enumerate() {
                     each(Line {
                         index: batch.first_line - 1 + k as u64,
                         bytes: &batch.data[start..end],
-                        overlong,
+                        flaw,
                     });
                     start = end;
                 }

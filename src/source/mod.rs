@@ -25,7 +25,7 @@ pub mod shard;
 pub mod tail;
 pub mod tcp;
 
-pub use lines::{Line, Poll};
+pub use lines::{Flaw, LastLine, Line, Poll};
 
 use file::FileRange;
 use generate::{GenRange, GenSpec};

@@ -5,7 +5,10 @@
 //! created in its place (log rotation), the old file is read to its end and the new one
 //! is followed from its start; a file truncated in place is followed from its start too.
 //! With `?pid=PID` the input ends once process PID has exited and the file is drained,
-//! like `tail --pid`; otherwise it runs until the job is stopped.
+//! like `tail --pid`: the file followed then, and any file rotated into the path after
+//! it, are read to their end. Otherwise it runs until the job is stopped; on a stop the
+//! file is read to its end too, and a last line its writer has not finished is rejected
+//! as truncated.
 
 use std::fs::File;
 use std::io;
@@ -114,10 +117,18 @@ fn follow(spec: &TailSpec, intake: &Intake, max_line: usize) -> io::Result<()> {
                 while !splitter.at_eof() {
                     splitter.next_block(|line| batcher.push(&line, intake))?;
                 }
-                splitter.finish();
-                splitter.next_block(|line| batcher.push(&line, intake))?;
+                if writer_gone || rotated {
+                    // The file is complete: a last line without a newline is a line.
+                    splitter.finish();
+                    splitter.next_block(|line| batcher.push(&line, intake))?;
+                } else {
+                    // Stopped while the writer may be mid-line: a fragment is truncated.
+                    splitter.cut(|line| batcher.push(&line, intake));
+                }
                 batcher.flush(intake);
-                if rotated && !writer_gone && !intake.stopping() {
+                // A file rotated in is read even when the writer has gone: it may have
+                // rotated just before exiting, and what it wrote there is input too.
+                if rotated && !intake.stopping() {
                     batcher.restart_numbering(intake);
                     break;
                 }
