@@ -102,13 +102,16 @@ impl<R: Ord + Serialize + DeserializeOwned> SortedRuns<R> {
     }
 }
 
+/// A spilled sum: its time, key and value.
+type Timed<K, A> = (Millis, K, A);
+
 /// Values summed per `(time, key)` and released in time order, in bounded memory.
 pub struct TimeQueue<K, A> {
     limit: usize,
     memory: BTreeMap<Millis, FxHashMap<K, A>>,
     len: usize,
     /// Spilled runs, each sorted by time, with its next record read ahead.
-    runs: Vec<(Run<(Millis, K, A)>, Option<(Millis, K, A)>)>,
+    runs: Vec<(Run<Timed<K, A>>, Option<Timed<K, A>>)>,
 }
 
 impl<K, A> TimeQueue<K, A>
