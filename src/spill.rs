@@ -105,13 +105,16 @@ impl<R: Ord + Serialize + DeserializeOwned> SortedRuns<R> {
 /// A spilled sum: its time, key and value.
 type Timed<K, A> = (Millis, K, A);
 
+/// A spilled run and its next record.
+type Spilled<K, A> = (Run<Timed<K, A>>, Option<Timed<K, A>>);
+
 /// Values summed per `(time, key)` and released in time order, in bounded memory.
 pub struct TimeQueue<K, A> {
     limit: usize,
     memory: BTreeMap<Millis, FxHashMap<K, A>>,
     len: usize,
     /// Spilled runs, each sorted by time, with its next record read ahead.
-    runs: Vec<(Run<Timed<K, A>>, Option<Timed<K, A>>)>,
+    runs: Vec<Spilled<K, A>>,
 }
 
 impl<K, A> TimeQueue<K, A>
