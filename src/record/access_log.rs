@@ -110,8 +110,18 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 
 /// Parses the text between the brackets of `[17/May/2015:10:05:03 +0000]` into UTC
 /// milliseconds and the hour as written. Exactly this shape is accepted; no allocation.
+/// A well-formed time outside 1970..9999 UTC is `None` too; the parser tells the two
+/// apart with [`parse_clf_time_signed`].
 #[inline]
 pub fn parse_clf_time(b: &[u8]) -> Option<(Millis, u8)> {
+    parse_clf_time_signed(b)
+        .and_then(|(t, hour)| super::event_time_in_range(t as i128, "").ok().map(|t| (t, hour)))
+}
+
+/// Like [`parse_clf_time`], with UTC milliseconds that are negative before 1970 and may
+/// pass 9999-12-31 (a time zone behind UTC on the last day).
+#[inline]
+pub fn parse_clf_time_signed(b: &[u8]) -> Option<(i64, u8)> {
     if b.len() != TIME_LEN
         || b[2] != b'/'
         || b[6] != b'/'
@@ -148,7 +158,7 @@ pub fn parse_clf_time(b: &[u8]) -> Option<(Millis, u8)> {
     let local =
         days_from_civil(year as i64, month, day) * 86_400 + (hour * 3600 + minute * 60 + second) as i64;
     let utc = local - sign * (off_h * 3600 + off_m * 60) as i64;
-    u64::try_from(utc).ok().map(|s| (s * 1000, hour as u8))
+    Some((utc * 1000, hour as u8))
 }
 
 /// The end of a quoted field that starts just after an opening quote at `from`: the
@@ -238,12 +248,11 @@ impl LineFormat for AccessLogFormat {
         if b.get(t0) != Some(&b'[') || b.get(t0 + 1 + TIME_LEN) != Some(&b']') {
             return Err(ParseError::fixed("bad time: expected [dd/Mon/yyyy:HH:MM:SS +zzzz]"));
         }
-        let (time, local_hour) = parse_clf_time(&b[t0 + 1..t0 + 1 + TIME_LEN]).ok_or_else(|| {
-            ParseError::from(format!(
-                "bad time '{}': expected dd/Mon/yyyy:HH:MM:SS +zzzz",
-                text(t0 + 1, t0 + 1 + TIME_LEN)
-            ))
+        let time_text = text(t0 + 1, t0 + 1 + TIME_LEN);
+        let (time, local_hour) = parse_clf_time_signed(time_text.as_bytes()).ok_or_else(|| {
+            ParseError::from(format!("bad time '{time_text}': expected dd/Mon/yyyy:HH:MM:SS +zzzz"))
         })?;
+        let time = super::event_time_in_range(time as i128, time_text)?;
 
         let q0 = t0 + TIME_LEN + 2;
         if b.get(q0..q0 + 2) != Some(b" \"") {
@@ -591,6 +600,19 @@ mod tests {
         for (what, n) in [("ipv6", v6), ("names", names), ("dash", dash), ("common", common), ("5xx", errors)]
         {
             assert!(n > 10, "{what}: {n}");
+        }
+    }
+
+    #[test]
+    fn event_times_outside_1970_to_9999_are_rejected_as_out_of_range() {
+        let at = |time: &str| format!("1.2.3.4 - - [{time}] \"GET / HTTP/1.1\" 200 12");
+        let time = |time: &str| AccessLogFormat::parse(&at(time)).map(|a| a.time);
+        assert_eq!(time("01/Jan/1970:00:00:00 +0000"), Ok(0));
+        assert_eq!(time("31/Dec/9999:23:59:59 +0000"), Ok(crate::record::MAX_EVENT_TIME - 999));
+        for text in ["31/Dec/1969:23:59:59 +0000", "01/Jan/1970:00:30:00 +0100", "31/Dec/9999:23:00:00 -0500"]
+        {
+            let err = time(text).unwrap_err();
+            assert!(err.0.starts_with("timestamp out of range"), "{text}: {err}");
         }
     }
 
