@@ -121,7 +121,7 @@ fn main() -> ExitCode {
                 _ => None,
             });
             hits.flat_map(|(hit, time)| {
-                let mut facets: Vec<((Facet, i64), u64)> = Vec::with_capacity(9);
+                let mut facets: Vec<((Facet, i128), u64)> = Vec::with_capacity(9);
                 Facet::of(hit, |facet, n| facets.push(((facet, n), time)));
                 facets
             })

@@ -49,7 +49,7 @@ pub struct AccessLog<'a> {
     pub protocol: &'a str,
     /// Response status, 100..=599.
     pub status: u16,
-    /// Response size in bytes; `None` when logged as `-`.
+    /// Response size in bytes, at most [`MAX_SIZE`]; `None` when logged as `-`.
     pub size: Option<u64>,
     /// Everything after the size field: empty in common format, ` "referer" "agent"` in
     /// combined format. Read it with [`AccessLog::combined`] and [`AccessLog::tail`]; it
@@ -76,6 +76,10 @@ impl<'a> AccessLog<'a> {
         }
     }
 }
+
+/// The largest response size accepted: 10^15 bytes (a petabyte). A larger size is a
+/// reject (`size out of range`), so sums of sizes, kept in `i128`, stay exact.
+pub const MAX_SIZE: u64 = 1_000_000_000_000_000;
 
 /// The Apache common/combined log format.
 pub struct AccessLogFormat;
@@ -289,8 +293,13 @@ impl LineFormat for AccessLogFormat {
         let z1 = b[z0..].iter().position(|&c| c == b' ').map_or(b.len(), |k| z0 + k);
         let size = match &b[z0..z1] {
             b"-" => None,
-            d if !d.is_empty() && d.len() <= 19 && d.iter().all(u8::is_ascii_digit) => {
-                Some(d.iter().fold(0u64, |v, c| v * 10 + (c - b'0') as u64))
+            d if !d.is_empty() && d.iter().all(u8::is_ascii_digit) => {
+                // Saturates past MAX_SIZE, so any count of digits is checked without wrapping.
+                let n = d.iter().fold(0u64, |v, c| v.saturating_mul(10).saturating_add((c - b'0') as u64));
+                if n > MAX_SIZE {
+                    return Err(ParseError::fixed("size out of range: more than 10^15 bytes"));
+                }
+                Some(n)
             }
             _ => return Err(ParseError::fixed("bad size: expected digits or -")),
         };
@@ -613,6 +622,18 @@ mod tests {
         {
             let err = time(text).unwrap_err();
             assert!(err.0.starts_with("timestamp out of range"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn sizes_beyond_a_petabyte_are_rejected_not_wrapped() {
+        let with =
+            |size: &str| format!("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 {size}");
+        let size = |s: &str| AccessLogFormat::parse(&with(s)).map(|a| a.size);
+        assert_eq!(size("1000000000000000"), Ok(Some(MAX_SIZE)));
+        assert_eq!(size("0001"), Ok(Some(1)));
+        for s in ["1000000000000001", "9999999999999999999", "184467440737095516150000"] {
+            assert!(size(s).unwrap_err().0.starts_with("size out of range"), "{s}");
         }
     }
 

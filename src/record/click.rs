@@ -314,7 +314,7 @@ impl<'a> ClickFields<'a> for Scan<'a> {
             Some(b'n') => self.literal(b"null").map(|()| None),
             Some(b'-' | b'0'..=b'9') => {
                 let n = self.number()?;
-                match n.fixed(2).map(Cents) {
+                match n.fixed(2).map(|c| Cents(c as i128)).and_then(Cents::checked_range) {
                     Ok(c) if c.0 < 0 => Err(ParseError::from(format!("negative amount {}", excerpt(n.text)))),
                     Ok(c) => Ok(Some(c)),
                     Err(e) => Err(ParseError::from(format!("bad amount {}: {e}", excerpt(n.text)))),
@@ -409,7 +409,7 @@ mod tests {
         format!("{{{}}}", parts.join(", "))
     }
 
-    fn amount(text: &str) -> Result<Option<i64>, String> {
+    fn amount(text: &str) -> Result<Option<i128>, String> {
         ClickJson::parse(&with("amount", text)).map(|c| c.amount.map(|a| a.0)).map_err(|e| e.to_string())
     }
 
@@ -443,14 +443,16 @@ mod tests {
         assert_eq!(amount("-0.0"), Ok(Some(0)));
         assert_eq!(amount("0e999999999999"), Ok(Some(0)));
         assert_eq!(amount("null"), Ok(None));
-        // 0.1 + 0.2 style values stay exact: 92233720368547758.07 is i64::MAX cents.
-        assert_eq!(amount("92233720368547758.07"), Ok(Some(i64::MAX)));
+        // Exact up to the documented bound, ten trillion (see crate::money).
+        assert_eq!(amount("1e13"), Ok(Some(crate::money::MAX_AMOUNT.0)));
+        assert_eq!(amount("9999999999999.99"), Ok(Some(crate::money::MAX_AMOUNT.0 - 1)));
         assert_eq!(amount("0.30"), Ok(Some(30)));
         let err = |text: &str| amount(text).unwrap_err();
         assert!(err("12.345").contains("more than two decimals"), "{}", err("12.345"));
         assert!(err("1e-3").contains("more than two decimals"));
         assert!(err("1e-999999999").contains("more than two decimals"));
-        assert!(err("92233720368547758.08").contains("out of range"));
+        assert!(err("92233720368547758.07").contains("out of range"));
+        assert!(err("10000000000000.01").contains("out of range"));
         assert!(err("1e17").contains("out of range"));
         assert!(err("1e99999999999").contains("out of range"));
         assert!(err("-5.00").starts_with("negative amount -5.00"));
@@ -578,7 +580,7 @@ mod tests {
             match c.event_type {
                 EventType::Purchase => {
                     let a = c.amount.unwrap().0;
-                    assert!((MIN_AMOUNT..=MAX_AMOUNT).contains(&a));
+                    assert!((MIN_AMOUNT as i128..=MAX_AMOUNT as i128).contains(&a));
                     // Python's float repr of the same value, the notebook's shape.
                     let (whole, frac) = v["amount"].get().split_once('.').unwrap();
                     assert_eq!(whole, (a / 100).to_string());

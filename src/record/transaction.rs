@@ -231,7 +231,7 @@ impl RowGenerator for TransactionGen {
         out.push(b',');
         out.extend_from_slice(category.as_bytes());
         out.push(b',');
-        Cents(price).write(out);
+        Cents(price as i128).write(out);
         out.push(b',');
         out.extend_from_slice(num.format(quantity).as_bytes());
         out.push(b',');
@@ -243,7 +243,7 @@ impl RowGenerator for TransactionGen {
         out.push(b',');
         out.extend_from_slice(payment.as_bytes());
         out.push(b',');
-        Cents(price * quantity).write(out);
+        Cents((price * quantity) as i128).write(out);
     }
 }
 
@@ -265,7 +265,7 @@ mod tests {
             assert!((1000..=100_000).contains(&t.product_price.0));
             assert!((1..=5).contains(&t.quantity));
             assert!((18..=70).contains(&t.customer_age));
-            assert_eq!(t.total_amount.0, t.product_price.0 * t.quantity as i64);
+            assert_eq!(t.total_amount.0, t.product_price.0 * t.quantity as i128);
             assert!(CATEGORIES.contains(&&*t.product_category));
             assert!(PAYMENT_METHODS.contains(&&*t.payment_method));
             assert!(t.timestamp >= DEFAULT_START && t.timestamp < DEFAULT_START + 30 * DAY_MS);

@@ -43,14 +43,14 @@ pub enum Facet {
 impl Facet {
     /// Calls `each` with every facet a request adds to, and the amount.
     #[inline]
-    pub fn of(hit: Hit, mut each: impl FnMut(Facet, i64)) {
+    pub fn of(hit: Hit, mut each: impl FnMut(Facet, i128)) {
         each(Facet::Requests, 1);
         if hit.is_error() {
             each(Facet::Errors, 1);
         }
         if let Some(size) = hit.size {
             each(Facet::Sized, 1);
-            each(Facet::Bytes, size as i64);
+            each(Facet::Bytes, size as i128);
         }
         each(Facet::Status(hit.status), 1);
         each(Facet::Hour(hit.hour), 1);
@@ -111,14 +111,14 @@ impl Metric {
 /// A report value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Value {
-    /// A count or sum.
-    Int(i64),
+    /// A count or sum: `i128`, so a sum of sizes (each at most 10^15) cannot wrap.
+    Int(i128),
     /// `num / den * scale`, printed with `decimals` decimals (`NaN` when `den` is 0).
     Ratio {
         /// Numerator.
-        num: i64,
+        num: i128,
         /// Denominator.
-        den: i64,
+        den: i128,
         /// Multiplier, e.g. 100 for a percentage.
         scale: i64,
         /// Decimals printed.
@@ -151,7 +151,7 @@ impl Tabular for LogReportRow {
     fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
         out.extend([Cell::Time(self.time), Cell::Text(self.metric.name()), Cell::Text(&self.key)]);
         out.push(match self.value {
-            Value::Int(v) => Cell::Int(v),
+            Value::Int(v) => Cell::Wide(v),
             Value::Ratio { num, den, scale, decimals } => {
                 // The notebook's arithmetic, in the same order, so the float is the same.
                 let v = if den == 0 { f64::NAN } else { num as f64 / den as f64 * scale as f64 };
@@ -162,12 +162,12 @@ impl Tabular for LogReportRow {
 }
 
 /// Builds the report's rows from the final facet counts and the number of rejected lines.
-pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -> Vec<LogReportRow> {
+pub fn report_rows(time: Millis, facets: Vec<(Facet, i128)>, parse_errors: u64) -> Vec<LogReportRow> {
     let (mut requests, mut errors, mut sized, mut bytes, mut ips) = (0, 0, 0, 0, 0);
     let mut statuses = Vec::new();
     let mut methods = Vec::new();
     let mut urls = Vec::new();
-    let mut hours = [0i64; 24];
+    let mut hours = [0i128; 24];
     for (facet, n) in facets {
         match facet {
             Facet::Requests => requests += n,
@@ -201,7 +201,7 @@ pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -
             none.clone(),
             Value::Ratio { num: bytes, den: sized, scale: 1, decimals: 2 },
         ),
-        row(Metric::ParseErrors, 0, none, Value::Int(parse_errors as i64)),
+        row(Metric::ParseErrors, 0, none, Value::Int(parse_errors as i128)),
     ];
     for (metric, mut counts, limit) in [
         (Metric::StatusDistribution, statuses, usize::MAX),
@@ -237,16 +237,16 @@ pub trait LogReport<'scope, T: EventTime> {
 /// What the report's fold takes in: facet counts and rejected-line counts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Part {
-    Facet(Windowed<Facet, i64>),
+    Facet(Windowed<Facet, i128>),
     Rejected(u64),
 }
 
-impl<'scope, T: EventTime> LogReport<'scope, T> for Stream<'scope, T, Vec<Windowed<Facet, i64>>> {
+impl<'scope, T: EventTime> LogReport<'scope, T> for Stream<'scope, T, Vec<Windowed<Facet, i128>>> {
     fn log_report(self, rejected: Stream<'scope, T, Vec<u64>>) -> Stream<'scope, T, Vec<LogReportRow>> {
         self.map(Part::Facet).concat(rejected.map(Part::Rejected)).fold_at_end(
             "LogReport",
             (Vec::new(), 0, 0),
-            |(facets, last, parse_errors): &mut (Vec<(Facet, i64)>, Millis, u64), part| match part {
+            |(facets, last, parse_errors): &mut (Vec<(Facet, i128)>, Millis, u64), part| match part {
                 Part::Facet((time, facet, n)) => {
                     *last = (*last).max(time);
                     facets.push((facet, n));
@@ -274,7 +274,7 @@ mod tests {
             hit("b", "POST", "/x", 500, Some(50), 11),
             hit("c", "GET", "/z", 200, Some(0), 11),
         ];
-        let mut sums: std::collections::BTreeMap<Facet, i64> = Default::default();
+        let mut sums: std::collections::BTreeMap<Facet, i128> = Default::default();
         for h in hits {
             Facet::of(h, |f, n| *sums.entry(f).or_default() += n);
         }
@@ -301,5 +301,23 @@ mod tests {
         let avg = rows.iter().find(|r| r.metric == Metric::AvgResponseSize).unwrap();
         avg.cells(&mut cells);
         assert_eq!(cells[3], Cell::Ratio(50.0, 2));
+    }
+
+    #[test]
+    fn response_bytes_past_i64_add_up_exactly() {
+        let max = crate::record::access_log::MAX_SIZE;
+        let mut bytes = 0i128;
+        for _ in 0..10_000 {
+            Facet::of(hit("a", "GET", "/", 200, Some(max), 0), |f, n| {
+                if f == Facet::Bytes {
+                    bytes += n;
+                }
+            });
+        }
+        let rows = report_rows(1, vec![(Facet::Bytes, bytes), (Facet::Sized, 10_000)], 0);
+        let row = rows.iter().find(|r| r.metric == Metric::ResponseBytes).unwrap();
+        let mut cells = Vec::new();
+        row.cells(&mut cells);
+        assert_eq!(cells[3], Cell::Wide(10_000_000_000_000_000_000));
     }
 }
