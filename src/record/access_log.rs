@@ -11,6 +11,13 @@
 //! when it is missing or broken, for example cut off before its closing quote, the
 //! request still counts and [`AccessLog::tail`] says what was found. Quoted fields may
 //! hold `\"` and `\xhh` escapes, which Apache writes; they are kept as written.
+//!
+//! The quoted request line is usually `METHOD URL PROTOCOL`, but Apache also logs what
+//! a client actually sent: HTTP/0.9's `GET /page`, `-` for a client that sent nothing
+//! (status 408), URLs with spaces, binary probes. Such a line is still a request (its
+//! host, time, status and size are valid): it is accepted with an empty method, URL and
+//! protocol, and [`AccessLog::unusual_request`] says so. Only a line without a valid
+//! host, time, status or size is rejected.
 
 use rand::Rng;
 
@@ -41,11 +48,13 @@ pub struct AccessLog<'a> {
     pub time: Millis,
     /// The hour of day as written in the log (local to the server's offset), 0..=23.
     pub local_hour: u8,
-    /// Request method, e.g. `GET`.
+    /// The request line as written between its quotes (escapes kept).
+    pub request: &'a str,
+    /// Request method, e.g. `GET`; empty when the request line is unusual.
     pub method: &'a str,
-    /// Request target, e.g. `/index.html?q=1`.
+    /// Request target, e.g. `/index.html?q=1`; empty when the request line is unusual.
     pub url: &'a str,
-    /// Protocol, e.g. `HTTP/1.1`.
+    /// Protocol, e.g. `HTTP/1.1`; empty when the request line is unusual.
     pub protocol: &'a str,
     /// Response status, 100..=599.
     pub status: u16,
@@ -58,6 +67,12 @@ pub struct AccessLog<'a> {
 }
 
 impl<'a> AccessLog<'a> {
+    /// Whether the request line is not `METHOD URL PROTOCOL` (method of ASCII capitals,
+    /// a URL without spaces, a protocol starting `HTTP/`): HTTP/0.9, `-`, a probe.
+    pub fn unusual_request(&self) -> bool {
+        self.method.is_empty()
+    }
+
     /// The referer and agent as written between their quotes (escapes kept), when the
     /// line is in well-formed combined format.
     pub fn combined(&self) -> Option<(&'a str, &'a str)> {
@@ -201,6 +216,20 @@ fn parse_tail(b: &[u8], from: usize) -> Option<(usize, usize, usize, usize)> {
     }
 }
 
+/// The positions of the two spaces of a `METHOD URL PROTOCOL` request line, or `None`
+/// when the line has another shape.
+#[inline]
+fn split_request(request: &[u8]) -> Option<(usize, usize)> {
+    let m = memchr::memchr(b' ', request)?;
+    let p = memchr::memrchr(b' ', request)?;
+    let usual = m > 0
+        && p > m + 1
+        && request[..m].iter().all(u8::is_ascii_uppercase)
+        && memchr::memchr(b' ', &request[m + 1..p]).is_none()
+        && request[p + 1..].starts_with(b"HTTP/");
+    usual.then_some((m, p))
+}
+
 fn token(b: &[u8], from: usize, what: &'static str) -> Result<usize, ParseError> {
     // Tokens are short: a plain loop beats memchr's setup.
     let end = b[from..]
@@ -223,10 +252,11 @@ impl LineFormat for AccessLogFormat {
     }
 
     /// Parses one line. The common-format prefix must be, separated by single spaces:
-    /// host (visible ASCII, no `"`), ident, user, `[dd/Mon/yyyy:HH:MM:SS ±hhmm]`,
-    /// `"METHOD URL PROTOCOL"` (method of ASCII capitals, URL without spaces, protocol
-    /// starting `HTTP/`), a status 100..=599 and a size (digits or `-`). The prefix ends
-    /// the line or is followed by a space and the optional tail.
+    /// host (visible ASCII, no `"`), ident, user, `[dd/Mon/yyyy:HH:MM:SS ±hhmm]`, a
+    /// quoted request line (any text; split into method, URL and protocol when it is
+    /// `METHOD URL PROTOCOL`, else [unusual](AccessLog::unusual_request)), a status
+    /// 100..=599 and a size (digits or `-`, at most [`MAX_SIZE`]). The prefix ends the
+    /// line or is followed by a space and the optional tail.
     #[inline]
     fn parse(line: &str) -> Result<AccessLog<'_>, ParseError> {
         let b = line.as_bytes();
@@ -264,19 +294,10 @@ impl LineFormat for AccessLogFormat {
         }
         let r0 = q0 + 2;
         let r1 = closing_quote(b, r0).ok_or(ParseError::fixed("unterminated request"))?;
-        let request = &b[r0..r1];
-        let m = memchr::memchr(b' ', request)
-            .ok_or(ParseError::fixed("bad request: expected METHOD URL PROTOCOL"))?;
-        let p = memchr::memrchr(b' ', request).expect("a space was found");
-        if m == 0 || p <= m + 1 || !request[..m].iter().all(u8::is_ascii_uppercase) {
-            return Err(ParseError::fixed("bad request: expected METHOD URL PROTOCOL"));
-        }
-        if memchr::memchr(b' ', &request[m + 1..p]).is_some() {
-            return Err(ParseError::fixed("bad request: space in URL"));
-        }
-        if !request[p + 1..].starts_with(b"HTTP/") {
-            return Err(ParseError::fixed("bad request: protocol is not HTTP/x"));
-        }
+        let (method, url, protocol) = match split_request(&b[r0..r1]) {
+            Some((m, p)) => (text(r0, r0 + m), text(r0 + m + 1, r0 + p), text(r0 + p + 1, r1)),
+            None => ("", "", ""),
+        };
 
         let s0 = r1 + 1;
         if b.get(s0) != Some(&b' ') {
@@ -310,9 +331,10 @@ impl LineFormat for AccessLogFormat {
             user: text(ident_end + 1, user_end),
             time,
             local_hour,
-            method: text(r0, r0 + m),
-            url: text(r0 + m + 1, r0 + p),
-            protocol: text(r0 + p + 1, r1),
+            request: text(r0, r1),
+            method,
+            url,
+            protocol,
             status,
             size,
             rest: text(z1, b.len()),
@@ -558,6 +580,30 @@ mod tests {
     }
 
     #[test]
+    fn unusual_request_lines_are_requests_with_their_host_time_status_and_size() {
+        for request in [
+            "GET /ksc.html",
+            "-",
+            "",
+            "GET /a b HTTP/1.1",
+            "get / HTTP/1.1",
+            "GET / FTP/1",
+            "GET  HTTP/1.1",
+            "\\x16\\x03\\x01\\x00\\xa5",
+            "\\\"GET / HTTP/1.1",
+        ] {
+            let line = format!("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"{request}\" 408 12 \"-\" \"-\"");
+            let a = AccessLogFormat::parse(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(a.unusual_request(), "{line}");
+            assert_eq!((a.host, a.status, a.size, a.request), ("1.2.3.4", 408, Some(12), request));
+            assert_eq!((a.method, a.url, a.protocol, a.tail()), ("", "", "", Tail::Combined));
+        }
+        let usual = AccessLogFormat::parse(LINE).unwrap();
+        assert!(!usual.unusual_request());
+        assert_eq!(usual.request, format!("{} {} {}", usual.method, usual.url, usual.protocol));
+    }
+
+    #[test]
     fn rejects_bad_prefixes() {
         let cases = [
             ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200", "missing size"),
@@ -565,10 +611,6 @@ mod tests {
             ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 20 12", "bad status"),
             ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 700 12", "bad status"),
             ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1 200 12", "unterminated"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET /\" 200 12", "bad request"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"get / HTTP/1.1\" 200 12", "bad request"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / FTP/1\" 200 12", "bad request"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET /a b HTTP/1.1\" 200 12", "bad request"),
             ("1.2.3.4 - - [32/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12", "bad time"),
             ("1.2.3.4 - - [17/Mai/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12", "bad time"),
             ("1.2.3.4 - - [17/May/2015:10:05:03] \"GET / HTTP/1.1\" 200 12", "bad time"),

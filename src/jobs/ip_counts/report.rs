@@ -1,5 +1,9 @@
 //! The notebook's batch analytics over an access log: totals, distributions, top URLs,
-//! error rate, average size, peak hour and parse errors.
+//! error rate, average size, peak hour, unusual request lines and parse errors.
+//!
+//! A request with an unusual request line (not `METHOD URL PROTOCOL`, see
+//! [`crate::record::access_log`]) counts in every metric except the method
+//! distribution and top URLs, which it has no value for; `unusual_requests` counts them.
 //!
 //! Each request adds to several [`Facet`] counters; once the input has ended the
 //! counters and the number of rejected lines become [`LogReportRow`]s
@@ -38,6 +42,8 @@ pub enum Facet {
     Url(CompactString),
     /// Requests per hour of day.
     Hour(u8),
+    /// Requests whose request line is unusual.
+    Unusual,
 }
 
 impl Facet {
@@ -55,8 +61,12 @@ impl Facet {
         each(Facet::Status(hit.status), 1);
         each(Facet::Hour(hit.hour), 1);
         each(Facet::Ip(hit.ip), 1);
-        each(Facet::Method(hit.method), 1);
-        each(Facet::Url(hit.url), 1);
+        if hit.unusual.is_some() {
+            each(Facet::Unusual, 1);
+        } else {
+            each(Facet::Method(hit.method), 1);
+            each(Facet::Url(hit.url), 1);
+        }
     }
 }
 
@@ -85,6 +95,8 @@ pub enum Metric {
     AvgResponseSize,
     /// The hour of day (as written in the log) with the most requests; the earliest on a tie.
     PeakHour,
+    /// Requests whose request line is not `METHOD URL PROTOCOL`.
+    UnusualRequests,
     /// Lines rejected as malformed.
     ParseErrors,
 }
@@ -103,6 +115,7 @@ impl Metric {
             Metric::ResponseBytes => "response_bytes",
             Metric::AvgResponseSize => "avg_response_size",
             Metric::PeakHour => "peak_hour",
+            Metric::UnusualRequests => "unusual_requests",
             Metric::ParseErrors => "parse_errors",
         }
     }
@@ -163,7 +176,7 @@ impl Tabular for LogReportRow {
 
 /// Builds the report's rows from the final facet counts and the number of rejected lines.
 pub fn report_rows(time: Millis, facets: Vec<(Facet, i128)>, parse_errors: u64) -> Vec<LogReportRow> {
-    let (mut requests, mut errors, mut sized, mut bytes, mut ips) = (0, 0, 0, 0, 0);
+    let (mut requests, mut errors, mut sized, mut bytes, mut ips, mut unusual) = (0, 0, 0, 0, 0, 0);
     let mut statuses = Vec::new();
     let mut methods = Vec::new();
     let mut urls = Vec::new();
@@ -179,6 +192,7 @@ pub fn report_rows(time: Millis, facets: Vec<(Facet, i128)>, parse_errors: u64) 
             Facet::Method(m) => methods.push((m, n)),
             Facet::Url(u) => urls.push((u, n)),
             Facet::Hour(h) => hours[h as usize % 24] += n,
+            Facet::Unusual => unusual += n,
         }
     }
     let row = |metric, rank, key: CompactString, value| LogReportRow { time, metric, rank, key, value };
@@ -201,6 +215,7 @@ pub fn report_rows(time: Millis, facets: Vec<(Facet, i128)>, parse_errors: u64) 
             none.clone(),
             Value::Ratio { num: bytes, den: sized, scale: 1, decimals: 2 },
         ),
+        row(Metric::UnusualRequests, 0, none.clone(), Value::Int(unusual)),
         row(Metric::ParseErrors, 0, none, Value::Int(parse_errors as i128)),
     ];
     for (metric, mut counts, limit) in [
@@ -263,7 +278,7 @@ mod tests {
     use super::*;
 
     fn hit(ip: &str, method: &str, url: &str, status: u16, size: Option<u64>, hour: u8) -> Hit {
-        Hit { ip: ip.into(), method: method.into(), url: url.into(), status, size, hour }
+        Hit { ip: ip.into(), method: method.into(), url: url.into(), status, size, hour, unusual: None }
     }
 
     #[test]
@@ -301,6 +316,29 @@ mod tests {
         let avg = rows.iter().find(|r| r.metric == Metric::AvgResponseSize).unwrap();
         avg.cells(&mut cells);
         assert_eq!(cells[3], Cell::Ratio(50.0, 2));
+    }
+
+    #[test]
+    fn unusual_request_lines_count_everywhere_but_method_and_url() {
+        let hits = [
+            hit("a", "GET", "/x", 200, Some(100), 10),
+            Hit { unusual: Some("GET /ksc.html".into()), ..hit("b", "", "", 408, Some(5), 11) },
+        ];
+        let mut sums: std::collections::BTreeMap<Facet, i128> = Default::default();
+        for h in hits {
+            Facet::of(h, |f, n| *sums.entry(f).or_default() += n);
+        }
+        let rows = report_rows(7, sums.into_iter().collect(), 0);
+        let get = |m: Metric| -> Vec<(String, Value)> {
+            rows.iter().filter(|r| r.metric == m).map(|r| (r.key.to_string(), r.value)).collect()
+        };
+        assert_eq!(get(Metric::TotalRequests), [("".into(), Value::Int(2))]);
+        assert_eq!(get(Metric::UniqueIps), [("".into(), Value::Int(2))]);
+        assert_eq!(get(Metric::ErrorRequests), [("".into(), Value::Int(1))]);
+        assert_eq!(get(Metric::ResponseBytes), [("".into(), Value::Int(105))]);
+        assert_eq!(get(Metric::UnusualRequests), [("".into(), Value::Int(1))]);
+        assert_eq!(get(Metric::MethodDistribution), [("GET".into(), Value::Int(1))]);
+        assert_eq!(get(Metric::TopUrls), [("/x".into(), Value::Int(1))]);
     }
 
     #[test]
