@@ -5,6 +5,7 @@
 //!                               │           └─ incremental: updates ─► count_total ─► [top K] ─► changes
 //!                               ├─ (ip, 1) per window, > N ─┐
 //!                               ├─ 5xx at event time ───────┴─► --alerts
+//!                               ├─ unusual request lines at event time ─► --unusual
 //!                               └─ facets ─► fold over all time ─► + parse errors ─► --report
 //! ```
 
@@ -20,7 +21,7 @@ use kappa::cli::{CommonArgs, Mode, WindowArgs, parse_or_exit};
 use kappa::diag::Diag;
 use kappa::job::{self, JobSpec};
 use kappa::jobs::ip_counts::report::{Facet, LogReport};
-use kappa::jobs::ip_counts::{Hit, IpAlert, IpCount};
+use kappa::jobs::ip_counts::{Hit, IpAlert, IpCount, UnusualRequest};
 use kappa::operators::window::GLOBAL_END;
 use kappa::operators::{Ingest, StampBy, ToUpdates, TopK, TopPerTime, WindowAggregate, Windowing};
 use kappa::record::access_log::AccessLogFormat;
@@ -51,16 +52,22 @@ struct Args {
     /// Write the notebook's batch analytics over the whole input here.
     #[arg(long, value_name = "PATH", help_heading = "Monitoring")]
     report: Option<PathBuf>,
+    /// Write requests whose request line is not `METHOD URL PROTOCOL` (HTTP/0.9, `-`,
+    /// probes) here. They count as requests everywhere; the report counts them too.
+    #[arg(long, value_name = "PATH", help_heading = "Monitoring")]
+    unusual: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     let windowing = args.window.windowing();
     let (want_alerts, want_report) = (args.alerts.is_some(), args.report.is_some());
+    let want_unusual = args.unusual.is_some();
     let (top, suspicious) = (args.top, args.suspicious);
     let spec = JobSpec::new("gen:access-log?count=100000&seed=42")
         .side("alerts", args.alerts.as_deref())
-        .side("report", args.report.as_deref());
+        .side("report", args.report.as_deref())
+        .side("unusual", args.unusual.as_deref());
     job::run(args.common, spec, move |df, job| {
         let epoch = job.common.epoch;
         let (hits, diags) =
@@ -114,6 +121,15 @@ fn main() -> ExitCode {
             suspicious_hosts.concat(server_errors).write_side(&job.out, "alerts");
         }
 
+        // Requests with unusual request lines, each at its own epoch like server errors.
+        if want_unusual {
+            hits.clone()
+                .filter(|(hit, _)| hit.unusual.is_some())
+                .stamp_by(move |(_, time)| epoch_of(*time, epoch))
+                .flat_map(|(hit, time)| UnusualRequest::of(hit, time))
+                .write_side(&job.out, "unusual");
+        }
+
         // The notebook's report over the whole input, with the count of rejected lines.
         if want_report {
             let rejected = diags.clone().flat_map(|diag| match diag {
@@ -121,7 +137,7 @@ fn main() -> ExitCode {
                 _ => None,
             });
             hits.flat_map(|(hit, time)| {
-                let mut facets: Vec<((Facet, i64), u64)> = Vec::with_capacity(9);
+                let mut facets: Vec<((Facet, i128), u64)> = Vec::with_capacity(9);
                 Facet::of(hit, |facet, n| facets.push(((facet, n), time)));
                 facets
             })

@@ -20,9 +20,14 @@ shift 2
 [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "$0: error: N must be a positive number, not '$n'" >&2; exit 2; }
 job=$1
 shift
-if [[ $job != */* ]] && ! command -v "$job" >/dev/null; then
-    # A bare job name: use the release build next to this script's repository.
-    job="$(cd "$(dirname "$0")/.." && pwd)/target/release/$job"
+if [[ $job != */* ]]; then
+    # A bare job name: the one on PATH, else the release build next to this repository.
+    # Either way a path, so the check below does not test the bare name as a relative path.
+    if found=$(command -v "$job"); then
+        job=$found
+    else
+        job="$(cd "$(dirname "$0")/.." && pwd)/target/release/$job"
+    fi
 fi
 [[ -x $job ]] || { echo "$0: error: $job is not an executable job" >&2; exit 2; }
 

@@ -137,8 +137,8 @@ pub struct CommonArgs {
     /// Event-time granularity of timely timestamps.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = positive_duration)]
     pub epoch: Duration,
-    /// Lines longer than this many bytes are rejected.
-    #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
+    /// Lines longer than this many bytes are rejected (at most 1 GiB, MAX_LINE_BYTES).
+    #[arg(long, value_name = "BYTES", default_value_t = 65_536, value_parser = max_line_bytes)]
     pub max_line_bytes: usize,
     /// Do not print the summary or progress lines on stderr.
     #[arg(long, short = 'q')]
@@ -191,10 +191,48 @@ pub struct WindowArgs {
     pub slide: Option<Duration>,
 }
 
+/// The largest `--max-line-bytes`: 1 GiB. A line buffer is allocated up to it, so a
+/// larger value would abort on allocation instead of rejecting long lines.
+pub const MAX_LINE_BYTES: usize = 1 << 30;
+
+/// The most windows one record may fall in (`--window` / `--slide`): each is state.
+pub const MAX_WINDOWS_PER_RECORD: u64 = 10_000;
+
+/// The longest `--window` or `--slide`: 100 years, beyond any event-time range a job
+/// reads (event times are 1970..9999), so a larger one is a mistake, not a request.
+pub const MAX_WINDOW: Duration = Duration::from_millis(100 * 366 * crate::time::DAY_MS);
+
+fn max_line_bytes(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if (1..=MAX_LINE_BYTES as u64).contains(&n) => Ok(n as usize),
+        Ok(_) => Err(format!("must be 1..={MAX_LINE_BYTES} (1 GiB)")),
+        Err(_) => Err("not a whole number of bytes".into()),
+    }
+}
+
 impl WindowArgs {
     /// The windowing these flags describe, or a usage error.
     pub fn windowing(&self) -> Windowing {
+        self.check().unwrap_or_else(|e| usage_error(&e));
         Windowing::from_flags(self.window, self.slide).unwrap_or_else(|e| usage_error(&e))
+    }
+
+    /// Checks the ranges: windows and slides of at most [`MAX_WINDOW`], and at most
+    /// [`MAX_WINDOWS_PER_RECORD`] windows per record.
+    pub fn check(&self) -> Result<(), String> {
+        for (flag, d) in [("--window", self.window), ("--slide", self.slide)] {
+            if let Some(d) = d.filter(|d| *d > MAX_WINDOW) {
+                return Err(format!("{flag} {d} is longer than 100 years"));
+            }
+        }
+        if let (Some(w), Some(s)) = (self.window, self.slide)
+            && w.millis().div_ceil(s.millis().max(1)) > MAX_WINDOWS_PER_RECORD
+        {
+            return Err(format!(
+                "--window {w} / --slide {s} puts each record in more than {MAX_WINDOWS_PER_RECORD} windows"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -243,6 +281,30 @@ mod tests {
         assert!(Test::try_parse_from(["x", "-w", "0"]).is_err());
         let t = Test::try_parse_from(["x", "-n", "2", "-p", "2"]).unwrap();
         assert!(t.common.cluster.timely_config().unwrap_err().contains("out of range"));
+    }
+
+    #[test]
+    fn extreme_line_limits_and_windows_are_usage_errors() {
+        #[derive(Parser, Debug)]
+        #[command(disable_help_flag = true)]
+        struct Windowed {
+            #[command(flatten)]
+            common: CommonArgs,
+            #[command(flatten)]
+            window: WindowArgs,
+        }
+        let parse = |args: &[&str]| Windowed::try_parse_from([&["x"], args].concat());
+        assert!(parse(&["--max-line-bytes", "100000000000"]).is_err());
+        assert!(parse(&["--max-line-bytes", "0"]).is_err());
+        assert_eq!(parse(&["--max-line-bytes", "1073741824"]).unwrap().common.max_line_bytes, 1 << 30);
+        let check = |args: &[&str]| parse(args).unwrap().window.check();
+        assert!(
+            check(&["--window", "1d", "--slide", "1ms"]).unwrap_err().contains("more than 10000 windows")
+        );
+        assert!(check(&["--window", "100000d"]).unwrap_err().contains("longer than 100 years"));
+        assert!(check(&["--window", "1h", "--slide", "100000d"]).is_err());
+        assert!(check(&["--window", "10000s", "--slide", "1s"]).is_ok());
+        assert!(check(&["--window", "36500d"]).is_ok());
     }
 
     #[test]

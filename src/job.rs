@@ -144,6 +144,12 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
     let cluster = &common.cluster;
     let input = input.for_process(cluster.process as usize, cluster.processes as usize)?;
     input.validate()?;
+    let mut written: Vec<(&str, &Path)> = vec![("--output", &common.output)];
+    written.extend(common.rejects.as_deref().map(|p| ("--rejects", p)));
+    written.extend(common.live.late.as_deref().map(|p| ("--late", p)));
+    written.extend(common.live.latency_out.as_deref().map(|p| ("--latency-out", p)));
+    written.extend(spec.sides.iter().map(|(name, p)| (*name, p.as_path())));
+    refuse_to_overwrite_input(&input, &written)?;
     if let Some(path) = &common.live.latency_out {
         crate::sink::create(path, "latency file")?;
     }
@@ -217,6 +223,25 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
     };
     let job = Job { common, ingest, out: Arc::new(out), started: Instant::now() };
     Ok(Arc::new(job))
+}
+
+/// Refuses an output that is one of the input's files: creating it would truncate the
+/// input before it is read. Paths are compared canonically (symlinks, `..`), so any
+/// spelling of the same file is caught; an output that does not exist yet cannot be it.
+fn refuse_to_overwrite_input(input: &InputSpec, outputs: &[(&str, &Path)]) -> Result<(), String> {
+    let inputs: Vec<PathBuf> = input.files().iter().filter_map(|p| std::fs::canonicalize(p).ok()).collect();
+    for (flag, path) in outputs {
+        if *path == Path::new("-") {
+            continue;
+        }
+        if let Ok(canonical) = std::fs::canonicalize(path)
+            && inputs.contains(&canonical)
+        {
+            let flag = if flag.starts_with("--") { flag.to_string() } else { format!("--{flag}") };
+            return Err(format!("{flag} {} is the input file; refusing to overwrite it", path.display()));
+        }
+    }
+    Ok(())
 }
 
 /// On SIGINT or SIGTERM: stop every input and wake the workers so they notice.

@@ -1,15 +1,28 @@
 //! Money as exact integer cents.
 //!
-//! Amounts are parsed from decimal text straight into `i64` cents and printed with
+//! Amounts are parsed from decimal text straight into integer cents and printed with
 //! two decimals, so no total ever passes through a float.
+//!
+//! # Range: why no sum can wrap
+//!
+//! A parsed amount's magnitude is at most [`MAX_AMOUNT`], 10^15 cents (ten trillion
+//! in whole units, beyond any single real payment); a larger one is rejected at parse
+//! time as `out of range`. [`Cents`] holds an `i128`, and so do the totals jobs keep
+//! (such as `jobs::sales::Totals`), so a sum of `k` amounts stays exact as long as
+//! `k * 10^15 < 2^127`, that is for up to 1.7 × 10^23 records: no input a job can read
+//! in any lifetime reaches it.
 
 use std::fmt;
 
-/// An amount of money in cents.
+/// An amount of money in cents: one parsed amount (magnitude at most [`MAX_AMOUNT`]) or
+/// a sum of them.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
-pub struct Cents(pub i64);
+pub struct Cents(pub i128);
+
+/// The largest magnitude of one parsed amount: 10^15 cents, 10,000,000,000,000.00.
+pub const MAX_AMOUNT: Cents = Cents(1_000_000_000_000_000);
 
 /// Why a money field failed to parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +33,7 @@ pub enum MoneyError {
     NotANumber,
     /// The field had more than two decimals, so it is not a whole number of cents.
     TooPrecise,
-    /// The amount does not fit in 64 bits of cents.
+    /// The amount's magnitude is above [`MAX_AMOUNT`].
     Overflow,
 }
 
@@ -30,7 +43,7 @@ impl fmt::Display for MoneyError {
             MoneyError::Empty => "empty",
             MoneyError::NotANumber => "not a decimal number",
             MoneyError::TooPrecise => "more than two decimals",
-            MoneyError::Overflow => "out of range",
+            MoneyError::Overflow => "out of range (magnitude above 10000000000000.00)",
         })
     }
 }
@@ -79,8 +92,12 @@ impl Cents {
                 }
             }
         }
-        let value = units.checked_mul(100).and_then(|u| u.checked_add(cents)).ok_or(MoneyError::Overflow)?;
-        Ok(Cents(if negative { -value } else { value }))
+        let value = units
+            .checked_mul(100)
+            .and_then(|u| u.checked_add(cents))
+            .filter(|&v| v as i128 <= MAX_AMOUNT.0)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Cents(if negative { -value } else { value } as i128))
     }
 
     /// Appends the amount with two decimals, e.g. `-12.05`.
@@ -101,9 +118,16 @@ impl Cents {
         if count == 0 {
             return Cents(0);
         }
-        let (total, n) = (self.0 as i128, count as i128);
+        let (total, n) = (self.0, count as i128);
+        // |total| is far below 2^126 (see the module docs), so doubling it cannot wrap.
         let q = (total.abs() * 2 + n) / (2 * n);
-        Cents((if total < 0 { -q } else { q }) as i64)
+        Cents(if total < 0 { -q } else { q })
+    }
+
+    /// The amount if it is a valid single amount (magnitude at most [`MAX_AMOUNT`]), for
+    /// parsers that convert amounts themselves, such as JSON numbers.
+    pub fn checked_range(self) -> Result<Cents, MoneyError> {
+        if self.0.unsigned_abs() <= MAX_AMOUNT.0 as u128 { Ok(self) } else { Err(MoneyError::Overflow) }
     }
 }
 
@@ -142,7 +166,22 @@ mod tests {
         assert_eq!(Cents(12345).to_string(), "123.45");
         assert_eq!(Cents(-5).to_string(), "-0.05");
         assert_eq!(Cents(0).to_string(), "0.00");
-        assert_eq!(Cents(i64::MIN).to_string(), "-92233720368547758.08");
+        assert_eq!(Cents(i64::MIN as i128).to_string(), "-92233720368547758.08");
+        assert_eq!(Cents(i128::MIN).to_string(), "-1701411834604692317316873037158841057.28");
+    }
+
+    #[test]
+    fn amounts_beyond_ten_trillion_are_rejected_so_sums_cannot_wrap() {
+        let p = |s: &str| Cents::parse(s.as_bytes());
+        assert_eq!(p("10000000000000.00"), Ok(MAX_AMOUNT));
+        assert_eq!(p("-10000000000000"), Ok(Cents(-MAX_AMOUNT.0)));
+        // The case: two of these and 1.00 summed to 0.98 in i64.
+        assert_eq!(p("92233720368547758.07"), Err(MoneyError::Overflow));
+        assert_eq!(p("10000000000000.01"), Err(MoneyError::Overflow));
+        // 2^40 maximal amounts of either sign still add up exactly.
+        let total = Cents(MAX_AMOUNT.0 * (1 << 40));
+        assert_eq!(total.to_string(), format!("{}.00", 10_000_000_000_000u128 << 40));
+        assert_eq!(total.mean(1 << 40), MAX_AMOUNT);
     }
 
     #[test]

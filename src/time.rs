@@ -238,6 +238,12 @@ fn digits(bytes: &[u8], at: usize, n: usize) -> Option<u32> {
 /// offset is taken as UTC. Fractions beyond milliseconds are truncated. Times before
 /// 1970 are rejected because event time is unsigned.
 pub fn parse_iso8601(text: &str) -> Option<Millis> {
+    parse_iso8601_signed(text).and_then(|t| u64::try_from(t).ok())
+}
+
+/// Like [`parse_iso8601`], but a well-formed time before 1970 is a negative count, so a
+/// caller can tell "out of range" from "not ISO 8601".
+pub fn parse_iso8601_signed(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
@@ -308,8 +314,7 @@ pub fn parse_iso8601(text: &str) -> Option<Millis> {
     } else if i != b.len() {
         return None;
     }
-    let total = days_from_civil(year, month, day) * DAY_MS as i64 + ms;
-    u64::try_from(total).ok()
+    Some(days_from_civil(year, month, day) * DAY_MS as i64 + ms)
 }
 
 /// Writes `time` as `YYYY-MM-DDTHH:MM:SSZ`, or with `.mmm` when it has milliseconds.

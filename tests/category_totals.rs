@@ -379,3 +379,27 @@ fn header_lines_are_skipped_not_rejected() {
     let summary = String::from_utf8(out.stderr).unwrap();
     assert!(summary.contains("read 2000 records, rejected 0"), "{summary}");
 }
+
+#[test]
+fn an_output_naming_the_input_file_is_refused_before_anything_is_written() {
+    let dir = TempDir::new("ct-self");
+    let input = dir.path("data.csv");
+    gen_transactions(&input, 100, 3, &[]);
+    let before = std::fs::read(&input).unwrap();
+    // Another spelling of the same file: canonical paths are compared.
+    let alias = format!(
+        "{}/../{}/data.csv",
+        dir.path("").display(),
+        dir.path("").file_name().unwrap().to_str().unwrap()
+    );
+    for flag in ["--output", "--rejects", "--late"] {
+        for path in [input.to_str().unwrap(), alias.as_str()] {
+            let out = run("category_totals", &["--input", input.to_str().unwrap(), flag, path]);
+            assert_eq!(out.status.code(), Some(2), "{flag} {path}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains("is the input file"), "{err}");
+            assert_eq!(std::fs::read(&input).unwrap(), before, "{flag} {path}");
+        }
+    }
+}

@@ -384,6 +384,24 @@ fn a_peer_cut_off_without_closing_counts_as_lost() {
 }
 
 #[test]
+fn local_cluster_runs_a_bare_job_name_found_on_path() {
+    // As the README writes it: `scripts/local-cluster.sh 2 -- category_totals …`.
+    let dir = TempDir::new("cluster-path");
+    data(&dir, &[]);
+    let bin_dir = bin("category_totals").parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let port = port_base().to_string();
+    let all = dir.path("all.csv");
+    let mut c = Command::new(script("local-cluster.sh"));
+    c.env("PATH", path).current_dir(dir.path(""));
+    c.args(["1", "--", "category_totals", "--port-base", &port, "--input", all.to_str().unwrap()]);
+    let out = script_output(c);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!String::from_utf8(out.stdout).unwrap().is_empty(), "{stderr}");
+}
+
+#[test]
 fn scripts_are_shellcheck_clean() {
     let dir = script("");
     let mut files: Vec<String> =

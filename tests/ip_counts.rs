@@ -27,6 +27,8 @@ struct Req {
     secs: i64,
     /// Hour as written.
     hour: u32,
+    /// The request line is not `METHOD URL PROTOCOL` (then method and URL are empty).
+    unusual: bool,
 }
 
 fn all_digits(s: &str) -> bool {
@@ -92,14 +94,13 @@ fn ref_parse(line: &str) -> Option<Req> {
     }
     let end = end?;
     let request: Vec<&str> = rest[..end].split(' ').collect();
-    if request.len() != 3
+    // Any other request line is still a request, just an unusual one.
+    let unusual = request.len() != 3
         || request[0].is_empty()
         || !request[0].bytes().all(|b| b.is_ascii_uppercase())
         || request[1].is_empty()
-        || !request[2].starts_with("HTTP/")
-    {
-        return None;
-    }
+        || !request[2].starts_with("HTTP/");
+    let (method, url) = if unusual { ("", "") } else { (request[0], request[1]) };
     let rest = rest[end + 1..].strip_prefix(' ')?;
     let mut fields = rest.splitn(3, ' ');
     let status = fields.next()?;
@@ -113,17 +114,18 @@ fn ref_parse(line: &str) -> Option<Req> {
     }
     let size = match size {
         "-" => None,
-        s if all_digits(s) && s.len() <= 19 => Some(s.parse().ok()?),
+        s if all_digits(s) => Some(s.parse().ok().filter(|&n: &u64| n <= 1_000_000_000_000_000)?),
         _ => return None,
     };
     Some(Req {
         ip: host.into(),
-        method: request[0].into(),
-        url: request[1].into(),
+        method: method.into(),
+        url: url.into(),
         status,
         size,
         secs,
         hour: h,
+        unusual,
     })
 }
 
@@ -419,24 +421,26 @@ fn alerts_match_the_reference() {
 fn ref_report(reqs: &[Req], parse_errors: usize) -> Vec<String> {
     let mut out = Vec::new();
     let n = reqs.len() as i64;
-    let count = |f: &dyn Fn(&Req) -> String| -> Vec<(i64, String)> {
+    let count_of = |which: &dyn Fn(&Req) -> bool, f: &dyn Fn(&Req) -> String| -> Vec<(i64, String)> {
         let mut m: BTreeMap<String, i64> = BTreeMap::new();
-        for r in reqs {
+        for r in reqs.iter().filter(|r| which(r)) {
             *m.entry(f(r)).or_default() += 1;
         }
         let mut v: Vec<(i64, String)> = m.into_iter().map(|(k, c)| (-c, k)).collect();
         v.sort();
         v
     };
+    let count = |f: &dyn Fn(&Req) -> String| -> Vec<(i64, String)> { count_of(&|_| true, f) };
     out.push(format!("total_requests,,{n}"));
     out.push(format!("unique_ips,,{}", count(&|r| r.ip.clone()).len()));
     for (c, k) in count(&|r| r.status.to_string()) {
         out.push(format!("status_distribution,{k},{}", -c));
     }
-    for (c, k) in count(&|r| r.method.clone()) {
+    // Unusual request lines have no method or URL to count.
+    for (c, k) in count_of(&|r| !r.unusual, &|r| r.method.clone()) {
         out.push(format!("method_distribution,{k},{}", -c));
     }
-    for (c, k) in count(&|r| r.url.clone()).into_iter().take(5) {
+    for (c, k) in count_of(&|r| !r.unusual, &|r| r.url.clone()).into_iter().take(5) {
         out.push(format!("top_urls,{k},{}", -c));
     }
     let errors = reqs.iter().filter(|r| r.status >= 400).count();
@@ -453,6 +457,7 @@ fn ref_report(reqs: &[Req], parse_errors: usize) -> Vec<String> {
     }
     let peak = (0..24).rev().max_by_key(|&h| hours[h]).unwrap();
     out.push(format!("peak_hour,{peak},{}", hours[peak]));
+    out.push(format!("unusual_requests,,{}", reqs.iter().filter(|r| r.unusual).count()));
     out.push(format!("parse_errors,,{parse_errors}"));
     out
 }
@@ -492,7 +497,8 @@ const MIXED: &[(&str, bool)] = &[
     (r#"10.0.0.2 - - [17/May/2015:10:05:03 +0000] "GET /a HTTP/1.1" 2000 1"#, false),
     (r#"10.0.0.2 - - [17/May/2015:10:05:03 +0000] "GET /a HTTP/1.1 200 1"#, false),
     (r#"10.0.0.2 - - 17/May/2015:10:05:03 +0000 "GET /a HTTP/1.1" 200 1"#, false),
-    (r#"10.0.0.2 - - [17/May/2015:10:05:03 +0000] "GARBAGE" 200 1"#, false),
+    // An unusual request line is still a request.
+    (r#"10.0.0.2 - - [17/May/2015:10:05:03 +0000] "GARBAGE" 200 1"#, true),
     (r#"10.0.0.2 - - [17/May/2015:10:05:03 +0000] "GET /a HTTP/1.1" 200 12kb"#, false),
     ("this is not a log line", false),
     (
@@ -520,7 +526,7 @@ fn bad_lines_are_rejected_with_line_numbers_and_nothing_valid_is_lost() {
         })
         .collect();
     // The reference agrees with the table above.
-    assert_eq!((reqs.len(), &bad), (12, &want_bad));
+    assert_eq!((reqs.len(), &bad), (14, &want_bad));
     let rejects = dir.path("rejects.txt");
     for w in ["1", "2"] {
         let out = run(
@@ -529,13 +535,14 @@ fn bad_lines_are_rejected_with_line_numbers_and_nothing_valid_is_lost() {
         );
         assert!(out.status.success());
         let summary = String::from_utf8_lossy(&out.stderr);
-        assert!(summary.contains("read 30 records, rejected 18"), "{summary}");
+        assert!(summary.contains("read 30 records, rejected 16"), "{summary}");
         let counts = job_counts(&String::from_utf8(out.stdout).unwrap());
         let hosts: BTreeMap<&str, i64> = counts.iter().map(|((_, ip), n)| (ip.as_str(), *n)).collect();
         assert_eq!(
             hosts,
             BTreeMap::from([
                 ("10.0.0.1", 6),
+                ("10.0.0.2", 2),
                 ("10.0.0.3", 2),
                 ("2001:db8::1", 2),
                 ("crawler.example.com", 2)
@@ -550,8 +557,9 @@ fn bad_lines_are_rejected_with_line_numbers_and_nothing_valid_is_lost() {
     }
     let (_, _, report) = outputs(&dir, "m", &["--input", log.to_str().unwrap()]);
     let report = report_lines(&report);
-    assert!(report.contains(&"parse_errors,,18".to_owned()), "{report:?}");
-    assert!(report.contains(&"total_requests,,12".to_owned()), "{report:?}");
+    assert!(report.contains(&"parse_errors,,16".to_owned()), "{report:?}");
+    assert!(report.contains(&"total_requests,,14".to_owned()), "{report:?}");
+    assert!(report.contains(&"unusual_requests,,2".to_owned()), "{report:?}");
     let strict = run("ip_counts", &["--input", log.to_str().unwrap(), "--strict"]);
     assert_eq!(strict.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&strict.stderr).contains(":6: empty line"));
@@ -603,6 +611,45 @@ fn real_fixture_counts_are_exact() {
     assert_eq!(alerts.iter().filter(|r| r[1] == "suspicious_ip").count(), 6);
 }
 
+/// Real lines from a public server log (NASA, July 1995) whose request lines Apache
+/// wrote as the client sent them.
+const UNUSUAL: &[&str] = &[
+    r#"pipe1.nyc.pipeline.com - - [01/Jul/1995:00:22:43 -0400] "GET /ksc.html" 200 7067"#,
+    r#"pipe1.nyc.pipeline.com - - [01/Jul/1995:00:22:44 -0400] "GET /shuttle/missions/sts-71/mission-sts-71.html HTTP/1.0" 200 12040"#,
+    r#"10.0.0.9 - - [01/Jul/1995:00:23:00 -0400] "-" 408 -"#,
+    r#"10.0.0.9 - - [01/Jul/1995:00:23:01 -0400] "GET /a b.html HTTP/1.0" 404 -"#,
+    r#"10.0.0.10 - - [01/Jul/1995:00:23:02 -0400] "\x16\x03\x01\x00\xa5\x01" 400 226"#,
+];
+
+#[test]
+fn unusual_request_lines_count_as_requests_and_are_reported_apart() {
+    let dir = TempDir::new("ip-unusual");
+    let log = dir.path("nasa.log");
+    std::fs::write(&log, UNUSUAL.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let (reqs, bad) = ref_read(&log);
+    assert_eq!((reqs.len(), bad.len()), (5, 0));
+    let unusual_file = dir.path("unusual.csv");
+    let (out, alerts, report) =
+        outputs(&dir, "u", &["--input", log.to_str().unwrap(), "--unusual", unusual_file.to_str().unwrap()]);
+    let hosts: BTreeMap<String, i64> = job_counts(&out).into_iter().map(|((_, ip), n)| (ip, n)).collect();
+    let want = BTreeMap::from([
+        ("10.0.0.10".into(), 1),
+        ("10.0.0.9".into(), 2),
+        ("pipe1.nyc.pipeline.com".into(), 2),
+    ]);
+    assert_eq!(hosts, want);
+    assert_eq!(report_lines(&report), ref_report(&reqs, 0));
+    assert!(report_lines(&report).contains(&"unusual_requests,,4".to_owned()), "{report}");
+    assert!(report_lines(&report).contains(&"status_distribution,408,1".to_owned()), "{report}");
+    assert!(alerts.starts_with("time,alert"), "{alerts}");
+    let unusual = std::fs::read_to_string(&unusual_file).unwrap();
+    let lines: Vec<&str> = unusual.lines().collect();
+    assert_eq!(lines[0], "time,ip,status,request");
+    assert_eq!(lines.len(), 5, "{unusual}");
+    assert!(lines[1].ends_with(",pipe1.nyc.pipeline.com,200,GET /ksc.html"), "{unusual}");
+    assert!(lines[2].ends_with(",10.0.0.9,408,-"), "{unusual}");
+}
+
 #[test]
 fn bad_flags_are_one_line_with_exit_code_2() {
     for args in [
@@ -632,9 +679,9 @@ fn every_run_writes_all_outputs_whichever_worker_builds_first() {
             "race",
             &["--input", log.to_str().unwrap(), "-w", "4", "--rejects", rejects.to_str().unwrap()],
         );
-        assert_eq!(job_counts(&out).len(), 4);
+        assert_eq!(job_counts(&out).len(), 5);
         assert_eq!(rows(&alerts).len(), 2, "{alerts}");
-        assert!(report.contains("parse_errors,,9"), "{report}");
-        assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), 9);
+        assert!(report.contains("parse_errors,,8"), "{report}");
+        assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), 8);
     }
 }

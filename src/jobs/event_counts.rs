@@ -19,8 +19,9 @@ use crate::time::Millis;
 pub struct EventStats {
     /// Number of events.
     pub count: i64,
-    /// Revenue in cents: the amounts of purchases.
-    pub revenue: i64,
+    /// Revenue in cents: the amounts of purchases, wide enough that no sum wraps
+    /// (see [`crate::money`]).
+    pub revenue: i128,
 }
 
 impl EventStats {

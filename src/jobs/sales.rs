@@ -13,8 +13,9 @@ use crate::money::Cents;
 /// Amount, count and quantity of a group of transactions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Totals {
-    /// Sum of amounts in cents.
-    pub total: i64,
+    /// Sum of amounts in cents: wide enough that no sum of parsed amounts wraps
+    /// (see [`crate::money`]).
+    pub total: i128,
     /// Number of transactions.
     pub count: i64,
     /// Sum of quantities.

@@ -11,6 +11,13 @@
 //! when it is missing or broken, for example cut off before its closing quote, the
 //! request still counts and [`AccessLog::tail`] says what was found. Quoted fields may
 //! hold `\"` and `\xhh` escapes, which Apache writes; they are kept as written.
+//!
+//! The quoted request line is usually `METHOD URL PROTOCOL`, but Apache also logs what
+//! a client actually sent: HTTP/0.9's `GET /page`, `-` for a client that sent nothing
+//! (status 408), URLs with spaces, binary probes. Such a line is still a request (its
+//! host, time, status and size are valid): it is accepted with an empty method, URL and
+//! protocol, and [`AccessLog::unusual_request`] says so. Only a line without a valid
+//! host, time, status or size is rejected.
 
 use rand::Rng;
 
@@ -41,15 +48,17 @@ pub struct AccessLog<'a> {
     pub time: Millis,
     /// The hour of day as written in the log (local to the server's offset), 0..=23.
     pub local_hour: u8,
-    /// Request method, e.g. `GET`.
+    /// The request line as written between its quotes (escapes kept).
+    pub request: &'a str,
+    /// Request method, e.g. `GET`; empty when the request line is unusual.
     pub method: &'a str,
-    /// Request target, e.g. `/index.html?q=1`.
+    /// Request target, e.g. `/index.html?q=1`; empty when the request line is unusual.
     pub url: &'a str,
-    /// Protocol, e.g. `HTTP/1.1`.
+    /// Protocol, e.g. `HTTP/1.1`; empty when the request line is unusual.
     pub protocol: &'a str,
     /// Response status, 100..=599.
     pub status: u16,
-    /// Response size in bytes; `None` when logged as `-`.
+    /// Response size in bytes, at most [`MAX_SIZE`]; `None` when logged as `-`.
     pub size: Option<u64>,
     /// Everything after the size field: empty in common format, ` "referer" "agent"` in
     /// combined format. Read it with [`AccessLog::combined`] and [`AccessLog::tail`]; it
@@ -58,6 +67,12 @@ pub struct AccessLog<'a> {
 }
 
 impl<'a> AccessLog<'a> {
+    /// Whether the request line is not `METHOD URL PROTOCOL` (method of ASCII capitals,
+    /// a URL without spaces, a protocol starting `HTTP/`): HTTP/0.9, `-`, a probe.
+    pub fn unusual_request(&self) -> bool {
+        self.method.is_empty()
+    }
+
     /// The referer and agent as written between their quotes (escapes kept), when the
     /// line is in well-formed combined format.
     pub fn combined(&self) -> Option<(&'a str, &'a str)> {
@@ -76,6 +91,10 @@ impl<'a> AccessLog<'a> {
         }
     }
 }
+
+/// The largest response size accepted: 10^15 bytes (a petabyte). A larger size is a
+/// reject (`size out of range`), so sums of sizes, kept in `i128`, stay exact.
+pub const MAX_SIZE: u64 = 1_000_000_000_000_000;
 
 /// The Apache common/combined log format.
 pub struct AccessLogFormat;
@@ -110,8 +129,18 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 
 /// Parses the text between the brackets of `[17/May/2015:10:05:03 +0000]` into UTC
 /// milliseconds and the hour as written. Exactly this shape is accepted; no allocation.
+/// A well-formed time outside 1970..9999 UTC is `None` too; the parser tells the two
+/// apart with [`parse_clf_time_signed`].
 #[inline]
 pub fn parse_clf_time(b: &[u8]) -> Option<(Millis, u8)> {
+    parse_clf_time_signed(b)
+        .and_then(|(t, hour)| super::event_time_in_range(t as i128, "").ok().map(|t| (t, hour)))
+}
+
+/// Like [`parse_clf_time`], with UTC milliseconds that are negative before 1970 and may
+/// pass 9999-12-31 (a time zone behind UTC on the last day).
+#[inline]
+pub fn parse_clf_time_signed(b: &[u8]) -> Option<(i64, u8)> {
     if b.len() != TIME_LEN
         || b[2] != b'/'
         || b[6] != b'/'
@@ -148,7 +177,7 @@ pub fn parse_clf_time(b: &[u8]) -> Option<(Millis, u8)> {
     let local =
         days_from_civil(year as i64, month, day) * 86_400 + (hour * 3600 + minute * 60 + second) as i64;
     let utc = local - sign * (off_h * 3600 + off_m * 60) as i64;
-    u64::try_from(utc).ok().map(|s| (s * 1000, hour as u8))
+    Some((utc * 1000, hour as u8))
 }
 
 /// The end of a quoted field that starts just after an opening quote at `from`: the
@@ -187,6 +216,20 @@ fn parse_tail(b: &[u8], from: usize) -> Option<(usize, usize, usize, usize)> {
     }
 }
 
+/// The positions of the two spaces of a `METHOD URL PROTOCOL` request line, or `None`
+/// when the line has another shape.
+#[inline]
+fn split_request(request: &[u8]) -> Option<(usize, usize)> {
+    let m = memchr::memchr(b' ', request)?;
+    let p = memchr::memrchr(b' ', request)?;
+    let usual = m > 0
+        && p > m + 1
+        && request[..m].iter().all(u8::is_ascii_uppercase)
+        && memchr::memchr(b' ', &request[m + 1..p]).is_none()
+        && request[p + 1..].starts_with(b"HTTP/");
+    usual.then_some((m, p))
+}
+
 fn token(b: &[u8], from: usize, what: &'static str) -> Result<usize, ParseError> {
     // Tokens are short: a plain loop beats memchr's setup.
     let end = b[from..]
@@ -209,10 +252,11 @@ impl LineFormat for AccessLogFormat {
     }
 
     /// Parses one line. The common-format prefix must be, separated by single spaces:
-    /// host (visible ASCII, no `"`), ident, user, `[dd/Mon/yyyy:HH:MM:SS ±hhmm]`,
-    /// `"METHOD URL PROTOCOL"` (method of ASCII capitals, URL without spaces, protocol
-    /// starting `HTTP/`), a status 100..=599 and a size (digits or `-`). The prefix ends
-    /// the line or is followed by a space and the optional tail.
+    /// host (visible ASCII, no `"`), ident, user, `[dd/Mon/yyyy:HH:MM:SS ±hhmm]`, a
+    /// quoted request line (any text; split into method, URL and protocol when it is
+    /// `METHOD URL PROTOCOL`, else [unusual](AccessLog::unusual_request)), a status
+    /// 100..=599 and a size (digits or `-`, at most [`MAX_SIZE`]). The prefix ends the
+    /// line or is followed by a space and the optional tail.
     #[inline]
     fn parse(line: &str) -> Result<AccessLog<'_>, ParseError> {
         let b = line.as_bytes();
@@ -238,12 +282,11 @@ impl LineFormat for AccessLogFormat {
         if b.get(t0) != Some(&b'[') || b.get(t0 + 1 + TIME_LEN) != Some(&b']') {
             return Err(ParseError::fixed("bad time: expected [dd/Mon/yyyy:HH:MM:SS +zzzz]"));
         }
-        let (time, local_hour) = parse_clf_time(&b[t0 + 1..t0 + 1 + TIME_LEN]).ok_or_else(|| {
-            ParseError::from(format!(
-                "bad time '{}': expected dd/Mon/yyyy:HH:MM:SS +zzzz",
-                text(t0 + 1, t0 + 1 + TIME_LEN)
-            ))
+        let time_text = text(t0 + 1, t0 + 1 + TIME_LEN);
+        let (time, local_hour) = parse_clf_time_signed(time_text.as_bytes()).ok_or_else(|| {
+            ParseError::from(format!("bad time '{time_text}': expected dd/Mon/yyyy:HH:MM:SS +zzzz"))
         })?;
+        let time = super::event_time_in_range(time as i128, time_text)?;
 
         let q0 = t0 + TIME_LEN + 2;
         if b.get(q0..q0 + 2) != Some(b" \"") {
@@ -251,19 +294,10 @@ impl LineFormat for AccessLogFormat {
         }
         let r0 = q0 + 2;
         let r1 = closing_quote(b, r0).ok_or(ParseError::fixed("unterminated request"))?;
-        let request = &b[r0..r1];
-        let m = memchr::memchr(b' ', request)
-            .ok_or(ParseError::fixed("bad request: expected METHOD URL PROTOCOL"))?;
-        let p = memchr::memrchr(b' ', request).expect("a space was found");
-        if m == 0 || p <= m + 1 || !request[..m].iter().all(u8::is_ascii_uppercase) {
-            return Err(ParseError::fixed("bad request: expected METHOD URL PROTOCOL"));
-        }
-        if memchr::memchr(b' ', &request[m + 1..p]).is_some() {
-            return Err(ParseError::fixed("bad request: space in URL"));
-        }
-        if !request[p + 1..].starts_with(b"HTTP/") {
-            return Err(ParseError::fixed("bad request: protocol is not HTTP/x"));
-        }
+        let (method, url, protocol) = match split_request(&b[r0..r1]) {
+            Some((m, p)) => (text(r0, r0 + m), text(r0 + m + 1, r0 + p), text(r0 + p + 1, r1)),
+            None => ("", "", ""),
+        };
 
         let s0 = r1 + 1;
         if b.get(s0) != Some(&b' ') {
@@ -280,8 +314,13 @@ impl LineFormat for AccessLogFormat {
         let z1 = b[z0..].iter().position(|&c| c == b' ').map_or(b.len(), |k| z0 + k);
         let size = match &b[z0..z1] {
             b"-" => None,
-            d if !d.is_empty() && d.len() <= 19 && d.iter().all(u8::is_ascii_digit) => {
-                Some(d.iter().fold(0u64, |v, c| v * 10 + (c - b'0') as u64))
+            d if !d.is_empty() && d.iter().all(u8::is_ascii_digit) => {
+                // Saturates past MAX_SIZE, so any count of digits is checked without wrapping.
+                let n = d.iter().fold(0u64, |v, c| v.saturating_mul(10).saturating_add((c - b'0') as u64));
+                if n > MAX_SIZE {
+                    return Err(ParseError::fixed("size out of range: more than 10^15 bytes"));
+                }
+                Some(n)
             }
             _ => return Err(ParseError::fixed("bad size: expected digits or -")),
         };
@@ -292,9 +331,10 @@ impl LineFormat for AccessLogFormat {
             user: text(ident_end + 1, user_end),
             time,
             local_hour,
-            method: text(r0, r0 + m),
-            url: text(r0 + m + 1, r0 + p),
-            protocol: text(r0 + p + 1, r1),
+            request: text(r0, r1),
+            method,
+            url,
+            protocol,
             status,
             size,
             rest: text(z1, b.len()),
@@ -540,6 +580,30 @@ mod tests {
     }
 
     #[test]
+    fn unusual_request_lines_are_requests_with_their_host_time_status_and_size() {
+        for request in [
+            "GET /ksc.html",
+            "-",
+            "",
+            "GET /a b HTTP/1.1",
+            "get / HTTP/1.1",
+            "GET / FTP/1",
+            "GET  HTTP/1.1",
+            "\\x16\\x03\\x01\\x00\\xa5",
+            "\\\"GET / HTTP/1.1",
+        ] {
+            let line = format!("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"{request}\" 408 12 \"-\" \"-\"");
+            let a = AccessLogFormat::parse(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(a.unusual_request(), "{line}");
+            assert_eq!((a.host, a.status, a.size, a.request), ("1.2.3.4", 408, Some(12), request));
+            assert_eq!((a.method, a.url, a.protocol, a.tail()), ("", "", "", Tail::Combined));
+        }
+        let usual = AccessLogFormat::parse(LINE).unwrap();
+        assert!(!usual.unusual_request());
+        assert_eq!(usual.request, format!("{} {} {}", usual.method, usual.url, usual.protocol));
+    }
+
+    #[test]
     fn rejects_bad_prefixes() {
         let cases = [
             ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200", "missing size"),
@@ -547,10 +611,6 @@ mod tests {
             ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 20 12", "bad status"),
             ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 700 12", "bad status"),
             ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1 200 12", "unterminated"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET /\" 200 12", "bad request"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"get / HTTP/1.1\" 200 12", "bad request"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / FTP/1\" 200 12", "bad request"),
-            ("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET /a b HTTP/1.1\" 200 12", "bad request"),
             ("1.2.3.4 - - [32/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12", "bad time"),
             ("1.2.3.4 - - [17/Mai/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 12", "bad time"),
             ("1.2.3.4 - - [17/May/2015:10:05:03] \"GET / HTTP/1.1\" 200 12", "bad time"),
@@ -591,6 +651,31 @@ mod tests {
         for (what, n) in [("ipv6", v6), ("names", names), ("dash", dash), ("common", common), ("5xx", errors)]
         {
             assert!(n > 10, "{what}: {n}");
+        }
+    }
+
+    #[test]
+    fn event_times_outside_1970_to_9999_are_rejected_as_out_of_range() {
+        let at = |time: &str| format!("1.2.3.4 - - [{time}] \"GET / HTTP/1.1\" 200 12");
+        let time = |time: &str| AccessLogFormat::parse(&at(time)).map(|a| a.time);
+        assert_eq!(time("01/Jan/1970:00:00:00 +0000"), Ok(0));
+        assert_eq!(time("31/Dec/9999:23:59:59 +0000"), Ok(crate::record::MAX_EVENT_TIME - 999));
+        for text in ["31/Dec/1969:23:59:59 +0000", "01/Jan/1970:00:30:00 +0100", "31/Dec/9999:23:00:00 -0500"]
+        {
+            let err = time(text).unwrap_err();
+            assert!(err.0.starts_with("timestamp out of range"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn sizes_beyond_a_petabyte_are_rejected_not_wrapped() {
+        let with =
+            |size: &str| format!("1.2.3.4 - - [17/May/2015:10:05:03 +0000] \"GET / HTTP/1.1\" 200 {size}");
+        let size = |s: &str| AccessLogFormat::parse(&with(s)).map(|a| a.size);
+        assert_eq!(size("1000000000000000"), Ok(Some(MAX_SIZE)));
+        assert_eq!(size("0001"), Ok(Some(1)));
+        for s in ["1000000000000001", "9999999999999999999", "184467440737095516150000"] {
+            assert!(size(s).unwrap_err().0.starts_with("size out of range"), "{s}");
         }
     }
 

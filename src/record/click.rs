@@ -18,7 +18,9 @@
 //!   without one as Python's `isoformat()` writes it, which is taken as UTC), or a
 //!   whole number of milliseconds since the Unix epoch as JavaScript and Kafka write it.
 //!   A number below 10^11 would be before 1973 as milliseconds and is almost certainly
-//!   epoch *seconds*, so it is rejected rather than silently misplaced.
+//!   epoch *seconds*, so it is rejected rather than silently misplaced. Either way the
+//!   time must lie in 1970-01-01..9999-12-31 UTC ([`super::MAX_EVENT_TIME`]), or the
+//!   line is rejected as `timestamp out of range`.
 //! * `amount` is `null` or a non-negative JSON number that is a whole number of cents.
 //!   The number's text is converted exactly (`12.5`, `12.50`, `1.25e1` and `1250e-2`
 //!   are the same amount); it never passes through a float. `12.345` is rejected.
@@ -35,9 +37,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::json::Scan;
-use super::{LineFormat, ParseError, RowGenerator, Timeline};
+use super::{LineFormat, ParseError, RowGenerator, Timeline, event_time_in_range};
 use crate::money::Cents;
-use crate::time::{Millis, parse_iso8601, write_iso8601};
+use crate::time::{Millis, parse_iso8601_signed, write_iso8601};
 
 /// Number of distinct generated customers, `CUST_001` to `CUST_100` as in the notebook.
 pub const CLICK_CUSTOMERS: u32 = 100;
@@ -272,28 +274,35 @@ impl<'a> ClickFields<'a> for Scan<'a> {
         match self.peek() {
             Some(b'"') => {
                 let text = self.string()?;
-                parse_iso8601(&text).or_else(|| parse_iso8601(text.trim())).ok_or_else(|| {
-                    ParseError::from(format!("bad timestamp '{}': not ISO 8601", excerpt(&text)))
-                })
+                parse_iso8601_signed(&text)
+                    .or_else(|| parse_iso8601_signed(text.trim()))
+                    .ok_or_else(|| {
+                        ParseError::from(format!("bad timestamp '{}': not ISO 8601", excerpt(&text)))
+                    })
+                    .and_then(|t| event_time_in_range(t as i128, &text))
             }
             Some(b'-' | b'0'..=b'9') => {
                 let n = self.number()?;
-                let millis = if n.negative || !n.frac.is_empty() || n.exp != 0 {
-                    None
-                } else {
-                    n.text.parse::<u64>().ok()
-                };
-                match millis {
-                    Some(ms) if ms >= MIN_EPOCH_MILLIS => Ok(ms),
-                    Some(_) => Err(ParseError::from(format!(
-                        "bad timestamp {}: looks like epoch seconds; expected milliseconds",
-                        n.text
-                    ))),
-                    None => Err(ParseError::from(format!(
+                if !n.frac.is_empty() || n.exp != 0 {
+                    return Err(ParseError::from(format!(
                         "bad timestamp {}: expected whole epoch milliseconds",
                         excerpt(n.text)
-                    ))),
+                    )));
                 }
+                // A whole number: any count of digits is a time, however far out of range.
+                let magnitude =
+                    n.int.iter().try_fold(0i128, |v, d| v.checked_mul(10)?.checked_add((d - b'0') as i128));
+                let ms = event_time_in_range(
+                    magnitude.map_or(i128::MAX, |m| if n.negative { -m } else { m }),
+                    n.text,
+                )?;
+                if ms < MIN_EPOCH_MILLIS {
+                    return Err(ParseError::from(format!(
+                        "bad timestamp {}: looks like epoch seconds; expected milliseconds",
+                        n.text
+                    )));
+                }
+                Ok(ms)
             }
             _ => Err(self.wrong_type("timestamp", "an ISO 8601 string or epoch milliseconds")),
         }
@@ -305,7 +314,7 @@ impl<'a> ClickFields<'a> for Scan<'a> {
             Some(b'n') => self.literal(b"null").map(|()| None),
             Some(b'-' | b'0'..=b'9') => {
                 let n = self.number()?;
-                match n.fixed(2).map(Cents) {
+                match n.fixed(2).map(|c| Cents(c as i128)).and_then(Cents::checked_range) {
                     Ok(c) if c.0 < 0 => Err(ParseError::from(format!("negative amount {}", excerpt(n.text)))),
                     Ok(c) => Ok(Some(c)),
                     Err(e) => Err(ParseError::from(format!("bad amount {}: {e}", excerpt(n.text)))),
@@ -400,7 +409,7 @@ mod tests {
         format!("{{{}}}", parts.join(", "))
     }
 
-    fn amount(text: &str) -> Result<Option<i64>, String> {
+    fn amount(text: &str) -> Result<Option<i128>, String> {
         ClickJson::parse(&with("amount", text)).map(|c| c.amount.map(|a| a.0)).map_err(|e| e.to_string())
     }
 
@@ -434,14 +443,16 @@ mod tests {
         assert_eq!(amount("-0.0"), Ok(Some(0)));
         assert_eq!(amount("0e999999999999"), Ok(Some(0)));
         assert_eq!(amount("null"), Ok(None));
-        // 0.1 + 0.2 style values stay exact: 92233720368547758.07 is i64::MAX cents.
-        assert_eq!(amount("92233720368547758.07"), Ok(Some(i64::MAX)));
+        // Exact up to the documented bound, ten trillion (see crate::money).
+        assert_eq!(amount("1e13"), Ok(Some(crate::money::MAX_AMOUNT.0)));
+        assert_eq!(amount("9999999999999.99"), Ok(Some(crate::money::MAX_AMOUNT.0 - 1)));
         assert_eq!(amount("0.30"), Ok(Some(30)));
         let err = |text: &str| amount(text).unwrap_err();
         assert!(err("12.345").contains("more than two decimals"), "{}", err("12.345"));
         assert!(err("1e-3").contains("more than two decimals"));
         assert!(err("1e-999999999").contains("more than two decimals"));
-        assert!(err("92233720368547758.08").contains("out of range"));
+        assert!(err("92233720368547758.07").contains("out of range"));
+        assert!(err("10000000000000.01").contains("out of range"));
         assert!(err("1e17").contains("out of range"));
         assert!(err("1e99999999999").contains("out of range"));
         assert!(err("-5.00").starts_with("negative amount -5.00"));
@@ -465,10 +476,30 @@ mod tests {
         let err = |text: &str| time(text).unwrap_err();
         assert!(err("1790812800").contains("looks like epoch seconds"));
         assert!(err("1790812800000.5").contains("whole epoch milliseconds"));
-        assert!(err("-1790812800000").contains("whole epoch milliseconds"));
+        assert!(err("-1790812800000").starts_with("timestamp out of range"));
         assert!(err("\"yesterday\"").starts_with("bad timestamp 'yesterday': not ISO 8601"));
         assert!(err("\"2026-02-30T00:00:00Z\"").starts_with("bad timestamp"));
         assert!(err("null").starts_with("timestamp must be an ISO 8601 string"));
+    }
+
+    #[test]
+    fn event_times_outside_1970_to_9999_are_rejected_as_out_of_range() {
+        let time = |text: &str| ClickJson::parse(&with("timestamp", text)).map(|c| c.timestamp);
+        let max = crate::record::MAX_EVENT_TIME;
+        assert_eq!(time(&max.to_string()), Ok(max));
+        assert_eq!(time("\"9999-12-31T23:59:59.999Z\""), Ok(max));
+        for text in [
+            // The value that wrapped a live job's window end.
+            "18446744073709551615",
+            "99999999999999999999999",
+            "253402300800000",
+            "-1",
+            "\"1969-12-31T23:59:59Z\"",
+            "\"9999-12-31T23:59:59-00:01\"",
+        ] {
+            let err = time(text).unwrap_err();
+            assert!(err.0.starts_with("timestamp out of range"), "{text}: {err}");
+        }
     }
 
     #[test]
@@ -549,7 +580,7 @@ mod tests {
             match c.event_type {
                 EventType::Purchase => {
                     let a = c.amount.unwrap().0;
-                    assert!((MIN_AMOUNT..=MAX_AMOUNT).contains(&a));
+                    assert!((MIN_AMOUNT as i128..=MAX_AMOUNT as i128).contains(&a));
                     // Python's float repr of the same value, the notebook's shape.
                     let (whole, frac) = v["amount"].get().split_once('.').unwrap();
                     assert_eq!(whole, (a / 100).to_string());

@@ -3,7 +3,8 @@
 //! A record kind implements [`LineFormat`]: it recognises its header line, parses one
 //! line into a borrowed view without allocating, and names the view's event time.
 //! The ingest operator is generic over `LineFormat`, so every job reads every input
-//! kind through the same code.
+//! kind through the same code. Every kind rejects event times outside
+//! 1970-01-01..9999-12-31 UTC ([`MAX_EVENT_TIME`]).
 
 use std::borrow::Cow;
 
@@ -21,6 +22,32 @@ pub mod transaction;
 
 /// The default first generated timestamp: 2026-10-01T00:00:00Z.
 pub const DEFAULT_START: Millis = 1_790_812_800_000;
+
+/// The first supported event time: 1970-01-01T00:00:00Z.
+pub const MIN_EVENT_TIME: Millis = 0;
+
+/// The last supported event time: 9999-12-31T23:59:59.999Z.
+///
+/// Every parser rejects a record whose event time falls outside
+/// [`MIN_EVENT_TIME`]`..=MAX_EVENT_TIME` with a reason starting `timestamp out of range`
+/// ([`event_time_in_range`]). The bound keeps event times about 2^47, so window and epoch
+/// arithmetic downstream (a window's end is `time - time % size + size`) stays far
+/// from `u64::MAX`, and every accepted time prints as a four-digit year.
+pub const MAX_EVENT_TIME: Millis = 253_402_300_799_999;
+
+/// Checks that `time` (milliseconds since the epoch, negative before 1970) is within
+/// [`MIN_EVENT_TIME`]`..=`[`MAX_EVENT_TIME`]; `text` is the field as written, for the reason.
+#[inline]
+pub fn event_time_in_range(time: i128, text: &str) -> Result<Millis, ParseError> {
+    if (MIN_EVENT_TIME as i128..=MAX_EVENT_TIME as i128).contains(&time) {
+        Ok(time as Millis)
+    } else {
+        Err(ParseError::from(format!(
+            "timestamp out of range '{}': event times must lie in 1970-01-01..9999-12-31 UTC",
+            crate::diag::excerpt(text.as_bytes(), 40)
+        )))
+    }
+}
 
 /// Why a line was rejected: a short, human-readable reason.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use std::borrow::Cow;
 
 use rand::Rng;
 
-use super::{LineFormat, ParseError, RowGenerator, Timeline, csv};
+use super::{LineFormat, ParseError, RowGenerator, Timeline, csv, event_time_in_range};
 use crate::money::Cents;
-use crate::time::{Millis, parse_iso8601, write_iso8601};
+use crate::time::{Millis, parse_iso8601_signed, write_iso8601};
 
 /// The header line of a transactions CSV file.
 pub const HEADER: &str = "transaction_id,customer_id,product_category,product_price,quantity,timestamp,customer_age,customer_city,payment_method,total_amount";
@@ -107,9 +107,9 @@ impl LineFormat for TransactionCsv {
                 usize::MAX => ParseError::fixed("unterminated or misplaced quote"),
                 n => ParseError::from(format!("wrong field count: expected 10, found {n}")),
             })?;
-        let timestamp_ms = parse_iso8601(timestamp.trim()).ok_or_else(|| {
-            ParseError::from(format!("bad timestamp '{}': not ISO 8601", excerpt(&timestamp)))
-        })?;
+        let timestamp_ms = parse_iso8601_signed(timestamp.trim())
+            .ok_or_else(|| ParseError::from(format!("bad timestamp '{}': not ISO 8601", excerpt(&timestamp))))
+            .and_then(|t| event_time_in_range(t as i128, &timestamp))?;
         Ok(Transaction {
             product_price: money(&price, "product_price")?,
             quantity: integer(&quantity, "quantity")?,
@@ -231,7 +231,7 @@ impl RowGenerator for TransactionGen {
         out.push(b',');
         out.extend_from_slice(category.as_bytes());
         out.push(b',');
-        Cents(price).write(out);
+        Cents(price as i128).write(out);
         out.push(b',');
         out.extend_from_slice(num.format(quantity).as_bytes());
         out.push(b',');
@@ -243,7 +243,7 @@ impl RowGenerator for TransactionGen {
         out.push(b',');
         out.extend_from_slice(payment.as_bytes());
         out.push(b',');
-        Cents(price * quantity).write(out);
+        Cents((price * quantity) as i128).write(out);
     }
 }
 
@@ -265,7 +265,7 @@ mod tests {
             assert!((1000..=100_000).contains(&t.product_price.0));
             assert!((1..=5).contains(&t.quantity));
             assert!((18..=70).contains(&t.customer_age));
-            assert_eq!(t.total_amount.0, t.product_price.0 * t.quantity as i64);
+            assert_eq!(t.total_amount.0, t.product_price.0 * t.quantity as i128);
             assert!(CATEGORIES.contains(&&*t.product_category));
             assert!(PAYMENT_METHODS.contains(&&*t.payment_method));
             assert!(t.timestamp >= DEFAULT_START && t.timestamp < DEFAULT_START + 30 * DAY_MS);
@@ -330,5 +330,17 @@ mod tests {
         }
         assert!(TransactionCsv::is_header(HEADER));
         assert!(TransactionCsv::is_header(&format!("\u{feff}{HEADER}\r")));
+    }
+
+    #[test]
+    fn event_times_outside_1970_to_9999_are_rejected_as_out_of_range() {
+        let at = |time: &str| format!("TXN_1,CUST_1,Books,10.00,2,{time},30,Depok,Cash,20.00");
+        let parse = |time: &str| TransactionCsv::parse(&at(time)).map(|t| t.timestamp);
+        assert_eq!(parse("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse("9999-12-31T23:59:59.999Z"), Ok(crate::record::MAX_EVENT_TIME));
+        for time in ["1969-12-31T23:59:59Z", "1970-01-01T00:30:00+01:00", "9999-12-31T23:00:00-05:00"] {
+            let err = parse(time).unwrap_err();
+            assert!(err.0.starts_with("timestamp out of range"), "{time}: {err}");
+        }
     }
 }

@@ -30,6 +30,8 @@ pub enum Cell<'a> {
     Time(Millis),
     /// A signed integer.
     Int(i64),
+    /// A signed integer too wide for [`Cell::Int`], such as a sum of byte counts.
+    Wide(i128),
     /// An amount of money, printed with two decimals.
     Money(Cents),
     /// Text.
@@ -76,6 +78,7 @@ impl Cell<'_> {
             Cell::Time(t) if iso_time => write_iso8601(out, t),
             Cell::Time(t) => out.extend_from_slice(itoa::Buffer::new().format(t).as_bytes()),
             Cell::Int(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+            Cell::Wide(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
             Cell::Money(c) => c.write(out),
             Cell::Text(s) => out.extend_from_slice(s.as_bytes()),
             Cell::Ratio(v, decimals) => {
@@ -259,7 +262,7 @@ fn render_table<R: Tabular>(
 mod tests {
     use super::*;
 
-    struct Row(u64, &'static str, i64);
+    struct Row(u64, &'static str, i128);
     impl Tabular for Row {
         fn columns() -> Vec<&'static str> {
             vec!["time", "name", "total"]

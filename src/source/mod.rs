@@ -121,6 +121,16 @@ impl InputSpec {
         }
     }
 
+    /// The files this process reads, for checks such as that no output overwrites one.
+    pub fn files(&self) -> Vec<PathBuf> {
+        match self {
+            InputSpec::File(path) => vec![path.clone()],
+            InputSpec::Tail(spec) => vec![spec.path.clone()],
+            InputSpec::Shard(spec) => spec.files().to_vec(),
+            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Gen(_) => Vec::new(),
+        }
+    }
+
     /// This input as process `process` of `processes` reads it: a shard spec finds the
     /// process's own files; other inputs are the same for every process.
     pub fn for_process(self, process: usize, processes: usize) -> Result<InputSpec, String> {

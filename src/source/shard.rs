@@ -86,6 +86,11 @@ impl ShardSpec {
         }
     }
 
+    /// The process's own files once bound (none before).
+    pub fn files(&self) -> &[PathBuf] {
+        self.bound.as_ref().map_or(&[], |b| &b.files)
+    }
+
     /// Checks that the spec was bound to a process and found files.
     pub fn validate(&self) -> Result<(), String> {
         match &self.bound {

@@ -232,7 +232,7 @@ impl Tabular for SalesRow {
 }
 
 /// Orders customers for `top_customers`: most spent first, ties by customer id.
-pub fn top_order(customer: &str, totals: &Totals) -> (std::cmp::Reverse<i64>, CompactString) {
+pub fn top_order(customer: &str, totals: &Totals) -> (std::cmp::Reverse<i128>, CompactString) {
     (std::cmp::Reverse(totals.total), CompactString::from(customer))
 }
 

@@ -3,6 +3,9 @@
 //! * [`IpCount`]: requests per client host, per window (batch) or as changes
 //!   (incremental), ordered by count descending, then host.
 //! * [`IpAlert`]: a suspicious host (more than N requests in a window) or a 5xx response.
+//! * [`UnusualRequest`]: a request whose request line is not `METHOD URL PROTOCOL`. It
+//!   counts like any other request (per host, status, size, alerts); only its method and
+//!   URL are unknown, so the report leaves it out of those two and counts it apart.
 //! * [`report`]: the notebook's batch analytics over the whole log.
 
 pub mod report;
@@ -32,6 +35,9 @@ pub struct Hit {
     pub size: Option<u64>,
     /// Hour of day as written in the log.
     pub hour: u8,
+    /// The request line as written, when it is unusual (then method and URL are empty);
+    /// empty otherwise.
+    pub unusual: Option<CompactString>,
 }
 
 impl Hit {
@@ -51,6 +57,8 @@ impl Hit {
             status: log.status,
             size: log.size,
             hour: log.local_hour,
+            // Unusual lines are rare, so keeping their text costs nothing on the hot path.
+            unusual: log.unusual_request().then(|| CompactString::from(log.request)),
         }
     }
 
@@ -179,6 +187,41 @@ impl Tabular for IpAlert {
                 Cell::Text(&self.url),
             ]),
         }
+    }
+}
+
+/// A request whose request line is not `METHOD URL PROTOCOL`, for the `--unusual` file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UnusualRequest {
+    /// The request's event time.
+    pub time: Millis,
+    /// Client host.
+    pub ip: CompactString,
+    /// Response status.
+    pub status: u16,
+    /// The request line as written between its quotes.
+    pub request: CompactString,
+}
+
+impl UnusualRequest {
+    /// The unusual request `hit` at `time`, if its request line is unusual.
+    pub fn of(hit: Hit, time: Millis) -> Option<UnusualRequest> {
+        let request = hit.unusual?;
+        Some(UnusualRequest { time, ip: hit.ip, status: hit.status, request })
+    }
+}
+
+impl Tabular for UnusualRequest {
+    fn columns() -> Vec<&'static str> {
+        vec!["time", "ip", "status", "request"]
+    }
+    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+        out.extend([
+            Cell::Time(self.time),
+            Cell::Text(&self.ip),
+            Cell::Int(self.status as i64),
+            Cell::Text(&self.request),
+        ]);
     }
 }
 

@@ -1,5 +1,9 @@
 //! The notebook's batch analytics over an access log: totals, distributions, top URLs,
-//! error rate, average size, peak hour and parse errors.
+//! error rate, average size, peak hour, unusual request lines and parse errors.
+//!
+//! A request with an unusual request line (not `METHOD URL PROTOCOL`, see
+//! [`crate::record::access_log`]) counts in every metric except the method
+//! distribution and top URLs, which it has no value for; `unusual_requests` counts them.
 //!
 //! Each request adds to several [`Facet`] counters; once the input has ended the
 //! counters and the number of rejected lines become [`LogReportRow`]s
@@ -38,25 +42,31 @@ pub enum Facet {
     Url(CompactString),
     /// Requests per hour of day.
     Hour(u8),
+    /// Requests whose request line is unusual.
+    Unusual,
 }
 
 impl Facet {
     /// Calls `each` with every facet a request adds to, and the amount.
     #[inline]
-    pub fn of(hit: Hit, mut each: impl FnMut(Facet, i64)) {
+    pub fn of(hit: Hit, mut each: impl FnMut(Facet, i128)) {
         each(Facet::Requests, 1);
         if hit.is_error() {
             each(Facet::Errors, 1);
         }
         if let Some(size) = hit.size {
             each(Facet::Sized, 1);
-            each(Facet::Bytes, size as i64);
+            each(Facet::Bytes, size as i128);
         }
         each(Facet::Status(hit.status), 1);
         each(Facet::Hour(hit.hour), 1);
         each(Facet::Ip(hit.ip), 1);
-        each(Facet::Method(hit.method), 1);
-        each(Facet::Url(hit.url), 1);
+        if hit.unusual.is_some() {
+            each(Facet::Unusual, 1);
+        } else {
+            each(Facet::Method(hit.method), 1);
+            each(Facet::Url(hit.url), 1);
+        }
     }
 }
 
@@ -85,6 +95,8 @@ pub enum Metric {
     AvgResponseSize,
     /// The hour of day (as written in the log) with the most requests; the earliest on a tie.
     PeakHour,
+    /// Requests whose request line is not `METHOD URL PROTOCOL`.
+    UnusualRequests,
     /// Lines rejected as malformed.
     ParseErrors,
 }
@@ -103,6 +115,7 @@ impl Metric {
             Metric::ResponseBytes => "response_bytes",
             Metric::AvgResponseSize => "avg_response_size",
             Metric::PeakHour => "peak_hour",
+            Metric::UnusualRequests => "unusual_requests",
             Metric::ParseErrors => "parse_errors",
         }
     }
@@ -111,14 +124,14 @@ impl Metric {
 /// A report value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Value {
-    /// A count or sum.
-    Int(i64),
+    /// A count or sum: `i128`, so a sum of sizes (each at most 10^15) cannot wrap.
+    Int(i128),
     /// `num / den * scale`, printed with `decimals` decimals (`NaN` when `den` is 0).
     Ratio {
         /// Numerator.
-        num: i64,
+        num: i128,
         /// Denominator.
-        den: i64,
+        den: i128,
         /// Multiplier, e.g. 100 for a percentage.
         scale: i64,
         /// Decimals printed.
@@ -151,7 +164,7 @@ impl Tabular for LogReportRow {
     fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
         out.extend([Cell::Time(self.time), Cell::Text(self.metric.name()), Cell::Text(&self.key)]);
         out.push(match self.value {
-            Value::Int(v) => Cell::Int(v),
+            Value::Int(v) => Cell::Wide(v),
             Value::Ratio { num, den, scale, decimals } => {
                 // The notebook's arithmetic, in the same order, so the float is the same.
                 let v = if den == 0 { f64::NAN } else { num as f64 / den as f64 * scale as f64 };
@@ -162,12 +175,12 @@ impl Tabular for LogReportRow {
 }
 
 /// Builds the report's rows from the final facet counts and the number of rejected lines.
-pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -> Vec<LogReportRow> {
-    let (mut requests, mut errors, mut sized, mut bytes, mut ips) = (0, 0, 0, 0, 0);
+pub fn report_rows(time: Millis, facets: Vec<(Facet, i128)>, parse_errors: u64) -> Vec<LogReportRow> {
+    let (mut requests, mut errors, mut sized, mut bytes, mut ips, mut unusual) = (0, 0, 0, 0, 0, 0);
     let mut statuses = Vec::new();
     let mut methods = Vec::new();
     let mut urls = Vec::new();
-    let mut hours = [0i64; 24];
+    let mut hours = [0i128; 24];
     for (facet, n) in facets {
         match facet {
             Facet::Requests => requests += n,
@@ -179,6 +192,7 @@ pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -
             Facet::Method(m) => methods.push((m, n)),
             Facet::Url(u) => urls.push((u, n)),
             Facet::Hour(h) => hours[h as usize % 24] += n,
+            Facet::Unusual => unusual += n,
         }
     }
     let row = |metric, rank, key: CompactString, value| LogReportRow { time, metric, rank, key, value };
@@ -201,7 +215,8 @@ pub fn report_rows(time: Millis, facets: Vec<(Facet, i64)>, parse_errors: u64) -
             none.clone(),
             Value::Ratio { num: bytes, den: sized, scale: 1, decimals: 2 },
         ),
-        row(Metric::ParseErrors, 0, none, Value::Int(parse_errors as i64)),
+        row(Metric::UnusualRequests, 0, none.clone(), Value::Int(unusual)),
+        row(Metric::ParseErrors, 0, none, Value::Int(parse_errors as i128)),
     ];
     for (metric, mut counts, limit) in [
         (Metric::StatusDistribution, statuses, usize::MAX),
@@ -237,16 +252,16 @@ pub trait LogReport<'scope, T: EventTime> {
 /// What the report's fold takes in: facet counts and rejected-line counts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Part {
-    Facet(Windowed<Facet, i64>),
+    Facet(Windowed<Facet, i128>),
     Rejected(u64),
 }
 
-impl<'scope, T: EventTime> LogReport<'scope, T> for Stream<'scope, T, Vec<Windowed<Facet, i64>>> {
+impl<'scope, T: EventTime> LogReport<'scope, T> for Stream<'scope, T, Vec<Windowed<Facet, i128>>> {
     fn log_report(self, rejected: Stream<'scope, T, Vec<u64>>) -> Stream<'scope, T, Vec<LogReportRow>> {
         self.map(Part::Facet).concat(rejected.map(Part::Rejected)).fold_at_end(
             "LogReport",
             (Vec::new(), 0, 0),
-            |(facets, last, parse_errors): &mut (Vec<(Facet, i64)>, Millis, u64), part| match part {
+            |(facets, last, parse_errors): &mut (Vec<(Facet, i128)>, Millis, u64), part| match part {
                 Part::Facet((time, facet, n)) => {
                     *last = (*last).max(time);
                     facets.push((facet, n));
@@ -263,7 +278,7 @@ mod tests {
     use super::*;
 
     fn hit(ip: &str, method: &str, url: &str, status: u16, size: Option<u64>, hour: u8) -> Hit {
-        Hit { ip: ip.into(), method: method.into(), url: url.into(), status, size, hour }
+        Hit { ip: ip.into(), method: method.into(), url: url.into(), status, size, hour, unusual: None }
     }
 
     #[test]
@@ -274,7 +289,7 @@ mod tests {
             hit("b", "POST", "/x", 500, Some(50), 11),
             hit("c", "GET", "/z", 200, Some(0), 11),
         ];
-        let mut sums: std::collections::BTreeMap<Facet, i64> = Default::default();
+        let mut sums: std::collections::BTreeMap<Facet, i128> = Default::default();
         for h in hits {
             Facet::of(h, |f, n| *sums.entry(f).or_default() += n);
         }
@@ -301,5 +316,46 @@ mod tests {
         let avg = rows.iter().find(|r| r.metric == Metric::AvgResponseSize).unwrap();
         avg.cells(&mut cells);
         assert_eq!(cells[3], Cell::Ratio(50.0, 2));
+    }
+
+    #[test]
+    fn unusual_request_lines_count_everywhere_but_method_and_url() {
+        let hits = [
+            hit("a", "GET", "/x", 200, Some(100), 10),
+            Hit { unusual: Some("GET /ksc.html".into()), ..hit("b", "", "", 408, Some(5), 11) },
+        ];
+        let mut sums: std::collections::BTreeMap<Facet, i128> = Default::default();
+        for h in hits {
+            Facet::of(h, |f, n| *sums.entry(f).or_default() += n);
+        }
+        let rows = report_rows(7, sums.into_iter().collect(), 0);
+        let get = |m: Metric| -> Vec<(String, Value)> {
+            rows.iter().filter(|r| r.metric == m).map(|r| (r.key.to_string(), r.value)).collect()
+        };
+        assert_eq!(get(Metric::TotalRequests), [("".into(), Value::Int(2))]);
+        assert_eq!(get(Metric::UniqueIps), [("".into(), Value::Int(2))]);
+        assert_eq!(get(Metric::ErrorRequests), [("".into(), Value::Int(1))]);
+        assert_eq!(get(Metric::ResponseBytes), [("".into(), Value::Int(105))]);
+        assert_eq!(get(Metric::UnusualRequests), [("".into(), Value::Int(1))]);
+        assert_eq!(get(Metric::MethodDistribution), [("GET".into(), Value::Int(1))]);
+        assert_eq!(get(Metric::TopUrls), [("/x".into(), Value::Int(1))]);
+    }
+
+    #[test]
+    fn response_bytes_past_i64_add_up_exactly() {
+        let max = crate::record::access_log::MAX_SIZE;
+        let mut bytes = 0i128;
+        for _ in 0..10_000 {
+            Facet::of(hit("a", "GET", "/", 200, Some(max), 0), |f, n| {
+                if f == Facet::Bytes {
+                    bytes += n;
+                }
+            });
+        }
+        let rows = report_rows(1, vec![(Facet::Bytes, bytes), (Facet::Sized, 10_000)], 0);
+        let row = rows.iter().find(|r| r.metric == Metric::ResponseBytes).unwrap();
+        let mut cells = Vec::new();
+        row.cells(&mut cells);
+        assert_eq!(cells[3], Cell::Wide(10_000_000_000_000_000_000));
     }
 }
