@@ -125,7 +125,11 @@ where
     B: Fn(Dataflow<'_, '_>, &Arc<Job>) + Send + Sync + 'static,
 {
     match prepare(common, &spec) {
-        Ok(job) => execute(job, build),
+        Ok(job) => {
+            let code = execute(Arc::clone(&job), build);
+            linger(&job);
+            code
+        }
         Err(message) => {
             eprintln!("{}: error: {message}", program_name());
             ExitCode::from(EXIT_USAGE)
@@ -193,7 +197,25 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         }
         _ => (None, Wakers::default()),
     };
-    let meters = Arc::new(Meters::new(live));
+    let meters = match common.watch.http {
+        Some(_) => Meters::new(live).watched(crate::http::LATEST_ROWS),
+        None => Meters::new(live),
+    };
+    let meters = Arc::new(meters);
+    if let Some(addr) = common.watch.http {
+        let addr = crate::http::for_process(addr, cluster.process)?;
+        let watched = crate::http::Watched {
+            job: program_name(),
+            process: cluster.process,
+            meters: Arc::clone(&meters),
+            intake: feed.clone(),
+            started: Instant::now(),
+            started_unix_ms: crate::time::now_millis(),
+        };
+        let bound = crate::http::serve(addr, watched)?;
+        // Always printed, even with -q: with port 0 it is the only way to find the page.
+        eprintln!("{}: serving http://{bound}/ (/metrics, /api/status)", program_name());
+    }
     let out =
         Outputs::open(destinations, common.cluster.process == 0, common.format, live, Arc::clone(&meters))?;
     let ingest = IngestConfig {
@@ -320,6 +342,16 @@ where
     };
     eprintln!("{summary}");
     ExitCode::SUCCESS
+}
+
+/// With `--http-linger`, keeps the process (and so its endpoint) up a while after the
+/// job has finished, so a scraper sees the final figures; a signal ends the wait.
+fn linger(job: &Job) {
+    let Some(linger) = job.common.watch.http_linger else { return };
+    let until = Instant::now() + linger.to_std();
+    while Instant::now() < until && !job.ingest.stop.load(Ordering::SeqCst) {
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
 }
 
 fn write_histogram(path: &Path, histogram: &hdrhistogram::Histogram<u64>) -> std::io::Result<()> {
