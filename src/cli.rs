@@ -194,6 +194,10 @@ pub struct WatchArgs {
     /// Keep serving this long after the job has finished, so a scraper sees the final figures.
     #[arg(long = "http-linger", value_name = "DURATION", requires = "http")]
     pub http_linger: Option<Duration>,
+    /// A health rule such as `lag>30s for 1m`, `rejected_share>1%` or `input_rate<1 for 5m`;
+    /// repeatable. A breach is a line on stderr and a metric, once per episode.
+    #[arg(long = "health", value_name = "RULE")]
+    pub health: Vec<crate::http::health::Rule>,
 }
 
 /// Event-time window options, for jobs that aggregate over windows.

@@ -202,8 +202,8 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         None => Meters::new(live),
     };
     let meters = Arc::new(meters);
-    if let Some(addr) = common.watch.http {
-        let addr = crate::http::for_process(addr, cluster.process)?;
+    if common.watch.http.is_some() || !common.watch.health.is_empty() {
+        let addr = common.watch.http.map(|a| crate::http::for_process(a, cluster.process)).transpose()?;
         let watched = crate::http::Watched {
             job: program_name(),
             process: cluster.process,
@@ -212,9 +212,11 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
             started: Instant::now(),
             started_unix_ms: crate::time::now_millis(),
         };
-        let bound = crate::http::serve(addr, watched)?;
-        // Always printed, even with -q: with port 0 it is the only way to find the page.
-        eprintln!("{}: serving http://{bound}/ (/metrics, /api/status)", program_name());
+        let bound = crate::http::watch(addr, watched, common.watch.health.clone())?;
+        if let Some(bound) = bound {
+            // Always printed, even with -q: with port 0 it is the only way to find the page.
+            eprintln!("{}: serving http://{bound}/ (/metrics, /api/status)", program_name());
+        }
     }
     let out =
         Outputs::open(destinations, common.cluster.process == 0, common.format, live, Arc::clone(&meters))?;

@@ -288,3 +288,28 @@ fn a_bad_or_busy_address_is_one_line_and_exit_code_2() {
         assert!(err.contains(says), "{err}");
     }
 }
+
+#[test]
+fn a_health_breach_is_one_stderr_line_and_a_metric_once_per_episode() {
+    let rule = "input_rate<1 for 2s";
+    let mut job = Running::start(&["--input", "-", "--health", rule], Stdio::piped());
+    let mut stdin = job.child.stdin.take().unwrap();
+    let dir = TempDir::new("http-health");
+    feed(&mut stdin, &dir, 500, 1);
+    // The input goes quiet: one episode fires after 2s, however long the quiet lasts.
+    let breach = job.wait_for("health: breach");
+    assert!(breach.contains(rule), "{breach}");
+    std::thread::sleep(Duration::from_secs(2));
+    feed(&mut stdin, &dir, 500, 1);
+    let recovered = job.wait_for("health: ");
+    assert!(recovered.contains("health: recovered: input_rate<1 for 2s"), "{recovered}");
+    drop(stdin);
+    job.wait_for("summary:");
+    let metrics = job.get("/metrics");
+    let line =
+        format!("kappa_health_breaches_total{{job=\"category_totals\",process=\"0\",rule=\"{rule}\"}} 1\n");
+    assert!(metrics.contains(&line), "{metrics}");
+    let status = job.get("/api/status");
+    assert!(status.contains("\"what\":\"breach\"") && status.contains("\"what\":\"recovered\""), "{status}");
+    job.stop();
+}

@@ -3,7 +3,8 @@
 //! Contract: [`History::record`] is called about once a second with a fresh
 //! [`Figures`]; the ring keeps the last `capacity` samples (300: five minutes), oldest
 //! first, so memory is the same after a week as after five minutes. Rates are per
-//! second over the time since the previous sample, never negative.
+//! second over the time since the previous sample, never negative, and undefined for
+//! the first sample.
 
 use std::collections::VecDeque;
 
@@ -19,10 +20,10 @@ pub const SAMPLES: usize = 300;
 pub struct Sample {
     /// Wall-clock time, seconds since the Unix epoch.
     pub t: f64,
-    /// Records read per second.
-    pub in_rate: f64,
-    /// Result rows written per second.
-    pub out_rate: f64,
+    /// Records read per second (undefined for the first sample).
+    pub in_rate: Option<f64>,
+    /// Result rows written per second (undefined for the first sample).
+    pub out_rate: Option<f64>,
     /// Output frontier behind the wall clock, seconds.
     pub lag_wall: Option<f64>,
     /// Output frontier behind the largest event time, seconds.
@@ -66,7 +67,7 @@ impl History {
     /// Adds the sample that `now` makes after the previous figures.
     pub fn record(&mut self, now: Figures) {
         let rate = |current: u64, before: Option<u64>, secs: f64| {
-            before.map_or(0.0, |b| current.saturating_sub(b) as f64 / secs)
+            before.map(|b| current.saturating_sub(b) as f64 / secs)
         };
         let secs = self
             .last
@@ -93,6 +94,11 @@ impl History {
         self.last = Some(now);
     }
 
+    /// The newest sample.
+    pub fn latest(&self) -> Option<&Sample> {
+        self.samples.back()
+    }
+
     /// The samples, oldest first.
     pub fn samples(&self) -> &VecDeque<Sample> {
         &self.samples
@@ -102,6 +108,13 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl History {
+        fn tap(mut self, f: Figures) -> Self {
+            self.record(f);
+            self
+        }
+    }
 
     #[test]
     fn keeps_the_last_samples_with_rates_per_second() {
@@ -117,6 +130,11 @@ mod tests {
         let s = h.samples();
         assert_eq!(s.len(), 3);
         assert_eq!(s.iter().map(|s| s.t).collect::<Vec<_>>(), vec![15.0, 17.0, 19.0]);
-        assert!(s.iter().all(|s| s.in_rate == 50.0 && s.out_rate == 0.5), "{s:?}");
+        assert!(s.iter().all(|s| s.in_rate == Some(50.0) && s.out_rate == Some(0.5)), "{s:?}");
+        assert_eq!(
+            History::new(1).tap(Figures::default()).samples()[0].in_rate,
+            None,
+            "no rate without a past"
+        );
     }
 }

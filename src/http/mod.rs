@@ -13,9 +13,11 @@
 //! latency and latest-rows locks only as long as it takes to copy them. Everything it
 //! keeps is bounded (300 samples, a fixed number of rows per output), so a week-long run
 //! holds as much as a five-minute one. Each process of a cluster serves its own figures;
-//! process `p` listens on `PORT + p` (port 0 picks a free port for each).
+//! process `p` listens on `PORT + p` (port 0 picks a free port for each). The same
+//! thread checks the `--health` rules once a second ([`health`]), with or without a server.
 
 pub mod figures;
+pub mod health;
 pub mod history;
 pub mod prometheus;
 
@@ -26,6 +28,7 @@ use serde::Serialize;
 use tiny_http::{Header, Method, Request, Response, Server};
 
 pub use figures::{Figures, Watched};
+use health::{Health, Rule};
 use history::{History, Sample};
 
 /// Rows of each output kept for the dashboard.
@@ -55,32 +58,51 @@ pub fn for_process(addr: SocketAddr, process: u32) -> Result<SocketAddr, String>
     Ok(SocketAddr::new(addr.ip(), port))
 }
 
-/// Binds `addr` and serves `watched` on a thread of its own; returns the bound address.
-pub fn serve(addr: SocketAddr, watched: Watched) -> Result<SocketAddr, String> {
-    let server = Server::http(addr).map_err(|e| format!("cannot serve http on {addr}: {e}"))?;
-    let bound = server.server_addr().to_ip().ok_or_else(|| format!("cannot serve http on {addr}"))?;
+/// Starts watching `watched` on a thread of its own: serving on `addr`, if given, and
+/// checking `rules`. Returns the address bound.
+pub fn watch(
+    addr: Option<SocketAddr>,
+    watched: Watched,
+    rules: Vec<Rule>,
+) -> Result<Option<SocketAddr>, String> {
+    let server = addr
+        .map(|addr| Server::http(addr).map_err(|e| format!("cannot serve http on {addr}: {e}")))
+        .transpose()?;
+    let bound = match &server {
+        Some(s) => Some(s.server_addr().to_ip().ok_or("cannot serve http: not a TCP address")?),
+        None => None,
+    };
     std::thread::Builder::new()
         .name("kappa-http".into())
-        .spawn(move || run(server, watched))
+        .spawn(move || run(server, watched, Health::new(rules)))
         .map_err(|e| format!("cannot start the http thread: {e}"))?;
     Ok(bound)
 }
 
-/// Samples once a second and answers requests in between, until the server fails.
-fn run(server: Server, watched: Watched) {
+/// Samples and checks the rules once a second and answers requests in between.
+fn run(server: Option<Server>, watched: Watched, mut health: Health) {
     let mut history = History::default();
     let mut next = Instant::now();
     loop {
         let now = Instant::now();
         if now >= next {
-            history.record(Figures::read(&watched));
+            let figures = Figures::read(&watched);
+            history.record(figures.clone());
+            let sample = history.latest().copied().unwrap_or_default();
+            for line in health.check(&figures, &sample, now) {
+                eprintln!("{}: {line}", crate::exit::program_name());
+            }
             // After a stall, sample again a second from now rather than catching up.
             next = (next + Duration::from_secs(1)).max(now);
         }
-        match server.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            Ok(Some(request)) => respond(request, &watched, &history),
-            Ok(None) => {}
-            Err(_) => return,
+        let wait = next.saturating_duration_since(Instant::now());
+        match &server {
+            Some(server) => match server.recv_timeout(wait) {
+                Ok(Some(request)) => respond(request, &watched, &history, &health),
+                Ok(None) => {}
+                Err(_) => return,
+            },
+            None => std::thread::sleep(wait),
         }
     }
 }
@@ -94,15 +116,17 @@ struct Status<'a> {
     figures: Figures,
     samples: &'a std::collections::VecDeque<Sample>,
     latest: std::collections::BTreeMap<&'static str, crate::metrics::latest::Rows>,
+    health: &'a [health::RuleState],
+    health_events: &'a std::collections::VecDeque<health::Event>,
 }
 
-fn respond(request: Request, watched: &Watched, history: &History) {
+fn respond(request: Request, watched: &Watched, history: &History, health: &Health) {
     let path = request.url().split('?').next().unwrap_or("");
     let (status, content_type, body): (u16, &str, String) = match (request.method(), path) {
         (Method::Get, "/metrics") => (
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            prometheus::render(&watched.job, watched.process, &Figures::read(watched)),
+            prometheus::render(&watched.job, watched.process, &Figures::read(watched), &health.states),
         ),
         (Method::Get, "/api/status") => {
             let status = Status {
@@ -112,6 +136,8 @@ fn respond(request: Request, watched: &Watched, history: &History) {
                 figures: Figures::read(watched),
                 samples: history.samples(),
                 latest: watched.meters.latest.as_ref().map(|l| l.snapshot()).unwrap_or_default(),
+                health: &health.states,
+                health_events: &health.events,
             };
             (200, "application/json", serde_json::to_string(&status).unwrap_or_default())
         }

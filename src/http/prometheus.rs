@@ -10,9 +10,10 @@
 use std::fmt::Write;
 
 use super::figures::Figures;
+use super::health::RuleState;
 
 /// The figures as exposition text for the process `process` of `job`.
-pub fn render(job: &str, process: u32, f: &Figures) -> String {
+pub fn render(job: &str, process: u32, f: &Figures, health: &[RuleState]) -> String {
     let labels = format!("job=\"{}\",process=\"{process}\"", escape(job));
     let mut out = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
@@ -93,6 +94,25 @@ pub fn render(job: &str, process: u32, f: &Figures) -> String {
             &[("", capacity as f64)],
         );
     }
+    if !health.is_empty() {
+        let rule = |s: &RuleState| format!("rule=\"{}\"", escape(&s.rule));
+        let rules: Vec<String> = health.iter().map(rule).collect();
+        let each = |value: &dyn Fn(&RuleState) -> f64| -> Vec<(&str, f64)> {
+            rules.iter().zip(health).map(|(r, s)| (r.as_str(), value(s))).collect()
+        };
+        metric(
+            "kappa_health_breaches_total",
+            "counter",
+            "Breach episodes of each --health rule.",
+            &each(&|s| s.breaches as f64),
+        );
+        metric(
+            "kappa_health_breached",
+            "gauge",
+            "1 while a --health rule's breach episode lasts.",
+            &each(&|s| if s.firing { 1.0 } else { 0.0 }),
+        );
+    }
     metric("kappa_uptime_seconds", "gauge", "Seconds since the job started.", &[("", f.uptime_seconds)]);
     metric(
         "process_resident_memory_bytes",
@@ -135,7 +155,7 @@ mod tests {
             latency: Some(Quantiles { p50: 0.5, count: 3, sum: 1.5, ..Quantiles::default() }),
             ..Figures::default()
         };
-        let text = render("a\"b", 2, &f);
+        let text = render("a\"b", 2, &f, &[]);
         assert!(text.contains("kappa_records_read_total{job=\"a\\\"b\",process=\"2\"} 10\n"), "{text}");
         assert!(text.contains("kappa_output_frontier_seconds{job=\"a\\\"b\",process=\"2\"} +Inf\n"));
         assert!(
