@@ -149,6 +149,9 @@ pub struct CommonArgs {
     #[command(flatten)]
     /// Timely's cluster flags.
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    /// The `--http` endpoint.
+    pub watch: WatchArgs,
     /// Print help (`-h` is timely's hostfile).
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -177,6 +180,24 @@ pub struct LiveArgs {
     /// Write the output-latency histogram here (HdrHistogram percentile text, microseconds).
     #[arg(long, value_name = "PATH")]
     pub latency_out: Option<PathBuf>,
+}
+
+/// Watching a running job over HTTP.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Watching")]
+pub struct WatchArgs {
+    /// Serve /metrics (Prometheus), /api/status (JSON) and a live dashboard at / on
+    /// HOST:PORT or PORT (loopback). Port 0 picks a free port; the URL is printed on
+    /// stderr. Process p of a cluster adds p to the port.
+    #[arg(long = "http", value_name = "ADDR", value_parser = crate::http::parse_addr)]
+    pub http: Option<std::net::SocketAddr>,
+    /// Keep serving this long after the job has finished, so a scraper sees the final figures.
+    #[arg(long = "http-linger", value_name = "DURATION", requires = "http")]
+    pub http_linger: Option<Duration>,
+    /// A health rule such as `lag>30s for 1m`, `rejected_share>1%` or `input_rate<1 for 5m`;
+    /// repeatable. A breach is a line on stderr and a metric, once per episode.
+    #[arg(long = "health", value_name = "RULE")]
+    pub health: Vec<crate::http::health::Rule>,
 }
 
 /// Event-time window options, for jobs that aggregate over windows.

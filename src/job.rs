@@ -126,7 +126,11 @@ where
     B: Fn(Dataflow<'_, '_>, &Arc<Job>) + Send + Sync + 'static,
 {
     match prepare(common, &spec) {
-        Ok(job) => execute(job, build),
+        Ok(job) => {
+            let code = execute(Arc::clone(&job), build);
+            linger(&job);
+            code
+        }
         Err(message) => {
             eprintln!("{}: error: {message}", program_name());
             ExitCode::from(EXIT_USAGE)
@@ -173,7 +177,11 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         None => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let meters = Arc::new(Meters::new(live));
+    let meters = match common.watch.http {
+        Some(_) => Meters::new(live).watched(crate::http::LATEST_ROWS),
+        None => Meters::new(live),
+    };
+    let meters = Arc::new(meters);
     let (feed, wakers) = match &input {
         InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => {
             let (feed, intake) = live::feed(Arc::clone(&stop));
@@ -203,6 +211,22 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         }
         _ => (None, Wakers::default()),
     };
+    if common.watch.http.is_some() || !common.watch.health.is_empty() {
+        let addr = common.watch.http.map(|a| crate::http::for_process(a, cluster.process)).transpose()?;
+        let watched = crate::http::Watched {
+            job: program_name(),
+            process: cluster.process,
+            meters: Arc::clone(&meters),
+            intake: feed.clone(),
+            started: Instant::now(),
+            started_unix_ms: crate::time::now_millis(),
+        };
+        let bound = crate::http::watch(addr, watched, common.watch.health.clone())?;
+        if let Some(bound) = bound {
+            // Always printed, even with -q: with port 0 it is the only way to find the page.
+            eprintln!("{}: serving http://{bound}/ (/metrics, /api/status)", program_name());
+        }
+    }
     let out =
         Outputs::open(destinations, common.cluster.process == 0, common.format, live, Arc::clone(&meters))?;
     let ingest = IngestConfig {
@@ -349,6 +373,16 @@ where
     };
     eprintln!("{summary}");
     ExitCode::SUCCESS
+}
+
+/// With `--http-linger`, keeps the process (and so its endpoint) up a while after the
+/// job has finished, so a scraper sees the final figures; a signal ends the wait.
+fn linger(job: &Job) {
+    let Some(linger) = job.common.watch.http_linger else { return };
+    let until = Instant::now() + linger.to_std();
+    while Instant::now() < until && !job.ingest.stop.load(Ordering::SeqCst) {
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
 }
 
 fn write_histogram(path: &Path, histogram: &hdrhistogram::Histogram<u64>) -> std::io::Result<()> {

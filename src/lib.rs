@@ -16,7 +16,7 @@
 //!
 //! ```text
 //! jobs          one module per job: its rows and its composition of operators
-//! job, cli, cluster   running a job: options, processes, the summary
+//! job, cli, cluster, http   running a job: options, processes, the summary, the endpoint
 //! sink          formats and destinations, ordered and deterministic
 //! operators     reusable timely/differential operators, one extension trait per file
 //! metrics       what a running job tells about itself
@@ -42,6 +42,7 @@ pub mod cli;
 pub mod cluster;
 pub mod diag;
 pub mod exit;
+pub mod http;
 pub mod job;
 pub mod jobs;
 pub mod metrics;

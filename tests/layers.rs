@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! jobs                  one module per job
-//! job, cli, cluster     running a job
+//! job, cli, cluster, http   running a job; watching it
 //! sink                  formats and destinations
 //! operators             reusable timely/differential operators
 //! source, metrics       inputs; what a running job tells about itself
@@ -26,7 +26,7 @@ fn layer(top: &str) -> usize {
         "source" | "metrics" => 2,
         "operators" => 3,
         "sink" => 4,
-        "job" | "cli" | "cluster" => 5,
+        "job" | "cli" | "cluster" | "http" => 5,
         "jobs" => 6,
         other => panic!("module {other} has no layer: add it to tests/layers.rs and to the README"),
     }

@@ -87,6 +87,11 @@ impl Cell<'_> {
         }
     }
 
+    /// The cell as text, times in ISO 8601: as a table shows it, without padding.
+    pub fn text(&self) -> String {
+        self.rendered().0
+    }
+
     fn is_numeric(&self) -> bool {
         !matches!(self, Cell::Text(_))
     }

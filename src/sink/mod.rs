@@ -169,6 +169,14 @@ where
                 if main {
                     outputs.meters.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 }
+                if let Some(latest) = &outputs.meters.latest {
+                    let mut cells = Vec::new();
+                    latest.wrote(name, R::columns, rows.len(), |i| {
+                        cells.clear();
+                        rows[i].cells(&mut cells);
+                        cells.iter().map(Cell::text).collect()
+                    });
+                }
                 writer.as_mut().map_or(Ok(()), |w| {
                     w.write_group(&rows).and_then(|()| if flush { w.flush() } else { Ok(()) })
                 })

@@ -206,6 +206,14 @@ pub struct Feed {
     pub wakers: Wakers,
 }
 
+impl Feed {
+    /// Batches waiting in the channel now, of [`CHANNEL_BATCHES`]: how full the intake
+    /// is. A channel that stays full means the dataflow is slower than the producer.
+    pub fn queued(&self) -> usize {
+        self.rx.len()
+    }
+}
+
 /// A new feed and the intake handle that fills it.
 pub fn feed(stop: Arc<AtomicBool>) -> (Feed, Intake) {
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);

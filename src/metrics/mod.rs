@@ -4,7 +4,10 @@
 //! progress thread reads, so watching a job costs its workers nothing but a few relaxed
 //! atomic adds per block. Output latency is kept in an HdrHistogram: ingest notes when
 //! each block of records arrived and which event time closes their results; when the
-//! output frontier passes that time, the wait is recorded once per record.
+//! output frontier passes that time, the wait is recorded once per record. When the job
+//! is watched (`--http`), sinks also keep the latest rows of each output ([`latest`]).
+
+pub mod latest;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -88,6 +91,8 @@ pub struct Meters {
     pub refused: AtomicU64,
     /// Output latency, when measured (live inputs).
     pub latency: Option<Mutex<Latency>>,
+    /// The latest rows of each output, when the job is watched ([`Meters::watched`]).
+    pub latest: Option<latest::Latest>,
 }
 
 impl Meters {
@@ -103,7 +108,13 @@ impl Meters {
             rows_out: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             latency: latency.then(|| Mutex::new(Latency::default())),
+            latest: None,
         }
+    }
+
+    /// The same meters, keeping the last `rows` rows of each output for watchers.
+    pub fn watched(self, rows: usize) -> Self {
+        Meters { latest: Some(latest::Latest::new(rows)), ..self }
     }
 
     /// Notes the output frontier; releases latency waits it ends.
@@ -150,6 +161,16 @@ impl Meters {
             lag(max_event),
         )
     }
+}
+
+/// This process's resident memory in bytes, from `/proc/self/statm` (0 where there is none).
+pub fn resident_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
+    // The second field is resident pages.
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf only reads a configuration value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page.max(0) as u64
 }
 
 /// What a finished job reports on stderr.

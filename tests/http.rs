@@ -1,0 +1,315 @@
+//! `--http`: the Prometheus endpoint, the status API and the dashboard, checked from
+//! outside the way people and scrapers use them.
+//!
+//! Tests that need `promtool` (Debian's `prometheus`) or `chromium` fail under CI
+//! (`CI=true`) when the tool is missing, and skip with a message elsewhere.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{TempDir, bin, csv_rows, gen_transactions};
+
+/// Whether `tool` can be run; under CI a missing tool is a failure, elsewhere a skip.
+fn have(tool: &str, package: &str) -> bool {
+    let found =
+        Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is missing under CI: .ci/run installs Debian's {package}"
+        );
+        eprintln!("skipping: {tool} is not installed (apt-get install {package})");
+    }
+    found
+}
+
+/// A job running with `--http 127.0.0.1:0`: its URL, and its stderr lines as they come.
+struct Running {
+    child: Child,
+    url: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(args: &[&str], stdin: Stdio) -> Running {
+        let mut child = Command::new(bin("category_totals"))
+            .args(args)
+            .args(["--http", "127.0.0.1:0", "--http-linger", "60s", "--progress-every", "1s"])
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("category_totals starts");
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut running = Running { child, url: String::new(), stderr: rx };
+        let line = running.wait_for("serving http://");
+        let at = line.find("http://").unwrap();
+        running.url = line[at..].split_whitespace().next().unwrap().trim_end_matches('/').to_owned();
+        running
+    }
+
+    /// The first stderr line containing `text`, waiting up to a minute.
+    fn wait_for(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no stderr line with '{text}': {e}"),
+            }
+        }
+    }
+
+    fn get(&self, path: &str) -> String {
+        get(&format!("{}{path}", self.url))
+    }
+
+    /// Ends the linger with SIGTERM and returns stdout; the job must exit 0.
+    fn stop(mut self) -> String {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let mut out = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert!(self.child.wait().unwrap().success(), "the job exits 0 after its linger is cut short");
+        out
+    }
+}
+
+/// The body of a plain HTTP GET of `url` (`http://HOST:PORT/PATH`), which must answer 200.
+fn get(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(stream, "GET {} HTTP/1.0\r\nHost: {host}\r\n\r\n", if path.is_empty() { "/" } else { path })
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "GET {url}: {head}");
+    body.to_owned()
+}
+
+/// The samples of a scrape without labels: `name -> value` (names with a `quantile`
+/// label keep it).
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            let name = series.split('{').next().unwrap();
+            let name = match series.find("quantile=") {
+                Some(q) => format!("{name}{{{}}}", &series[q..series.len() - 1]),
+                None => name.to_owned(),
+            };
+            let value = if value == "+Inf" { f64::INFINITY } else { value.parse().unwrap() };
+            (name, value)
+        })
+        .collect()
+}
+
+/// `read, rejected, late, rows` from the summary line.
+fn summary_figures(line: &str) -> [f64; 4] {
+    let number = |after: &str| -> f64 {
+        let at = line.find(after).unwrap_or_else(|| panic!("no '{after}' in {line}")) + after.len();
+        line[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    [number("read "), number("rejected "), number("late "), number("wrote ")]
+}
+
+const COUNTERS: [&str; 4] = [
+    "kappa_records_read_total",
+    "kappa_records_rejected_total",
+    "kappa_records_late_total",
+    "kappa_rows_written_total",
+];
+
+#[test]
+fn scraped_counters_only_grow_and_end_at_the_summary_figures() {
+    let mut job = Running::start(
+        &["--input", "gen:transactions?rate=2000&count=8000&seed=3", "--window", "1s"],
+        Stdio::null(),
+    );
+    job.wait_for("progress:");
+    let first = samples(&job.get("/metrics"));
+    std::thread::sleep(Duration::from_millis(1200));
+    let second = samples(&job.get("/metrics"));
+    for name in COUNTERS {
+        assert!(second[name] >= first[name], "{name} went from {} to {}", first[name], second[name]);
+    }
+    assert!(second["kappa_records_read_total"] > first["kappa_records_read_total"], "a paced run reads on");
+    assert!(first["kappa_records_read_total"] < 8000.0, "the first scrape was during the run");
+    assert!(second.contains_key("kappa_output_frontier_lag_seconds"), "the frontier moves in a paced run");
+    assert!(second.contains_key("kappa_output_latency_seconds{quantile=\"0.99\"}"));
+    assert!(second["process_resident_memory_bytes"] > 1e6);
+
+    let summary = job.wait_for("summary:");
+    let last = samples(&job.get("/metrics"));
+    let expected = summary_figures(&summary);
+    for (name, want) in COUNTERS.iter().zip(expected) {
+        assert!(last[*name] >= second[*name], "{name} only grows");
+        assert_eq!(last[*name], want, "{name} at the end equals the summary: {summary}");
+    }
+    assert_eq!(last["kappa_output_frontier_seconds"], f64::INFINITY, "the frontier closed at the end");
+    let out = job.stop();
+    assert_eq!(csv_rows(&out).len() as f64, expected[3]);
+}
+
+#[test]
+fn metrics_text_passes_promtool_check() {
+    if !have("promtool", "prometheus") {
+        return;
+    }
+    // A live input, so every metric is present: latency and the intake queue too.
+    let dir = TempDir::new("http-promtool");
+    let mut job = Running::start(&["--input", "-", "--lateness", "0s"], Stdio::piped());
+    let mut stdin = job.child.stdin.take().unwrap();
+    feed(&mut stdin, &dir, 2000, 1);
+    job.wait_for("progress:");
+    let text = job.get("/metrics");
+    for name in
+        ["kappa_output_latency_seconds_count", "kappa_intake_queue_batches", "kappa_output_frontier_seconds"]
+    {
+        assert!(text.contains(name), "{name} is exposed:\n{text}");
+    }
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let result = check.wait_with_output().unwrap();
+    assert!(
+        result.status.success() && result.stdout.is_empty() && result.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    drop(stdin);
+    job.wait_for("summary:");
+    job.stop();
+}
+
+/// Writes `rows` ordered transactions (one day) to the job's stdin in `seconds`.
+fn feed(stdin: &mut ChildStdin, dir: &TempDir, rows: u64, seconds: u64) {
+    let path = dir.path("tx.csv");
+    gen_transactions(&path, rows, 9, &["--ordered", "--days", "1"]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let chunk = lines.len().div_ceil(10);
+    for part in lines.chunks(chunk) {
+        stdin.write_all((part.join("\n") + "\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(seconds * 100));
+    }
+}
+
+#[test]
+fn dashboard_charts_have_points_and_its_table_shows_the_jobs_rows() {
+    if !have("chromium", "chromium") {
+        return;
+    }
+    let dir = TempDir::new("http-dashboard");
+    let mut job = Running::start(&["--input", "-", "--window", "1h"], Stdio::piped());
+    let mut stdin = job.child.stdin.take().unwrap();
+    feed(&mut stdin, &dir, 4000, 3);
+    job.wait_for("progress:");
+    let chromium = |extra: &[&str]| {
+        let out = Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000"])
+            .args(extra)
+            .arg(format!("{}/", job.url))
+            .current_dir(&dir.0)
+            .output()
+            .expect("chromium runs");
+        assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dom = chromium(&["--dump-dom"]);
+    let shot = dir.path("dashboard.png");
+    chromium(&["--window-size=1400,1100", &format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).expect("a screenshot was saved");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a real screenshot: {} bytes", png.len());
+    // Kept where people can look at it after the run.
+    let _ = std::fs::copy(&shot, std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png"));
+
+    for chart in ["rates", "lag", "latency", "bad", "intake", "memory"] {
+        let attr = format!("id=\"chart-{chart}\" data-points=\"");
+        let at =
+            dom.find(&attr).unwrap_or_else(|| panic!("no chart {chart} in the page:\n{dom}")) + attr.len();
+        let points: usize = dom[at..].split('"').next().unwrap().parse().unwrap();
+        assert!(points >= 2, "chart {chart} has {points} data points");
+        let own = dom[at..].split("id=\"chart-").next().unwrap();
+        assert!(own.contains("<canvas"), "chart {chart} is drawn");
+    }
+    drop(stdin);
+    job.wait_for("summary:");
+    let written = csv_rows(&job.stop());
+    // Each shown row is `#k, time (ISO), cells…`: the job's k-th row, the same cells.
+    let body = &dom[dom.find("<tbody id=\"results\">").expect("a results table")..];
+    let body = &body[..body.find("</tbody>").unwrap()];
+    let shown: Vec<Vec<String>> = body
+        .split("<tr>")
+        .skip(1)
+        .map(|tr| tr.split("</td>").filter_map(|td| td.rsplit('>').next()).map(str::to_owned).collect())
+        .collect();
+    assert!(!shown.is_empty(), "the results table has rows:\n{body}");
+    for cells in &shown {
+        let k: usize = cells[0].parse().unwrap();
+        assert_eq!(cells[2..cells.len() - 1], written[k - 1][1..], "row {k} is the job's row {k}");
+    }
+}
+
+#[test]
+fn a_bad_or_busy_address_is_one_line_and_exit_code_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().to_string();
+    for (addr, says) in
+        [("nonsense", "invalid --http address 'nonsense'"), (busy.as_str(), "cannot serve http on")]
+    {
+        let out = common::run("category_totals", &["--http", addr]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--http {addr}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
+fn a_health_breach_is_one_stderr_line_and_a_metric_once_per_episode() {
+    let rule = "input_rate<1 for 2s";
+    let mut job = Running::start(&["--input", "-", "--health", rule], Stdio::piped());
+    let mut stdin = job.child.stdin.take().unwrap();
+    let dir = TempDir::new("http-health");
+    feed(&mut stdin, &dir, 500, 1);
+    // The input goes quiet: one episode fires after 2s, however long the quiet lasts.
+    let breach = job.wait_for("health: breach");
+    assert!(breach.contains(rule), "{breach}");
+    std::thread::sleep(Duration::from_secs(2));
+    feed(&mut stdin, &dir, 500, 1);
+    let recovered = job.wait_for("health: ");
+    assert!(recovered.contains("health: recovered: input_rate<1 for 2s"), "{recovered}");
+    drop(stdin);
+    job.wait_for("summary:");
+    let metrics = job.get("/metrics");
+    let line =
+        format!("kappa_health_breaches_total{{job=\"category_totals\",process=\"0\",rule=\"{rule}\"}} 1\n");
+    assert!(metrics.contains(&line), "{metrics}");
+    let status = job.get("/api/status");
+    assert!(status.contains("\"what\":\"breach\"") && status.contains("\"what\":\"recovered\""), "{status}");
+    job.stop();
+}
