@@ -685,3 +685,28 @@ fn every_run_writes_all_outputs_whichever_worker_builds_first() {
         assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), 8);
     }
 }
+
+#[test]
+fn a_failed_write_names_the_file_it_was_for() {
+    // /dev/full accepts the open and fails every write: each message names its file.
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full on this machine");
+        return;
+    }
+    let dir = TempDir::new("ip-counts-write-errors");
+    let input = dir.path("access.log");
+    let log = common::run_ok("gen", &["access-log", "--rows", "20000", "--seed", "2"]);
+    std::fs::write(&input, log).unwrap();
+    let input = input.to_str().unwrap();
+    let out_file = dir.path("out.csv");
+    let out_file = out_file.to_str().unwrap();
+    for (flag, what) in [("--alerts", "alerts file /dev/full"), ("--report", "report file /dev/full")] {
+        let out = run(
+            "ip_counts",
+            &["--input", input, "--output", out_file, flag, "/dev/full", "--suspicious", "1"],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag}: {stderr}");
+        assert!(stderr.contains(&format!("writing {what}: ")), "{flag}: {stderr}");
+    }
+}

@@ -54,6 +54,8 @@ pub struct Outputs {
     /// Counts gathered from all workers by the diagnostics sink.
     pub summary: Mutex<Counts>,
     files: Mutex<BTreeMap<&'static str, Output>>,
+    /// What each destination is and where, for messages: `alerts file /tmp/a.csv`.
+    labels: Mutex<BTreeMap<&'static str, String>>,
 }
 
 /// One destination to open: its name among the outputs, its path (`-` is stdout) and
@@ -76,6 +78,7 @@ impl Outputs {
             meters,
             summary: Mutex::new(Counts::default()),
             files: Mutex::new(BTreeMap::new()),
+            labels: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -92,6 +95,11 @@ impl Outputs {
         if writes {
             for d in destinations {
                 outputs.add(d.name, create(&d.path, &d.what)?);
+                let label = match d.path.to_str() {
+                    Some("-") => format!("{} (stdout)", d.what),
+                    _ => format!("{} {}", d.what, d.path.display()),
+                };
+                outputs.labels.lock().expect("outputs lock").insert(d.name, label);
             }
         }
         Ok(outputs)
@@ -100,6 +108,11 @@ impl Outputs {
     /// Adds the destination `name`.
     pub fn add(&self, name: &'static str, out: Output) {
         self.files.lock().expect("outputs lock").insert(name, out);
+    }
+
+    /// What the destination `name` is and where, for messages (its name if unknown).
+    pub fn label(&self, name: &str) -> String {
+        self.labels.lock().expect("outputs lock").get(name).cloned().unwrap_or_else(|| name.to_owned())
     }
 
     /// The writer named `name`, for worker 0 (where sinks gather); `None` elsewhere,
@@ -148,12 +161,12 @@ where
     T: EventTime,
     R: Tabular + Ord + ExchangeData,
 {
-    let what = if main { "output" } else { name };
+    let what = outputs.label(name);
     let mut writer = outputs
         .take(name, stream.scope().index())
         .map(|out| RowWriter::new(out, outputs.format, R::columns()));
     if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
-        write_failed(what, &e);
+        write_failed(&what, &e);
     }
     let outputs = Arc::clone(outputs);
     // Live results and tables are flushed as they complete, so readers see them at once.
@@ -184,7 +197,7 @@ where
             Gathered::Closed => writer.take().map_or(Ok(()), |mut w| w.flush()),
         };
         if let Err(e) = result {
-            write_failed(what, &e);
+            write_failed(&what, &e);
         }
     });
 }
@@ -204,6 +217,7 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
         let worker = self.scope().index();
         let mut rejects_out = outputs.take(REJECTS, worker);
         let mut late_out = outputs.take(LATE, worker);
+        let (rejects_label, late_label) = (outputs.label(REJECTS), outputs.label(LATE));
         let outputs = Arc::clone(outputs);
         // Rejects grow with the input and a bounded input's complete only at its end:
         // each time's diagnostics are sorted in bounded memory, spilling to disk.
@@ -211,7 +225,6 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
         let mut closed = false;
         self.sink(Exchange::new(|_: &Diag| 0), "ReportDiags", move |(input, frontier)| {
             let watermark = crate::time::event_frontier(&frontier.frontier());
-            let mut result = Ok(());
             input.for_each_time(|time, data| {
                 let runs = pending.entry(time.time().event()).or_default();
                 for batch in data {
@@ -227,27 +240,35 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
                     break;
                 }
                 let mut counts = Counts::default();
+                // What failed: the file written last, or reading back a spilled run.
+                let mut failed = "diagnostics (reading back from the temporary directory)";
                 let step = entry.remove().drain(|diag| match diag {
                     Diag::Counts(c) => {
                         counts += c;
                         Ok(())
                     }
-                    Diag::Reject(r) => rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, &r)),
-                    Diag::Late(l) => late_out.as_mut().map_or(Ok(()), |w| write_late(w, &l)),
+                    Diag::Reject(r) => {
+                        failed = &rejects_label;
+                        rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, &r))
+                    }
+                    Diag::Late(l) => {
+                        failed = &late_label;
+                        late_out.as_mut().map_or(Ok(()), |w| write_late(w, &l))
+                    }
                 });
                 *outputs.summary.lock().expect("summary lock") += counts;
-                result = result.and(step);
+                if let Err(e) = step {
+                    write_failed(failed, &e);
+                }
             }
             if frontier.is_empty() && !closed {
                 closed = true;
-                let flushed = [rejects_out.as_mut(), late_out.as_mut()]
-                    .into_iter()
-                    .flatten()
-                    .try_for_each(|w| w.flush());
-                result = result.and(flushed);
-            }
-            if let Err(e) = result {
-                write_failed("diagnostics", &e);
+                for (out, label) in [(rejects_out.as_mut(), &rejects_label), (late_out.as_mut(), &late_label)]
+                {
+                    if let Some(Err(e)) = out.map(|w| w.flush()) {
+                        write_failed(label, &e);
+                    }
+                }
             }
         });
     }
