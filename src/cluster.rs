@@ -7,7 +7,9 @@
 //! communication thread while the workers wait on. So a multi-process job instead:
 //!
 //! 1. binds its own address, connects to every lower-indexed process and accepts every
-//!    higher-indexed one, all within `--connect-timeout`;
+//!    higher-indexed one, all within `--connect-timeout`; a connection that does not
+//!    greet as a kappa process within 2 s (a port scanner, an HTTP probe) is closed and
+//!    counted, and the wait for real peers goes on;
 //! 2. exchanges a hello on each connection (job name, `-n`, `-w`, the claimed index), so
 //!    processes that disagree stop with one line naming the peer and the difference;
 //! 3. hands the connected sockets to timely
@@ -236,6 +238,16 @@ fn try_connect(
     }
 }
 
+/// How long an accepted connection may take to send its hello before it is ignored as
+/// stray; it holds up the other accepts at most this long.
+const GREETING_LIMIT: Duration = Duration::from_secs(2);
+/// How many stray connections are named on stderr one by one; later ones are only counted.
+const STRAYS_NAMED: u64 = 3;
+
+/// Accepts every higher-indexed process within the deadline. A connection that does not
+/// greet as a kappa process (a port scanner, an HTTP probe: wrong bytes, closed early, or
+/// silent for [`GREETING_LIMIT`]) is closed, counted and ignored; a real peer that
+/// disagrees ends startup.
 fn accept_all(
     listener: TcpListener,
     addresses: &[String],
@@ -245,14 +257,20 @@ fn accept_all(
 ) -> Result<Vec<TcpStream>, String> {
     let n = addresses.len();
     let mut accepted: Vec<Option<TcpStream>> = (me + 1..n).map(|_| None).collect();
+    let mut strays = 0u64;
     while let Some(missing) = accepted.iter().position(Option::is_none) {
         let (mut stream, from) = match listener.accept() {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if remaining(deadline).is_none() {
                     let peer = me + 1 + missing;
+                    let ignored = match strays {
+                        0 => String::new(),
+                        1 => "; ignored 1 connection that did not greet as a kappa process".to_owned(),
+                        k => format!("; ignored {k} connections that did not greet as a kappa process"),
+                    };
                     return Err(format!(
-                        "process {peer} ({}) did not connect within {}",
+                        "process {peer} ({}) did not connect within {}{ignored}",
                         addresses[peer],
                         human(timeout)
                     ));
@@ -262,17 +280,32 @@ fn accept_all(
             }
             Err(e) => return Err(format!("accepting connections: {}", reason(&e))),
         };
-        let theirs = prepare_stream(&stream, deadline)
+        let greeting_deadline = deadline.min(Instant::now() + GREETING_LIMIT);
+        let theirs = match prepare_stream(&stream, greeting_deadline)
             .and_then(|_| Hello::read_from(&mut stream))
-            .map_err(|e| format!("connection from {from} did not greet: {}", reason(&e)))?;
+        {
+            Ok(theirs) => theirs,
+            Err(e) => {
+                strays += 1;
+                if strays <= STRAYS_NAMED {
+                    let more = if strays == STRAYS_NAMED { " (further ones are only counted)" } else { "" };
+                    eprintln!(
+                        "{}: warning: ignored a connection from {from} that did not greet as a kappa process: {}{more}",
+                        program_name(),
+                        reason(&e)
+                    );
+                }
+                continue;
+            }
+        };
         let peer = theirs.process as usize;
         if peer <= me || peer >= n || accepted[peer - me - 1].is_some() {
             return Err(format!(
                 "connection from {from} claims to be process {peer}, which should not connect to process {me}"
             ));
         }
-        hello
-            .write_to(&mut stream)
+        prepare_stream(&stream, deadline)
+            .and_then(|_| hello.write_to(&mut stream))
             .map_err(|e| format!("greeting process {peer} ({from}): {}", reason(&e)))?;
         if let Some(m) = hello.mismatch(&theirs, &addresses[peer]) {
             return Err(m);

@@ -434,3 +434,44 @@ fn rejects_in_a_shard_name_the_process_file_and_line() {
     assert_eq!(written.lines().count(), 1, "{written}");
     assert!(written.starts_with(&format!("{}:{bad_line}: ", bad.display())), "{written}");
 }
+
+#[test]
+fn a_stray_connection_at_startup_is_ignored_and_the_job_completes() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let dir = TempDir::new("stray");
+    let all = data(&dir, &[]);
+    let input = all.to_str().unwrap();
+    let port = port_base();
+    let port_s = port.to_string();
+    let command = |p: &str| {
+        let mut c = Command::new(bin("category_totals"));
+        c.args(["--input", input, "-n", "2", "-p", p, "--port-base", &port_s, "--connect-timeout", "20s"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let first = command("0").spawn().unwrap();
+    // An HTTP probe at process 0's port before process 1 exists.
+    let started = Instant::now();
+    let mut probe = loop {
+        match TcpStream::connect(("localhost", port)) {
+            Ok(s) => break s,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("process 0 never listened: {e}"),
+        }
+    };
+    probe.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let second = command("1").spawn().unwrap();
+    let (o0, o1) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    drop(probe);
+    let stderr = String::from_utf8_lossy(&o0.stderr);
+    assert!(o0.status.success() && o1.status.success(), "{stderr}\n{}", String::from_utf8_lossy(&o1.stderr));
+    assert!(stderr.contains("ignored a connection from "), "{stderr}");
+    let alone = common::run_ok("category_totals", &["--input", input]);
+    assert_eq!(String::from_utf8(o0.stdout).unwrap(), alone);
+    assert_eq!(counted(&alone), ROWS);
+}

@@ -4,10 +4,15 @@
 //! `[size * i / n, size * (i + 1) / n)`. Line numbers are counted from the range start
 //! and made absolute only when a line is rejected: the count of newlines before the
 //! range is computed once, on the first reject, so clean input pays nothing for it.
+//!
+//! Every count reads the file handle opened at the start, by position (`pread`), never
+//! the path again: a file replaced or deleted mid-run still numbers its lines as the
+//! file that was read, and counting does not move the reader.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use super::lines::{Line, LineSplitter};
 
@@ -16,12 +21,15 @@ pub const BLOCK: usize = 1 << 20;
 
 /// One worker's byte range of a file.
 pub struct FileRange {
-    path: PathBuf,
     splitter: LineSplitter<File>,
     /// Offset of the range's first line, once known.
     first_line_at: u64,
     /// Lines before the range's first line, computed on demand.
     lines_before: Option<u64>,
+    /// The file's size when it was opened.
+    size: u64,
+    /// Lines in the whole file, computed on demand.
+    lines_in_file: Option<u64>,
 }
 
 impl FileRange {
@@ -41,10 +49,11 @@ impl FileRange {
             first_line_at = seek_to + splitter.consumed();
         }
         Ok(FileRange {
-            path: path.to_owned(),
             splitter,
             first_line_at,
             lines_before: Some(0).filter(|_| start == 0),
+            size,
+            lines_in_file: None,
         })
     }
 
@@ -58,40 +67,51 @@ impl FileRange {
         let before = match self.lines_before {
             Some(n) => n,
             None => {
-                let n = count_newlines(File::open(&self.path)?.take(self.first_line_at))?;
+                let n = count_newlines(self.splitter.get_ref(), self.first_line_at)?;
                 self.lines_before = Some(n);
                 n
             }
         };
         Ok(before + index + 1)
     }
-}
 
-/// The number of lines in the file at `path`, counting a last line without a newline.
-pub fn count_lines(path: &Path) -> io::Result<u64> {
-    let mut file = File::open(path)?;
-    let size = file.metadata()?.len();
-    let newlines = count_newlines(&mut file)?;
-    if size == 0 {
-        return Ok(0);
+    /// The number of lines in the whole file as it was opened, counting a last line
+    /// without a newline.
+    pub fn lines_in_file(&mut self) -> io::Result<u64> {
+        if let Some(n) = self.lines_in_file {
+            return Ok(n);
+        }
+        let file = self.splitter.get_ref();
+        let mut n = 0;
+        if self.size > 0 {
+            let mut last = [0u8];
+            file.read_exact_at(&mut last, self.size - 1)?;
+            n = count_newlines(file, self.size)? + u64::from(last[0] != b'\n');
+        }
+        self.lines_in_file = Some(n);
+        Ok(n)
     }
-    let mut last = [0u8];
-    file.seek(SeekFrom::Start(size - 1))?;
-    file.read_exact(&mut last)?;
-    Ok(newlines + u64::from(last[0] != b'\n'))
 }
 
-fn count_newlines(mut reader: impl Read) -> io::Result<u64> {
-    let mut buf = vec![0u8; BLOCK];
+/// The newlines in the first `len` bytes of `file`, read by position: the file's own
+/// position does not move.
+fn count_newlines(file: &File, len: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; BLOCK.min(len as usize)];
     let mut count = 0u64;
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok(count),
-            Ok(n) => count += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64,
+    let mut at = 0u64;
+    while at < len {
+        let want = buf.len().min((len - at) as usize);
+        match file.read_at(&mut buf[..want], at) {
+            Ok(0) => break,
+            Ok(n) => {
+                count += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+                at += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -122,6 +142,29 @@ mod tests {
                 }
             }
             assert_eq!(seen, (1..=500).collect::<Vec<_>>(), "parts {parts}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn line_numbers_come_from_the_file_read_even_if_its_path_is_replaced_or_deleted() {
+        let dir = std::env::temp_dir().join(format!("kappa-range-gone-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lines.txt");
+        let text: String = (1..=300).map(|i| format!("{i}\n")).collect();
+        for replace in [false, true] {
+            std::fs::write(&path, &text).unwrap();
+            let mut range = FileRange::open(&path, 1, 3, 1000).unwrap();
+            let mut got = Vec::new();
+            while range.next_block(|l| got.push((l.index, l.bytes.to_vec()))).unwrap() {}
+            std::fs::remove_file(&path).unwrap();
+            if replace {
+                std::fs::write(&path, "another\nfile\n").unwrap();
+            }
+            let (index, line) = got.last().unwrap();
+            let number = range.line_number(*index).unwrap();
+            assert_eq!(number.to_string().as_bytes(), &line[..], "replaced {replace}");
+            assert_eq!(range.lines_in_file().unwrap(), 300, "replaced {replace}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

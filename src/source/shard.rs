@@ -10,12 +10,14 @@
 //! storage, give each process its own directory with `{p}`.
 //!
 //! Rejected lines name the process's file (or directory); in a directory, line numbers
-//! count through its files in name order, as if they were one file.
+//! count through its files in name order, as if they were one file. The counts read the
+//! files this reader opened, never their paths again, so a file replaced or deleted
+//! mid-run keeps its numbers.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::file::{FileRange, count_lines};
+use super::file::FileRange;
 use super::lines::Line;
 
 /// The placeholder replaced by the process index.
@@ -178,18 +180,24 @@ impl ShardReader {
     /// The 1-based line number of the reader's `index`-th line, counted through the
     /// shard's files in name order.
     pub fn line_number(&mut self, index: u64) -> io::Result<u64> {
-        let (first, file, range) = match self.current.as_mut() {
-            Some(r) if index >= self.first_index => (self.first_index, self.next_file - 1, r),
-            _ => {
-                let at = self.done.iter().rposition(|(first, _, _)| *first <= index).unwrap_or(0);
-                let (first, file, range) = &mut self.done[at];
-                (*first, *file, range)
-            }
+        // `None` for the current range, else the finished range holding `index`.
+        let at = match self.current {
+            Some(_) if index >= self.first_index => None,
+            _ => Some(self.done.iter().rposition(|(first, _, _)| *first <= index).unwrap_or(0)),
         };
+        let (first, file) = match at {
+            None => (self.first_index, self.next_file - 1),
+            Some(at) => (self.done[at].0, self.done[at].1),
+        };
+        // Every file before `file` was opened by this reader and is finished.
         let mut before = 0;
-        for path in &self.files[..file] {
-            before += count_lines(path)?;
+        for (_, _, earlier) in self.done.iter_mut().filter(|(_, f, _)| *f < file) {
+            before += earlier.lines_in_file()?;
         }
+        let range = match at {
+            None => self.current.as_mut().expect("matched above"),
+            Some(at) => &mut self.done[at].2,
+        };
         Ok(before + range.line_number(index - first)?)
     }
 }
@@ -231,6 +239,28 @@ mod tests {
         while r.next_block(|l| got.push((l.index, l.bytes.to_vec()))).unwrap() {}
         assert_eq!(got.len(), 200);
         assert_eq!(got[150].1, b"p1-50");
+        assert_eq!(r.line_number(got[150].0).unwrap(), 151);
+        assert_eq!(r.line_number(got[7].0).unwrap(), 8);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn line_numbers_in_a_directory_survive_its_files_being_replaced_or_deleted() {
+        let dir = std::env::temp_dir().join(format!("kappa-shard-gone-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..2 {
+            let text: String = (0..100).map(|i| format!("f{f}-{i}\n")).collect();
+            std::fs::write(dir.join(format!("f{f}.txt")), &text).unwrap();
+        }
+        let bound = ShardSpec::parse(dir.to_str().unwrap()).unwrap().for_process(0, 1).unwrap();
+        let mut r = bound.open(0, 1, 1000).unwrap();
+        let mut got = Vec::new();
+        while r.next_block(|l| got.push((l.index, l.bytes.to_vec()))).unwrap() {}
+        // The earlier file is deleted and the later one replaced by a shorter file.
+        std::fs::remove_file(dir.join("f0.txt")).unwrap();
+        std::fs::remove_file(dir.join("f1.txt")).unwrap();
+        std::fs::write(dir.join("f1.txt"), "x\n").unwrap();
+        assert_eq!(got[150].1, b"f1-50");
         assert_eq!(r.line_number(got[150].0).unwrap(), 151);
         assert_eq!(r.line_number(got[7].0).unwrap(), 8);
         std::fs::remove_dir_all(&dir).unwrap();
