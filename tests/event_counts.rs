@@ -491,3 +491,35 @@ fn rejects_do_not_stay_in_memory_until_the_input_ends() {
     assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), 300_000);
     assert!(kib < 60 * 1024, "peak RSS {kib} KiB for 300,000 rejects");
 }
+
+#[test]
+fn a_far_future_timestamp_is_a_reject_and_never_hangs_a_live_job() {
+    // It used to wrap the window arithmetic, panic one worker and hang the other.
+    use std::io::Write;
+    let good = r#"{"event_id": "E1", "event_type": "view", "customer_id": "C", "product_id": "P", "timestamp": "2026-10-02T00:00:00Z", "amount": null}"#;
+    let future = r#"{"event_id": "E2", "event_type": "view", "customer_id": "C", "product_id": "P", "timestamp": 18446744073709551615, "amount": null}"#;
+    let dir = TempDir::new("event-counts-far-future");
+    let rejects = dir.path("rejects.txt");
+    let mut child = Command::new(common::bin("event_counts"))
+        .args(["--input", "-", "--window", "1h", "-w", "2", "--rejects", rejects.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{good}\n{future}\n").as_bytes()).unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the job hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("read 2 records, rejected 1, late 0"), "{stderr}");
+    let rejected = std::fs::read_to_string(&rejects).unwrap();
+    assert!(rejected.starts_with("stdin:2: timestamp out of range"), "{rejected}");
+}
