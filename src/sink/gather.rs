@@ -85,26 +85,34 @@ mod tests {
     #[test]
     fn complete_times_come_sorted_in_time_order_then_closed() {
         for workers in [1, 3] {
-            let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+            // What each worker saw, in its own order: workers close independently.
+            let seen: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
             let log = Arc::clone(&seen);
             let input = vec![(0, vec![5u32, 3, 9]), (2, vec![4, 1]), (2, vec![8])];
             collect(workers, input, move |s| {
                 let log = Arc::clone(&log);
+                let worker = s.scope().index();
                 s.clone().gather_sorted(
                     "Test",
                     |_| None,
                     move |g| match g {
                         Gathered::Frontier(_) => {}
-                        Gathered::Complete(rows) => log.lock().unwrap().push(format!("{rows:?}")),
-                        Gathered::Closed => log.lock().unwrap().push("closed".into()),
+                        Gathered::Complete(rows) => log.lock().unwrap().push((worker, format!("{rows:?}"))),
+                        Gathered::Closed => log.lock().unwrap().push((worker, "closed".into())),
                     },
                 );
                 s.filter(|_| false)
             });
-            // Rows reach worker 0 only; every worker learns that its input closed.
-            let mut expected = vec!["[3, 5, 9]".to_owned(), "[1, 4, 8]".to_owned()];
-            expected.extend(std::iter::repeat_n("closed".to_owned(), workers));
-            assert_eq!(*seen.lock().unwrap(), expected, "-w {workers}");
+            let seen = seen.lock().unwrap();
+            let of = |w: usize| -> Vec<&str> {
+                seen.iter().filter(|(x, _)| *x == w).map(|(_, e)| e.as_str()).collect()
+            };
+            // Rows reach worker 0 only, sorted, in time order, before it closes; every
+            // worker learns that its input closed.
+            assert_eq!(of(0), vec!["[3, 5, 9]", "[1, 4, 8]", "closed"], "-w {workers}");
+            for w in 1..workers {
+                assert_eq!(of(w), vec!["closed"], "-w {workers}, worker {w}");
+            }
         }
     }
 }
