@@ -474,11 +474,13 @@ fn many_rejects_are_written_complete_and_sorted_for_any_workers() {
 
 #[test]
 fn rejects_do_not_stay_in_memory_until_the_input_ends() {
-    // 300,000 bad lines: held in memory they would take about 80 MB (265 bytes each).
+    // 600,000 bad lines: held in memory they take about 190 MB (measured with spilling
+    // off). Spilling keeps 65,536 in memory; the rest of the peak is the intake's
+    // buffered input, which depends on scheduling: 65 MB here alone, up to ~35 MB more under load.
     let dir = TempDir::new("event-counts-rejects-memory");
     let input = dir.path("bad.jsonl");
     let mut text = String::new();
-    for i in 0..300_000 {
+    for i in 0..600_000 {
         text.push_str(BAD[i % BAD.len()].0);
         text.push('\n');
     }
@@ -487,9 +489,9 @@ fn rejects_do_not_stay_in_memory_until_the_input_ends() {
     let args = ["--input", input.to_str().unwrap(), "--rejects", rejects.to_str().unwrap()];
     let (ok, stderr, kib) = run_measured(&dir, "event_counts", &args);
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("rejected 300000"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), 300_000);
-    assert!(kib < 60 * 1024, "peak RSS {kib} KiB for 300,000 rejects");
+    assert!(stderr.contains("rejected 600000"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), 600_000);
+    assert!(kib < 140 * 1024, "peak RSS {kib} KiB for 600,000 rejects");
 }
 
 #[test]
