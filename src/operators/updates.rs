@@ -208,21 +208,29 @@ mod tests {
         (0..600u64).map(|i| (((i % 4) as u32, (i % 5) as i64 + 1), (i * 7919) % 3000)).collect()
     }
 
+    /// `count_total`'s changes over [`records`] as `(at, (key, value, time, diff))`.
+    fn changes(
+        workers: usize,
+        epoch: Duration,
+        windowing: Windowing,
+    ) -> Vec<(Millis, (u32, i64, Millis, isize))> {
+        collect(workers, vec![(0, records())], move |s| {
+            s.to_updates(epoch, windowing)
+                .as_collection()
+                .count_total()
+                .changes()
+                .map(|d| (d.at, (d.key, d.value, d.time, d.diff)))
+        })
+        .into_iter()
+        .map(|(_, (at, change))| (at, change))
+        .collect()
+    }
+
     #[test]
     fn global_totals_change_once_per_epoch_with_data() {
         let epoch = Duration(500);
         for workers in [1, 3] {
-            let out: Vec<(Millis, (u32, i64, Millis, isize))> =
-                collect(workers, vec![(0, records())], move |s| {
-                    s.to_updates(epoch, Windowing::Global)
-                        .as_collection()
-                        .count_total()
-                        .changes()
-                        .map(|d| (d.at, (d.key, d.value, d.time, d.diff)))
-                })
-                .into_iter()
-                .map(|(_, (at, change))| (at, change))
-                .collect();
+            let out = changes(workers, epoch, Windowing::Global);
             // Replaying the changes in time order gives each key's running total.
             let mut current: BTreeMap<u32, i64> = BTreeMap::new();
             let mut per_epoch: BTreeMap<(Millis, u32), i64> = BTreeMap::new();
@@ -251,16 +259,7 @@ mod tests {
     #[test]
     fn a_window_total_appears_once_when_it_closes() {
         let windowing = Windowing::Tumbling { size: Duration(1000) };
-        let out: Vec<(Millis, (u32, i64, Millis, isize))> = collect(2, vec![(0, records())], move |s| {
-            s.to_updates(Duration(1), windowing)
-                .as_collection()
-                .count_total()
-                .changes()
-                .map(|d| (d.at, (d.key, d.value, d.time, d.diff)))
-        })
-        .into_iter()
-        .map(|(_, (at, change))| (at, change))
-        .collect();
+        let out = changes(2, Duration(1), windowing);
         assert!(out.iter().all(|(_, (_, _, _, diff))| *diff == 1), "no retractions for windows");
         let sum: i64 = out.iter().map(|(_, (_, v, _, _))| v).sum();
         assert_eq!(sum, records().iter().map(|((_, v), _)| v).sum::<i64>());
