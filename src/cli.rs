@@ -152,6 +152,9 @@ pub struct CommonArgs {
     #[command(flatten)]
     /// The `--http` endpoint.
     pub watch: WatchArgs,
+    #[command(flatten)]
+    /// Checkpoints and restart.
+    pub recovery: RecoveryArgs,
     /// Print help (`-h` is timely's hostfile).
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -198,6 +201,25 @@ pub struct WatchArgs {
     /// repeatable. A breach is a line on stderr and a metric, once per episode.
     #[arg(long = "health", value_name = "RULE")]
     pub health: Vec<crate::http::health::Rule>,
+}
+
+/// Checkpoints and restart.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Recovery")]
+pub struct RecoveryArgs {
+    /// Make output exactly-once across crashes: commit output files and journal live
+    /// input in this folder; a job started again with the same folder and options
+    /// resumes, and its files end byte-identical to a run that never failed. Needs
+    /// `--output FILE`.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// How often output is committed (wall clock), at most.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration, requires = "checkpoint")]
+    pub checkpoint_every: Duration,
+    /// Sync commits and the journal to disk, so they survive power loss, not only a
+    /// killed process (slower: a disk flush per commit and per journal entry).
+    #[arg(long, requires = "checkpoint")]
+    pub fsync: bool,
 }
 
 /// Event-time window options, for jobs that aggregate over windows.

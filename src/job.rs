@@ -6,7 +6,8 @@
 //! free) so that a mistake is one line on stderr and exit code 2, never a panic in a
 //! worker. While the job runs it prints progress lines; SIGINT or SIGTERM stop the
 //! input (a live input first drains the lines it has read), the frontier closes, every
-//! window is reported and the job exits 0.
+//! window is reported and the job exits 0. With `--checkpoint` a signal ends the job
+//! at once instead (exit 128 + the signal): the same command resumes it.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -22,6 +23,7 @@ use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::operators::Leave;
 use timely::dataflow::{Scope, Stream};
 
+use crate::checkpoint::Checkpoint;
 use crate::cli::CommonArgs;
 use crate::exit::{EXIT_FAILURE, EXIT_USAGE, io_reason, program_name};
 use crate::metrics::{Meters, Summary};
@@ -146,8 +148,21 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         None => spec.default_input.parse::<InputSpec>()?,
     };
     let cluster = &common.cluster;
-    let input = input.for_process(cluster.process as usize, cluster.processes as usize)?;
+    let mut input = input.for_process(cluster.process as usize, cluster.processes as usize)?;
     input.validate()?;
+    let checkpoint = match &common.recovery.checkpoint {
+        Some(dir) => {
+            let fingerprint = crate::checkpoint::fingerprint(&program_name(), std::env::args().skip(1));
+            let r = &common.recovery;
+            let every = r.checkpoint_every.to_std();
+            Some(Arc::new(Checkpoint::open(dir, cluster.process, &fingerprint, r.fsync, every)?))
+        }
+        None => None,
+    };
+    if let InputSpec::Gen(spec) = &mut input {
+        // Every worker's paced schedule starts at the same instant: the job's first start.
+        spec.start = Some(checkpoint.as_ref().map_or_else(crate::time::now_millis, |c| c.anchor()));
+    }
     let mut written: Vec<(&str, &Path)> = vec![("--output", &common.output)];
     written.extend(common.rejects.as_deref().map(|p| ("--rejects", p)));
     written.extend(common.live.late.as_deref().map(|p| ("--late", p)));
@@ -185,12 +200,22 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
     let (feed, wakers) = match &input {
         InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => {
             let (feed, intake) = live::feed(Arc::clone(&stop));
+            let (intake, accepted_before) = match (&checkpoint, &input) {
+                // A growing file can be read again from its start; stdin and tcp cannot.
+                (Some(c), InputSpec::Stdin | InputSpec::Tcp(_)) => {
+                    let named = |e: std::io::Error| format!("checkpoint journal: {}", io_reason(&e));
+                    let (journal, entries) = c.journal().map_err(named)?;
+                    intake.journaled(journal, entries).map_err(named)?
+                }
+                _ => (intake, 0),
+            };
             let max_line = common.max_line_bytes;
             match &input {
                 InputSpec::Tcp(spec) => {
                     let listener = spec.bind(common.cluster.process as usize)?;
                     let until_eof = common.live.until_eof;
-                    tcp::listen(listener, intake, spec, until_eof, max_line, Arc::clone(&meters))?;
+                    let meters = Arc::clone(&meters);
+                    tcp::listen(listener, intake, spec, until_eof, max_line, meters, accepted_before)?;
                 }
                 InputSpec::Tail(spec) => tail::watch(spec.clone(), intake, max_line),
                 _ => {
@@ -227,8 +252,9 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
             eprintln!("{}: serving http://{bound}/ (/metrics, /api/status)", program_name());
         }
     }
+    let writes = common.cluster.process == 0;
     let out =
-        Outputs::open(destinations, common.cluster.process == 0, common.format, live, Arc::clone(&meters))?;
+        Outputs::open(destinations, writes, common.format, live, Arc::clone(&meters), checkpoint.as_ref())?;
     let ingest = IngestConfig {
         input,
         epoch: common.epoch,
@@ -274,7 +300,17 @@ fn watch_signals(job: &Arc<Job>) {
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else { return };
     let job = Arc::clone(job);
     let _ = std::thread::Builder::new().name("kappa-signals".into()).spawn(move || {
-        for _ in signals.forever() {
+        for signal in signals.forever() {
+            if let Some(dir) = &job.common.recovery.checkpoint {
+                // A drained stop would close every window early and commit partial rows:
+                // stop at once instead; what is not committed is written again on resume.
+                eprintln!(
+                    "{}: stopped; run the same command to resume from the checkpoint in {}",
+                    program_name(),
+                    dir.display()
+                );
+                std::process::exit(128 + signal);
+            }
             job.ingest.stop.store(true, Ordering::SeqCst);
             job.ingest.wakers.wake_all();
         }

@@ -22,7 +22,7 @@
 //! metrics       what a running job tells about itself
 //! source        one file per input kind
 //! record        one file per record kind: the type, its parser and its generator
-//! time, money, exit, diag, spill   leaves everyone may use
+//! time, money, exit, diag, spill, checkpoint   leaves everyone may use
 //! ```
 //!
 //! * **Time.** Every record carries its event time in milliseconds ([`time`]). Ingest
@@ -38,6 +38,7 @@
 //! * **Determinism.** Sinks ([`sink`]) gather to worker 0 and write each complete
 //!   timestamp sorted, so output bytes do not depend on `-w`, `-n` or delivery.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod cluster;
 pub mod diag;

@@ -7,7 +7,7 @@
 //! operators             reusable timely/differential operators
 //! source, metrics       inputs; what a running job tells about itself
 //! record                record kinds
-//! time, money, exit, diag   leaves
+//! time, money, exit, diag, spill, checkpoint   leaves
 //! ```
 //!
 //! The test reads every file under `src/`, finds each `crate::` and `super::` path
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 /// The layer of a top-level module: a file may import only from its own layer or below.
 fn layer(top: &str) -> usize {
     match top {
-        "time" | "money" | "exit" | "diag" | "spill" => 0,
+        "time" | "money" | "exit" | "diag" | "spill" | "checkpoint" => 0,
         "record" => 1,
         "source" | "metrics" => 2,
         "operators" => 3,

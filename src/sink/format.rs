@@ -119,6 +119,12 @@ impl<W: Write> RowWriter<W> {
         RowWriter { out, format, columns, line: Vec::with_capacity(256), started: false }
     }
 
+    /// The same writer, for an output that has its header already.
+    pub fn started(mut self) -> Self {
+        self.started = true;
+        self
+    }
+
     /// Writes the CSV header if it has not been written yet.
     pub fn start(&mut self) -> io::Result<()> {
         if !self.started && self.format == Format::Csv {

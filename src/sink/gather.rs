@@ -17,8 +17,9 @@ use crate::time::{EventTime, Millis, event_frontier};
 pub enum Gathered<R> {
     /// The input frontier moved (`Millis::MAX` once it is empty).
     Frontier(Millis),
-    /// All records of one complete event time, sorted.
-    Complete(Vec<R>),
+    /// All records of one complete event time, sorted, with that time: it grows
+    /// strictly from one call to the next.
+    Complete(Millis, Vec<R>),
     /// The input is exhausted: nothing more will come.
     Closed,
 }
@@ -61,9 +62,10 @@ impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for St
                 if *entry.key() >= watermark {
                     break;
                 }
+                let time = *entry.key();
                 let mut records = entry.remove();
                 records.sort();
-                each(Gathered::Complete(records));
+                each(Gathered::Complete(time, records));
             }
             if frontier.is_empty() && !closed {
                 closed = true;
@@ -97,7 +99,9 @@ mod tests {
                     |_| None,
                     move |g| match g {
                         Gathered::Frontier(_) => {}
-                        Gathered::Complete(rows) => log.lock().unwrap().push((worker, format!("{rows:?}"))),
+                        Gathered::Complete(_, rows) => {
+                            log.lock().unwrap().push((worker, format!("{rows:?}")))
+                        }
                         Gathered::Closed => log.lock().unwrap().push((worker, "closed".into())),
                     },
                 );

@@ -21,13 +21,16 @@ use timely::ExchangeData;
 use timely::dataflow::Stream;
 
 pub mod change;
+pub mod commit;
 pub mod format;
 pub mod gather;
 
 pub use change::Change;
+pub use commit::Committer;
 pub use format::{Cell, Format, Layout, RowWriter, Tabular};
 pub use gather::{GatherSorted, Gathered};
 
+use crate::checkpoint::Checkpoint;
 use crate::diag::{Counts, Diag, Late, Rejected};
 use crate::exit::{io_reason, write_failed};
 use crate::metrics::Meters;
@@ -56,6 +59,8 @@ pub struct Outputs {
     files: Mutex<BTreeMap<&'static str, Output>>,
     /// What each destination is and where, for messages: `alerts file /tmp/a.csv`.
     labels: Mutex<BTreeMap<&'static str, String>>,
+    /// With `--checkpoint`: each file's commits, for its sink to take.
+    committers: Mutex<BTreeMap<&'static str, Committer>>,
 }
 
 /// One destination to open: its name among the outputs, its path (`-` is stdout) and
@@ -79,22 +84,34 @@ impl Outputs {
             summary: Mutex::new(Counts::default()),
             files: Mutex::new(BTreeMap::new()),
             labels: Mutex::new(BTreeMap::new()),
+            committers: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// Opens every destination, or says which one cannot be created. Only the process
-    /// that writes (`writes`: process 0) opens files; the others get none.
+    /// that writes (`writes`: process 0) opens files; the others get none. With a
+    /// `checkpoint`, files are resumed, not created: each is cut back to its committed
+    /// length (see [`commit`]).
     pub fn open(
         destinations: Vec<Destination>,
         writes: bool,
         format: Format,
         live: bool,
         meters: Arc<Meters>,
+        checkpoint: Option<&Arc<Checkpoint>>,
     ) -> Result<Outputs, String> {
         let outputs = Outputs::new(format, live, meters);
         if writes {
             for d in destinations {
-                outputs.add(d.name, create(&d.path, &d.what)?);
+                let out = match checkpoint {
+                    Some(c) => {
+                        let (out, committer) = resume(&d, c)?;
+                        outputs.committers.lock().expect("outputs lock").insert(d.name, committer);
+                        out
+                    }
+                    None => create(&d.path, &d.what)?,
+                };
+                outputs.add(d.name, out);
                 let label = match d.path.to_str() {
                     Some("-") => format!("{} (stdout)", d.what),
                     _ => format!("{} {}", d.what, d.path.display()),
@@ -120,6 +137,40 @@ impl Outputs {
     pub fn take(&self, name: &str, worker: usize) -> Option<Output> {
         (worker == 0).then(|| self.files.lock().expect("outputs lock").remove(name)).flatten()
     }
+
+    /// The commits of output `name` (with `--checkpoint`), for the sink that takes it.
+    pub fn committer(&self, name: &str, worker: usize) -> Option<Committer> {
+        (worker == 0).then(|| self.committers.lock().expect("outputs lock").remove(name)).flatten()
+    }
+}
+
+/// Opens a destination to resume it: cut back to its committed length (nothing if it
+/// has no commit yet), positioned at the end.
+fn resume(d: &Destination, checkpoint: &Arc<Checkpoint>) -> Result<(Output, Committer), String> {
+    if d.path == Path::new("-") {
+        return Err(format!(
+            "with --checkpoint, the {} must be a file: stdout cannot be cut back on restart (use --output FILE)",
+            d.what
+        ));
+    }
+    let committed = checkpoint.commit_of(d.name)?.unwrap_or_default();
+    let named = |e: io::Error| format!("cannot open {} {}: {}", d.what, d.path.display(), io_reason(&e));
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&d.path).map_err(named)?;
+    let len = file.metadata().map_err(named)?.len();
+    if len < committed.bytes {
+        return Err(format!(
+            "{} {} has {len} bytes but its checkpoint committed {}: it was changed outside the job",
+            d.what,
+            d.path.display(),
+            committed.bytes
+        ));
+    }
+    file.set_len(committed.bytes).map_err(named)?;
+    io::Seek::seek(&mut file, io::SeekFrom::End(0)).map_err(named)?;
+    let own = file.try_clone().map_err(named)?;
+    let committer = Committer::new(d.name, Arc::clone(checkpoint), own, committed);
+    Ok((Box::new(BufWriter::with_capacity(1 << 20, file)), committer))
 }
 
 /// Creates `path` for writing (`-` is stdout), or says why it cannot be.
@@ -162,9 +213,14 @@ where
     R: Tabular + Ord + ExchangeData,
 {
     let what = outputs.label(name);
-    let mut writer = outputs
-        .take(name, stream.scope().index())
-        .map(|out| RowWriter::new(out, outputs.format, R::columns()));
+    let worker = stream.scope().index();
+    let mut committer = outputs.committer(name, worker);
+    let resumed = committer.as_ref().is_some_and(Committer::resumed);
+    let mut writer = outputs.take(name, worker).map(|out| {
+        let w = RowWriter::new(out, outputs.format, R::columns());
+        // A resumed file has its header already.
+        if resumed { w.started() } else { w }
+    });
     if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
         write_failed(&what, &e);
     }
@@ -178,7 +234,7 @@ where
                 Ok(())
             }
             Gathered::Frontier(_) => Ok(()),
-            Gathered::Complete(rows) => {
+            Gathered::Complete(time, rows) => {
                 if main {
                     outputs.meters.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 }
@@ -190,11 +246,19 @@ where
                         cells.iter().map(Cell::text).collect()
                     });
                 }
-                writer.as_mut().map_or(Ok(()), |w| {
-                    w.write_group(&rows).and_then(|()| if flush { w.flush() } else { Ok(()) })
-                })
+                match (writer.as_mut(), committer.as_mut()) {
+                    (Some(_), Some(c)) if c.skips(time) => Ok(()),
+                    (Some(w), c) => w
+                        .write_group(&rows)
+                        .and_then(|()| if flush { w.flush() } else { Ok(()) })
+                        .and_then(|()| c.map_or(Ok(()), |c| c.wrote(time, || w.flush()))),
+                    (None, _) => Ok(()),
+                }
             }
-            Gathered::Closed => writer.take().map_or(Ok(()), |mut w| w.flush()),
+            Gathered::Closed => writer.take().map_or(Ok(()), |mut w| {
+                w.flush()?;
+                committer.as_mut().map_or(Ok(()), |c| c.commit(|| w.flush()))
+            }),
         };
         if let Err(e) = result {
             write_failed(&what, &e);
@@ -217,6 +281,8 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
         let worker = self.scope().index();
         let mut rejects_out = outputs.take(REJECTS, worker);
         let mut late_out = outputs.take(LATE, worker);
+        let mut rejects_commits = outputs.committer(REJECTS, worker);
+        let mut late_commits = outputs.committer(LATE, worker);
         let (rejects_label, late_label) = (outputs.label(REJECTS), outputs.label(LATE));
         let outputs = Arc::clone(outputs);
         // Rejects grow with the input and a bounded input's complete only at its end:
@@ -239,9 +305,19 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
                 if *entry.key() >= watermark {
                     break;
                 }
+                let time = *entry.key();
                 let mut counts = Counts::default();
                 // What failed: the file written last, or reading back a spilled run.
                 let mut failed = "diagnostics (reading back from the temporary directory)";
+                // Files that committed this time already get nothing (see `commit`).
+                let skip = |c: &Option<Committer>| c.as_ref().is_some_and(|c| c.skips(time));
+                let (mut rejects, mut late) = (rejects_out.as_mut(), late_out.as_mut());
+                if skip(&rejects_commits) {
+                    rejects = None;
+                }
+                if skip(&late_commits) {
+                    late = None;
+                }
                 let step = entry.remove().drain(|diag| match diag {
                     Diag::Counts(c) => {
                         counts += c;
@@ -249,23 +325,38 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
                     }
                     Diag::Reject(r) => {
                         failed = &rejects_label;
-                        rejects_out.as_mut().map_or(Ok(()), |w| write_reject(w, &r))
+                        rejects.as_mut().map_or(Ok(()), |w| write_reject(w, &r))
                     }
                     Diag::Late(l) => {
                         failed = &late_label;
-                        late_out.as_mut().map_or(Ok(()), |w| write_late(w, &l))
+                        late.as_mut().map_or(Ok(()), |w| write_late(w, &l))
                     }
                 });
                 *outputs.summary.lock().expect("summary lock") += counts;
                 if let Err(e) = step {
                     write_failed(failed, &e);
                 }
+                for (out, commits, label) in [
+                    (rejects_out.as_mut(), rejects_commits.as_mut(), &rejects_label),
+                    (late_out.as_mut(), late_commits.as_mut(), &late_label),
+                ] {
+                    if let (Some(w), Some(c)) = (out, commits)
+                        && !c.skips(time)
+                        && let Err(e) = c.wrote(time, || w.flush())
+                    {
+                        write_failed(label, &e);
+                    }
+                }
             }
             if frontier.is_empty() && !closed {
                 closed = true;
-                for (out, label) in [(rejects_out.as_mut(), &rejects_label), (late_out.as_mut(), &late_label)]
-                {
-                    if let Some(Err(e)) = out.map(|w| w.flush()) {
+                for (out, commits, label) in [
+                    (rejects_out.as_mut(), rejects_commits.as_mut(), &rejects_label),
+                    (late_out.as_mut(), late_commits.as_mut(), &late_label),
+                ] {
+                    let Some(w) = out else { continue };
+                    let done = w.flush().and_then(|()| commits.map_or(Ok(()), |c| c.commit(|| w.flush())));
+                    if let Err(e) = done {
                         write_failed(label, &e);
                     }
                 }

@@ -27,6 +27,10 @@ pub struct GenSpec {
     pub seed: u64,
     /// The kind's own options, such as `burst-every=500`.
     pub options: Vec<(String, String)>,
+    /// For a paced generator: the wall-clock time (ms) its schedule starts, the same for
+    /// every worker; `None` is when the worker starts. A restarted job passes its first
+    /// start, so it makes the same rows with the same event times.
+    pub start: Option<Millis>,
 }
 
 impl GenSpec {
@@ -60,6 +64,7 @@ impl GenSpec {
                 .filter(|(k, _)| !["count", "rate", "seed"].contains(k))
                 .map(|(k, v)| (k.replace('_', "-"), (*v).to_owned()))
                 .collect(),
+            start: None,
         };
         // The kind and its options are checked now, so a worker cannot fail on them.
         generator(&spec.kind, 0, Timeline::default_history(), &spec.options)?;
@@ -92,13 +97,12 @@ impl GenRange {
         let (timeline, pace) = match spec.rate {
             None => (Timeline::default_history(), None),
             Some(rate) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
-                (
-                    Timeline::Ordered { start: now, step_nanos: 1_000_000_000 / rate, jitter: 0 },
-                    Some((Instant::now(), rate)),
-                )
+                let now = crate::time::now_millis();
+                let start = spec.start.unwrap_or(now);
+                // Rows scheduled before now (a restart) are due at once.
+                let behind = StdDuration::from_millis(now.saturating_sub(start));
+                let base = Instant::now().checked_sub(behind).unwrap_or_else(Instant::now);
+                (Timeline::Ordered { start, step_nanos: 1_000_000_000 / rate, jitter: 0 }, Some((base, rate)))
             }
         };
         GenRange {

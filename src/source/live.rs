@@ -13,18 +13,27 @@
 //! finishes. The workers go on draining the channel until the last intake thread has
 //! finished and the channel is empty: every line taken from stdin or a socket is
 //! counted, as read and then accepted, rejected or late.
+//!
+//! With `--checkpoint` the intake is journaled ([`Intake::journaled`]): every batch is
+//! appended to the checkpoint's journal before it enters the channel, under one lock so
+//! the journal's order is the channel's. A restarted job first feeds the journal's
+//! batches again, then lets new ones in. Lost on a kill: what an intake thread has
+//! read but not yet sent (at most one batch per connection); a tcp client learns of
+//! the kill only as a broken connection.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use timely::scheduling::SyncActivator;
 
 use super::lines::{Flaw, LastLine, Line, LineSplitter};
+use crate::checkpoint::Journal;
+use crate::exit::write_failed;
 
 /// Batches the channel holds per process: with [`BATCH_BYTES`] this bounds intake memory.
 pub const CHANNEL_BATCHES: usize = 64;
@@ -101,7 +110,19 @@ pub struct Intake {
     tx: Option<Sender<Batch>>,
     wakers: Wakers,
     stop: Arc<AtomicBool>,
+    journal: Option<Arc<Journaled>>,
 }
+
+/// The journal of a live input, and whether its earlier entries have been fed again.
+struct Journaled {
+    state: Mutex<(Journal, bool)>,
+    replayed: Condvar,
+}
+
+/// A journal entry's first byte: a batch of lines.
+const ENTRY_BATCH: u8 = 0;
+/// A journal entry's first byte: a tcp connection was accepted.
+const ENTRY_ACCEPTED: u8 = 1;
 
 impl Intake {
     /// Whether the job is stopping; intake threads should finish.
@@ -111,9 +132,68 @@ impl Intake {
 
     /// Sends a batch, blocking while the channel is full. `false` once nobody listens.
     pub fn send(&self, batch: Batch) -> bool {
-        let ok = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
+        let ok = match &self.journal {
+            Some(j) => {
+                let mut entry = vec![ENTRY_BATCH];
+                encode(&batch, &mut entry);
+                let mut state = j.wait_replayed();
+                if let Err(e) = state.0.append(&entry) {
+                    write_failed("the checkpoint's journal", &e);
+                }
+                // Still locked: the channel takes batches in the journal's order.
+                self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok())
+            }
+            None => self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok()),
+        };
         self.wakers.wake_all();
         ok
+    }
+
+    /// Notes in the journal (if any) that a tcp connection was accepted, so a restarted
+    /// job counts it towards `?clients=N` and `--until-eof`.
+    pub fn accepted(&self) {
+        if let Some(j) = &self.journal
+            && let Err(e) = j.wait_replayed().0.append(&[ENTRY_ACCEPTED])
+        {
+            write_failed("the checkpoint's journal", &e);
+        }
+    }
+
+    /// This intake, journaled: `entries` (what the journal held) are fed again first, on
+    /// a thread of their own; new batches wait for them. Returns the intake and how many
+    /// tcp connections the journal says were accepted.
+    pub fn journaled(mut self, journal: Journal, entries: Vec<Vec<u8>>) -> io::Result<(Intake, usize)> {
+        let journaled = Arc::new(Journaled { state: Mutex::new((journal, false)), replayed: Condvar::new() });
+        let mut batches = Vec::new();
+        let mut accepted = 0;
+        for entry in &entries {
+            match entry.split_first() {
+                Some((&ENTRY_BATCH, rest)) => batches.push(decode(rest).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "the checkpoint's journal is damaged")
+                })?),
+                Some((&ENTRY_ACCEPTED, _)) => accepted += 1,
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the checkpoint's journal is damaged",
+                    ));
+                }
+            }
+        }
+        let replayer = self.clone();
+        let done = Arc::clone(&journaled);
+        std::thread::Builder::new().name("kappa-journal".into()).spawn(move || {
+            for batch in batches {
+                if !replayer.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok()) {
+                    break;
+                }
+                replayer.wakers.wake_all();
+            }
+            done.state.lock().expect("journal lock").1 = true;
+            done.replayed.notify_all();
+        })?;
+        self.journal = Some(journaled);
+        Ok((self, accepted))
     }
 
     /// Reads `reader` to its end, or until the job stops, as lines from `origin`, in
@@ -140,6 +220,65 @@ impl Intake {
             }
         }
     }
+}
+
+impl Journaled {
+    /// The journal, once its earlier entries have all been fed again.
+    fn wait_replayed(&self) -> std::sync::MutexGuard<'_, (Journal, bool)> {
+        let mut state = self.state.lock().expect("journal lock");
+        while !state.1 {
+            state = self.replayed.wait(state).expect("journal lock");
+        }
+        state
+    }
+}
+
+/// Appends `batch` to `out`: origin, first line, each line's end and flaw, the bytes.
+fn encode(batch: &Batch, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(batch.origin.len() as u32).to_le_bytes());
+    out.extend_from_slice(batch.origin.as_bytes());
+    out.extend_from_slice(&batch.first_line.to_le_bytes());
+    out.extend_from_slice(&(batch.ends.len() as u32).to_le_bytes());
+    for &(end, flaw) in &batch.ends {
+        out.extend_from_slice(&(end as u64).to_le_bytes());
+        match flaw {
+            None => out.push(0),
+            Some(Flaw::Truncated) => out.push(1),
+            Some(Flaw::TooLong(n)) => {
+                out.push(2);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+    }
+    out.extend_from_slice(&batch.data);
+}
+
+/// The batch [`encode`] wrote, or `None` if the bytes are not one.
+fn decode(mut bytes: &[u8]) -> Option<Batch> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (bytes.get(..n)?, bytes.get(n..)?);
+        *bytes = rest;
+        Some(head)
+    }
+    let u32_at = |b: &mut &[u8]| take(b, 4).map(|x| u32::from_le_bytes(x.try_into().expect("4")) as usize);
+    let u64_at = |b: &mut &[u8]| take(b, 8).map(|x| u64::from_le_bytes(x.try_into().expect("8")));
+    let len = u32_at(&mut bytes)?;
+    let origin: Arc<str> = Arc::from(std::str::from_utf8(take(&mut bytes, len)?).ok()?);
+    let first_line = u64_at(&mut bytes)?;
+    let lines = u32_at(&mut bytes)?;
+    let mut ends = Vec::with_capacity(lines);
+    for _ in 0..lines {
+        let end = u64_at(&mut bytes)? as usize;
+        let flaw = match take(&mut bytes, 1)?[0] {
+            0 => None,
+            1 => Some(Flaw::Truncated),
+            2 => Some(Flaw::TooLong(u64_at(&mut bytes)?)),
+            _ => return None,
+        };
+        ends.push((end, flaw));
+    }
+    let data = bytes.to_vec();
+    ends.iter().all(|&(end, _)| end <= data.len()).then_some(Batch { origin, first_line, data, ends })
 }
 
 impl Drop for Intake {
@@ -218,7 +357,7 @@ impl Feed {
 pub fn feed(stop: Arc<AtomicBool>) -> (Feed, Intake) {
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
     let wakers = Wakers::default();
-    (Feed { rx, wakers: wakers.clone() }, Intake { tx: Some(tx), wakers, stop })
+    (Feed { rx, wakers: wakers.clone() }, Intake { tx: Some(tx), wakers, stop, journal: None })
 }
 
 /// What a worker got from the feed.

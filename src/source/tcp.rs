@@ -86,6 +86,8 @@ impl TcpSpec {
 
 /// Accepts connections on `listener` and pumps each into `intake` on its own thread,
 /// at most `spec.max_connections` at once; refusals are counted in `meters.refused`.
+/// `accepted_before` connections were accepted by an earlier run (from the journal):
+/// they count towards `?clients=N` and `--until-eof`.
 ///
 /// Fails only at startup, when the listener cannot be set up or its thread started.
 pub fn listen(
@@ -95,6 +97,7 @@ pub fn listen(
     until_eof: bool,
     max_line: usize,
     meters: Arc<Meters>,
+    accepted_before: usize,
 ) -> Result<(), String> {
     let origin = format!("tcp://{}:{}", spec.host, listener.local_addr().map_or(spec.port, |a| a.port()));
     listener.set_nonblocking(true).map_err(|e| format!("{origin}: {}", crate::exit::io_reason(&e)))?;
@@ -104,7 +107,7 @@ pub fn listen(
         .name("kappa-tcp-accept".into())
         .spawn(move || {
             let open = Arc::new(AtomicUsize::new(0));
-            let mut accepted = 0usize;
+            let mut accepted = accepted_before;
             loop {
                 if intake.stopping() || clients.is_some_and(|n| accepted >= n) {
                     break;
@@ -122,11 +125,11 @@ pub fn listen(
                         }
                         let _ = stream.set_nonblocking(false);
                         open.fetch_add(1, Ordering::SeqCst);
-                        let (intake, open_now) = (intake.clone(), Arc::clone(&open));
+                        let (conn, open_now) = (intake.clone(), Arc::clone(&open));
                         let origin: Arc<str> = Arc::from(format!("tcp:{peer}"));
                         let spawned = thread::Builder::new().name("kappa-tcp-conn".into()).spawn(move || {
                             if let Err(e) =
-                                intake.pump(Arc::clone(&origin), stream, max_line, LastLine::Truncated)
+                                conn.pump(Arc::clone(&origin), stream, max_line, LastLine::Truncated)
                             {
                                 eprintln!(
                                     "{}: warning: {origin}: {}",
@@ -137,7 +140,10 @@ pub fn listen(
                             open_now.fetch_sub(1, Ordering::SeqCst);
                         });
                         match spawned {
-                            Ok(_) => accepted += 1,
+                            Ok(_) => {
+                                accepted += 1;
+                                intake.accepted();
+                            }
                             // The closure, and with it the stream, is dropped: refused.
                             Err(e) => {
                                 open.fetch_sub(1, Ordering::SeqCst);

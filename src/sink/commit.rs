@@ -1,0 +1,68 @@
+//! Committing output files, so a restarted job writes each row exactly once.
+//!
+//! With `--checkpoint`, a sink appends the rows of each completed time to its file and,
+//! at most every `--checkpoint-every`, records the last completed time and the file's
+//! length ([`Commit`]). A restarted job cuts the file back to that length (done when
+//! [`Outputs`](super::Outputs) opens it) and recomputes every row, but a sink writes
+//! only the times after the committed one. Because the rows of a time are the same in
+//! every run (`gather` decides their order from the rows alone), the file ends
+//! byte-identical to one written by a run that never failed.
+
+use std::fs::File;
+use std::io::{self, Seek};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::checkpoint::{Checkpoint, Commit, crash_point};
+use crate::time::Millis;
+
+/// One output file's commits.
+pub struct Committer {
+    name: &'static str,
+    checkpoint: Arc<Checkpoint>,
+    /// The file itself (a duplicate descriptor: it shares the writer's offset).
+    file: File,
+    committed: Commit,
+    /// The latest completed time written but not yet committed.
+    pending: Option<Millis>,
+    last: Instant,
+}
+
+impl Committer {
+    /// The commits of output `name`, written to `file`, resuming from `committed`.
+    pub fn new(name: &'static str, checkpoint: Arc<Checkpoint>, file: File, committed: Commit) -> Self {
+        Committer { name, checkpoint, file, committed, pending: None, last: Instant::now() }
+    }
+
+    /// Whether the file already holds something from an earlier run (its header, say).
+    pub fn resumed(&self) -> bool {
+        self.committed.bytes > 0
+    }
+
+    /// Whether the rows of `time` are in the file already: an earlier run committed them.
+    pub fn skips(&self, time: Millis) -> bool {
+        self.committed.time.is_some_and(|c| time <= c)
+    }
+
+    /// Notes that every row of `time` has been handed to the writer; commits when the
+    /// last commit is older than `--checkpoint-every`. `flush` empties the writer's buffer.
+    pub fn wrote(&mut self, time: Millis, flush: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        self.pending = Some(time);
+        if self.last.elapsed() >= self.checkpoint.every() { self.commit(flush) } else { Ok(()) }
+    }
+
+    /// Commits what has been written: flush, sync with `--fsync`, record time and length.
+    pub fn commit(&mut self, flush: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let Some(time) = self.pending.take() else { return Ok(()) };
+        flush()?;
+        crash_point("append");
+        if self.checkpoint.fsync() {
+            self.file.sync_data()?;
+        }
+        let commit = Commit { time: Some(time), bytes: self.file.stream_position()? };
+        self.checkpoint.commit(self.name, commit)?;
+        self.committed = commit;
+        self.last = Instant::now();
+        Ok(())
+    }
+}

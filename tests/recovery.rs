@@ -1,0 +1,334 @@
+//! Recovery: `kill -9` a job at seeded random moments, start it again with the same
+//! checkpoint folder, and its files end byte-identical to those of one uninterrupted
+//! run, with the same counts in the summary.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TempDir, bin, gen_transactions, port_base};
+use rand::{Rng, SeedableRng};
+
+/// Rows of the kill-loop inputs.
+const ROWS: u64 = 2_000_000;
+
+/// A job, its arguments and its output files (`--flag`, file name).
+struct Case {
+    job: &'static str,
+    args: Vec<String>,
+    files: Vec<(&'static str, &'static str)>,
+}
+
+impl Case {
+    fn new(job: &'static str, args: &[&str], files: &[(&'static str, &'static str)]) -> Case {
+        Case { job, args: args.iter().map(|s| s.to_string()).collect(), files: files.to_vec() }
+    }
+
+    /// The command with its files under `dir`, named with `tag`, plus `extra`.
+    fn command(&self, dir: &TempDir, tag: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new(bin(self.job));
+        c.args(&self.args).args(extra).stdin(Stdio::null()).stdout(Stdio::null());
+        for (flag, name) in &self.files {
+            c.arg(flag).arg(dir.path(&format!("{tag}-{name}")));
+        }
+        c
+    }
+
+    /// Each output file's bytes.
+    fn outputs(&self, dir: &TempDir, tag: &str) -> BTreeMap<&'static str, Vec<u8>> {
+        self.files
+            .iter()
+            .map(|(_, name)| (*name, std::fs::read(dir.path(&format!("{tag}-{name}"))).unwrap()))
+            .collect()
+    }
+
+    /// Runs to the end; returns the summary's counts.
+    fn finish(&self, mut c: Command) -> String {
+        let out = c.stderr(Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{} failed: {stderr}", self.job);
+        counts(&stderr)
+    }
+}
+
+/// The summary's counts: `summary: read N records, rejected R, late L, wrote W rows`,
+/// without the timing that follows.
+fn counts(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("summary:"))
+        .unwrap_or_else(|| panic!("no summary in {stderr}"));
+    line.split(" in ").next().unwrap().to_owned()
+}
+
+/// Kills the job `kills` times at seeded random moments 50–500 ms after each start,
+/// then lets it finish; its files and counts must equal those of an uninterrupted run.
+fn kill_loop(dir: &TempDir, case: &Case, seed: u64, kills: usize) {
+    let reference = case.finish(case.command(dir, "ref", &[]));
+    let checkpoint = dir.path("checkpoint");
+    let ck = ["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "100ms"];
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let mut killed = 0;
+    for _ in 0..kills {
+        let mut child = case.command(dir, "ck", &ck).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..=500)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        let status = child.wait().unwrap();
+        assert!(status.success() || status.signal() == Some(9), "{}: {status}", case.job);
+    }
+    assert!(
+        killed * 2 >= kills,
+        "{}: only {killed} of {kills} runs were still running to be killed",
+        case.job
+    );
+    let resumed = case.finish(case.command(dir, "ck", &ck));
+    assert_eq!(resumed, reference, "{}: summary counts", case.job);
+    let (want, got) = (case.outputs(dir, "ref"), case.outputs(dir, "ck"));
+    for (name, bytes) in &want {
+        assert!(got[name] == *bytes, "{} {:?}: {name} differs after {killed} kills", case.job, case.args);
+    }
+}
+
+/// A shuffled transactions file with three malformed lines among the rows.
+fn transactions(dir: &TempDir, rows: u64, extra: &[&str]) -> String {
+    let path = dir.path("tx.csv");
+    gen_transactions(&path, rows, 5, extra);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"not,a,row\nT1,C1,2025-01-01T00:00:00,Books,x,1,card,30\n\n").unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn category_totals_batch_windows_survive_kill_loops() {
+    let dir = TempDir::new("recovery-ct-batch");
+    let input = transactions(&dir, ROWS, &[]);
+    let case = Case::new(
+        "category_totals",
+        &["--input", &input, "--window", "1h"],
+        &[("--output", "out.csv"), ("--rejects", "rejects.txt")],
+    );
+    kill_loop(&dir, &case, 1, 10);
+    assert!(!case.outputs(&dir, "ref")["rejects.txt"].is_empty());
+}
+
+#[test]
+fn category_totals_incremental_with_late_records_survives_kill_loops() {
+    let dir = TempDir::new("recovery-ct-incr");
+    // Time-ordered with jitter and a short lateness: results and late records are
+    // written and committed all along the run, not only at its end.
+    let input = transactions(&dir, ROWS, &["--ordered", "--jitter", "2m"]);
+    let args = ["--input", &input, "--mode", "incremental", "--epoch", "1h", "--lateness", "1m"];
+    let case = Case::new(
+        "category_totals",
+        &args,
+        &[("--output", "out.csv"), ("--rejects", "rejects.txt"), ("--late", "late.txt")],
+    );
+    kill_loop(&dir, &case, 2, 10);
+    assert!(!case.outputs(&dir, "ref")["late.txt"].is_empty(), "the test needs late records");
+}
+
+#[test]
+fn ip_counts_with_top_and_alerts_survives_kill_loops() {
+    let dir = TempDir::new("recovery-ip");
+    let log = dir.path("access.log");
+    common::run_ok(
+        "gen",
+        &["access-log", "--rows", &ROWS.to_string(), "--seed", "3", "-o", log.to_str().unwrap()],
+    );
+    let args = ["--input", log.to_str().unwrap(), "--window", "1h", "--top", "5"];
+    let case = Case::new(
+        "ip_counts",
+        &args,
+        &[("--output", "out.csv"), ("--alerts", "alerts.csv"), ("--rejects", "rejects.txt")],
+    );
+    kill_loop(&dir, &case, 3, 10);
+}
+
+#[test]
+fn fraud_signals_survives_kill_loops() {
+    let dir = TempDir::new("recovery-fraud");
+    let input = transactions(&dir, ROWS, &[]);
+    let case = Case::new(
+        "fraud_signals",
+        &["--input", &input],
+        &[("--output", "out.csv"), ("--rejects", "rejects.txt")],
+    );
+    kill_loop(&dir, &case, 4, 10);
+}
+
+#[test]
+fn ecommerce_report_survives_kill_loops() {
+    let dir = TempDir::new("recovery-report");
+    let input = transactions(&dir, ROWS, &[]);
+    let case = Case::new(
+        "ecommerce_report",
+        &["--input", &input],
+        &[("--output", "out.csv"), ("--rejects", "rejects.txt")],
+    );
+    kill_loop(&dir, &case, 5, 10);
+}
+
+#[test]
+fn a_crash_at_every_step_of_a_commit_resumes_to_the_same_bytes() {
+    let dir = TempDir::new("recovery-points");
+    let input = transactions(&dir, 200_000, &["--ordered", "--jitter", "2m"]);
+    let args = ["--input", &input, "--mode", "incremental", "--epoch", "1h", "--lateness", "1m"];
+    let case = Case::new("category_totals", &args, &[("--output", "out.csv"), ("--late", "late.txt")]);
+    let reference = case.finish(case.command(&dir, "ref", &[]));
+    for point in ["manifest", "append:2", "rename:3", "renamed:4", "append:7"] {
+        let checkpoint = dir.path(&format!("checkpoint-{point}"));
+        let ck = ["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "1ms"];
+        let status = case.command(&dir, "ck", &ck).env("KAPPA_CRASH_AT", point).status().unwrap();
+        assert_eq!(status.signal(), Some(9), "KAPPA_CRASH_AT={point} did not crash: {status}");
+        assert_eq!(case.finish(case.command(&dir, "ck", &ck)), reference, "after a crash at {point}");
+        assert!(
+            case.outputs(&dir, "ck") == case.outputs(&dir, "ref"),
+            "files differ after a crash at {point}"
+        );
+    }
+}
+
+#[test]
+fn two_processes_restarted_by_the_launch_script_resume() {
+    let dir = TempDir::new("recovery-cluster");
+    let input = transactions(&dir, ROWS, &["--ordered", "--jitter", "2m"]);
+    let out = dir.path("out.csv");
+    // A lateness beyond the jitter: no record is late, so no record's fate depends on
+    // where the file is split between the processes.
+    let args = ["--input", &input, "--window", "1h", "--lateness", "5m"];
+    let reference = common::run_ok("category_totals", &args);
+    let checkpoint = dir.path("checkpoint");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/local-cluster.sh");
+    let mut cluster = Command::new(script)
+        .args(["--restart", "2", "2", "--", bin("category_totals").to_str().unwrap()])
+        .args(args)
+        .args(["-w", "1", "--port-base", &port_base().to_string(), "--output", out.to_str().unwrap()])
+        .args(["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "100ms"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `local-cluster: started 2 processes: pids P0 P1`: kill P1 in the middle of the run.
+    let mut log = BufReader::new(cluster.stderr.take().unwrap());
+    let mut seen = String::new();
+    let pids = loop {
+        let mut line = String::new();
+        assert!(log.read_line(&mut line).unwrap() > 0, "no pids in {seen}");
+        seen.push_str(&line);
+        if let Some(p) = line.strip_prefix("local-cluster: started 2 processes: pids ") {
+            break p.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        }
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    Command::new("kill").args(["-9", &pids[1]]).status().unwrap();
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut log, &mut rest).unwrap();
+        rest
+    });
+    let status = cluster.wait().unwrap();
+    let rest = rest.join().unwrap();
+    assert!(status.success(), "{seen}{rest}");
+    assert!(rest.contains("restarting all 2 processes"), "process 1 was not killed mid-run: {rest}");
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        got == reference,
+        "-n 2 after a restart: {} bytes, uninterrupted -n 1: {}",
+        got.len(),
+        reference.len()
+    );
+}
+
+/// Sends `text` to `port` as one client, retrying until the job listens.
+fn send(port: u16, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("cannot connect to the job: {e}"),
+        }
+    };
+    stream.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn tcp_lines_are_journaled_so_clients_resend_nothing() {
+    let dir = TempDir::new("recovery-tcp");
+    let path = dir.path("tx.csv");
+    gen_transactions(&path, 40_000, 8, &["--ordered", "--jitter", "1m"]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = lines.len() / 2;
+    let (first, second) = (lines[..half].join("\n") + "\n", lines[half..].join("\n") + "\n");
+    let args = ["--window", "1h", "--lateness", "10m"];
+    let reference =
+        common::run_ok("category_totals", &[&["--input", path.to_str().unwrap()][..], &args].concat());
+
+    let port = port_base();
+    let out = dir.path("out.csv");
+    let checkpoint = dir.path("checkpoint");
+    let start = || -> Child {
+        Command::new(bin("category_totals"))
+            .args(["--input", &format!("tcp://127.0.0.1:{port}?clients=2")])
+            .args(args)
+            .args(["--output", out.to_str().unwrap(), "-q"])
+            .args(["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "50ms"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut job = start();
+    send(port, &first);
+    // Wait until the first client's windows are committed, then kill the job.
+    let commit = checkpoint.join("p0/commit-output");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !commit.exists() {
+        assert!(Instant::now() < deadline, "no commit within a minute");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    job.kill().unwrap();
+    job.wait().unwrap();
+    let mut job = start();
+    send(port, &second);
+    assert!(job.wait().unwrap().success());
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert!(got == reference, "tcp after a restart: {} bytes, file: {}", got.len(), reference.len());
+}
+
+#[test]
+fn a_checkpoint_of_other_options_or_stdout_results_is_a_usage_error() {
+    let dir = TempDir::new("recovery-usage");
+    let checkpoint = dir.path("checkpoint");
+    let out = dir.path("out.csv");
+    let (ck, out) = (checkpoint.to_str().unwrap(), out.to_str().unwrap());
+    let input = "gen:transactions?count=1000&seed=1";
+    common::run_ok("category_totals", &["--input", input, "--output", out, "--checkpoint", ck]);
+    let other = common::run(
+        "category_totals",
+        &["--input", input, "--window", "1h", "--output", out, "--checkpoint", ck],
+    );
+    assert_eq!(other.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        stderr.contains("belongs to `category_totals --input") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let stdout =
+        common::run("category_totals", &["--input", input, "--checkpoint", dir.path("c2").to_str().unwrap()]);
+    assert_eq!(stdout.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&stdout.stderr).contains("use --output FILE"));
+}
