@@ -313,3 +313,54 @@ fn a_health_breach_is_one_stderr_line_and_a_metric_once_per_episode() {
     assert!(status.contains("\"what\":\"breach\"") && status.contains("\"what\":\"recovered\""), "{status}");
     job.stop();
 }
+
+#[test]
+fn html_reports_open_in_chromium_with_their_charts_and_every_row() {
+    if !have("chromium", "chromium") {
+        return;
+    }
+    let dir = TempDir::new("http-html-report");
+    let input = dir.path("tx.csv");
+    gen_transactions(&input, 20_000, 9, &[]);
+    let input = input.to_str().unwrap();
+    let page = dir.path("report.html");
+    common::run_ok(
+        "ecommerce_report",
+        &["--input", input, "--format", "html", "--output", page.to_str().unwrap()],
+    );
+    let csv = common::run_ok("ecommerce_report", &["--input", input, "-q"]);
+    let dom = {
+        let out = Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium runs");
+        assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shot = dir.path("report.png");
+    let out = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2600"])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let png = std::fs::read(&shot).expect("a screenshot was saved");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a real screenshot: {} bytes", png.len());
+    let _ = std::fs::copy(&shot, std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png"));
+
+    // Every section with a label and a value has its chart: bars, and a line for the days.
+    let charts: Vec<&str> = dom.split("<svg class=\"chart\"").skip(1).collect();
+    assert_eq!(charts.len(), 5, "category, daily, customers, payment, age group charts");
+    let points = |svg: &str| -> usize {
+        let at = svg.find("data-points=\"").unwrap() + "data-points=\"".len();
+        svg[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(points(charts[0]), 6, "six categories");
+    assert_eq!(charts[0].split("</svg>").next().unwrap().matches("<rect").count(), 6);
+    assert!(charts[1].split("</svg>").next().unwrap().contains("<polyline"), "daily sales is a line");
+    assert_eq!(points(charts[1]), csv.lines().filter(|l| l.contains(",daily,")).count());
+    // The tables list every row of the CSV report.
+    assert_eq!(dom.matches("<tr><td").count(), csv.lines().count() - 1);
+}

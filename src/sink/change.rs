@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::format::{Cell, Layout, Tabular};
+use super::tabular::{Cell, Layout, Tabular};
 use crate::time::Millis;
 
 /// A row retracted (`diff` -1) or asserted (`diff` +1).

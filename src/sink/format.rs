@@ -9,8 +9,8 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 
-use crate::money::Cents;
-use crate::time::{Millis, write_iso8601};
+use super::tabular::{Cell, Layout, Tabular, shown_columns};
+use crate::time::write_iso8601;
 
 /// How results are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -21,55 +21,8 @@ pub enum Format {
     Table,
     /// JSON lines, one object per row.
     Json,
-}
-
-/// One output value.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Cell<'a> {
-    /// An event time in milliseconds; printed as an integer, or ISO 8601 in tables.
-    Time(Millis),
-    /// A signed integer.
-    Int(i64),
-    /// A signed integer too wide for [`Cell::Int`], such as a sum of byte counts.
-    Wide(i128),
-    /// An amount of money, printed with two decimals.
-    Money(Cents),
-    /// Text.
-    Text(&'a str),
-    /// A ratio, printed with the given number of decimals.
-    Ratio(f64, usize),
-}
-
-/// A titled table within a group of rows, for `--format table`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Layout {
-    /// Printed above the table; consecutive rows with the same title form one table.
-    pub title: String,
-    /// The columns shown, by name, each with the header it is shown under.
-    pub columns: Vec<(&'static str, &'static str)>,
-}
-
-/// A row type that sinks can print.
-pub trait Tabular {
-    /// Column names, in order.
-    fn columns() -> Vec<&'static str>;
-    /// Appends this row's cells, one per column.
-    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>);
-    /// For `--format table`: the titled table this row belongs to, if the rows of a
-    /// group are shown as several tables; `changes` is set when the row is shown as a
-    /// change ([`super::Change`] adds a `diff` column). By default a group is one table
-    /// of every column.
-    fn layout(&self, _changes: bool) -> Option<Layout> {
-        None
-    }
-    /// The event time whose group this row is written in, if the row names it (a
-    /// change names the time it happened); by default, the time of the row's message.
-    ///
-    /// Rows that name their time can travel in few, large messages stamped earlier than
-    /// their own times (as differential sends them), instead of one message per time.
-    fn group_time(&self) -> Option<Millis> {
-        None
-    }
+    /// One self-contained HTML page: each table with a chart (for reports).
+    Html,
 }
 
 impl Cell<'_> {
@@ -125,14 +78,29 @@ impl<W: Write> RowWriter<W> {
         self
     }
 
-    /// Writes the CSV header if it has not been written yet.
+    /// Writes the CSV header, or the HTML page's head, if it has not been written yet.
     pub fn start(&mut self) -> io::Result<()> {
-        if !self.started && self.format == Format::Csv {
-            self.out.write_all(self.columns.join(",").as_bytes())?;
-            self.out.write_all(b"\n")?;
+        if !self.started {
+            match self.format {
+                Format::Csv => {
+                    self.out.write_all(self.columns.join(",").as_bytes())?;
+                    self.out.write_all(b"\n")?;
+                }
+                Format::Html => super::html::head(&mut self.out, &crate::exit::program_name())?,
+                Format::Table | Format::Json => {}
+            }
         }
         self.started = true;
         Ok(())
+    }
+
+    /// Ends the output (the HTML page's end) and flushes it.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.start()?;
+        if self.format == Format::Html {
+            super::html::foot(&mut self.out)?;
+        }
+        self.out.flush()
     }
 
     /// Writes one group of rows, such as everything completed at one time.
@@ -182,6 +150,15 @@ impl<W: Write> RowWriter<W> {
                     self.out.write_all(&self.line)?;
                 }
             }
+            Format::Html => {
+                let mut start = 0;
+                while start < rows.len() {
+                    let layout = rows[start].layout(false);
+                    let end = start + rows[start..].iter().take_while(|r| r.layout(false) == layout).count();
+                    super::html::section(&mut self.out, &self.columns, layout.as_ref(), &rows[start..end])?;
+                    start = end;
+                }
+            }
             Format::Table => {
                 let mut text = String::new();
                 let mut start = 0;
@@ -213,17 +190,7 @@ fn render_table<R: Tabular>(
     layout: Option<&Layout>,
     rows: &[R],
 ) {
-    // Which cells to show, under which headers.
-    let shown: Vec<(usize, &str)> = match layout {
-        Some(l) => l
-            .columns
-            .iter()
-            .map(|(name, header)| {
-                (columns.iter().position(|c| c == name).expect("layout names a column"), *header)
-            })
-            .collect(),
-        None => columns.iter().copied().enumerate().collect(),
-    };
+    let shown = shown_columns(columns, layout);
     let mut cells = Vec::with_capacity(columns.len());
     let rendered: Vec<Vec<(String, bool)>> = rows
         .iter()
@@ -272,6 +239,7 @@ fn render_table<R: Tabular>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::money::Cents;
 
     struct Row(u64, &'static str, i128);
     impl Tabular for Row {

@@ -24,11 +24,14 @@ pub mod change;
 pub mod commit;
 pub mod format;
 pub mod gather;
+pub mod html;
+pub mod tabular;
 
 pub use change::Change;
 pub use commit::Committer;
-pub use format::{Cell, Format, Layout, RowWriter, Tabular};
+pub use format::{Format, RowWriter};
 pub use gather::{GatherSorted, Gathered};
+pub use tabular::{Cell, Layout, Tabular};
 
 use crate::checkpoint::Checkpoint;
 use crate::diag::{Counts, Diag, Late, Rejected};
@@ -256,7 +259,7 @@ where
                 }
             }
             Gathered::Closed => writer.take().map_or(Ok(()), |mut w| {
-                w.flush()?;
+                w.finish()?;
                 committer.as_mut().map_or(Ok(()), |c| c.commit(|| w.flush()))
             }),
         };

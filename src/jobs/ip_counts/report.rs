@@ -18,7 +18,7 @@ use timely::dataflow::operators::vec::Map;
 use super::Hit;
 use crate::operators::FoldAtEnd;
 use crate::operators::aggregate::Windowed;
-use crate::sink::{Cell, Tabular};
+use crate::sink::{Cell, Layout, Tabular};
 use crate::time::{EventTime, Millis};
 
 /// A counter of the report: each request adds to several facets.
@@ -171,6 +171,20 @@ impl Tabular for LogReportRow {
                 Cell::Ratio(v, decimals as usize)
             }
         });
+    }
+    /// Distributions get titled tables of their own (and charts with `--format html`);
+    /// single figures stay in plain tables.
+    fn layout(&self, _changes: bool) -> Option<Layout> {
+        let key = match self.metric {
+            Metric::StatusDistribution => "status",
+            Metric::MethodDistribution => "method",
+            Metric::TopUrls => "url",
+            _ => return None,
+        };
+        Some(Layout {
+            title: self.metric.name().replace('_', " "),
+            columns: vec![("key", key), ("value", "requests")],
+        })
     }
 }
 
