@@ -196,6 +196,7 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         Some(_) => Meters::new(live).watched(crate::http::LATEST_ROWS),
         None => Meters::new(live),
     };
+    let meters = if checkpoint.is_some() { meters.checkpointed() } else { meters };
     let meters = Arc::new(meters);
     let (feed, wakers) = match &input {
         InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => {

@@ -172,16 +172,23 @@ fn metrics_text_passes_promtool_check() {
     if !have("promtool", "prometheus") {
         return;
     }
-    // A live input, so every metric is present: latency and the intake queue too.
+    // A live input, so every metric is present: latency and the intake queue too; and a
+    // checkpoint, for the commit metrics.
     let dir = TempDir::new("http-promtool");
-    let mut job = Running::start(&["--input", "-", "--lateness", "0s"], Stdio::piped());
+    let (ck, out) = (dir.path("checkpoint"), dir.path("out.csv"));
+    let (ck, out) = (ck.to_str().unwrap(), out.to_str().unwrap());
+    let args = ["--input", "-", "--window", "1h", "--lateness", "0s", "--checkpoint", ck, "--output", out];
+    let mut job = Running::start(&[&args[..], &["--checkpoint-every", "100ms"]].concat(), Stdio::piped());
     let mut stdin = job.child.stdin.take().unwrap();
     feed(&mut stdin, &dir, 2000, 1);
     job.wait_for("progress:");
     let text = job.get("/metrics");
-    for name in
-        ["kappa_output_latency_seconds_count", "kappa_intake_queue_batches", "kappa_output_frontier_seconds"]
-    {
+    for name in [
+        "kappa_output_latency_seconds_count",
+        "kappa_intake_queue_batches",
+        "kappa_output_frontier_seconds",
+        "kappa_checkpoint_commits_total",
+    ] {
         assert!(text.contains(name), "{name} is exposed:\n{text}");
     }
     let mut check = Command::new("promtool")

@@ -86,6 +86,19 @@ pub struct Figures {
     pub intake_capacity: Option<u64>,
     /// Resident memory in bytes.
     pub resident_bytes: u64,
+    /// Output commits, with `--checkpoint`.
+    pub commits: Option<CommitFigures>,
+}
+
+/// Output commits to the checkpoint folder.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct CommitFigures {
+    /// Commits made.
+    pub count: u64,
+    /// Seconds spent committing.
+    pub seconds: f64,
+    /// When the last commit finished (ms since the Unix epoch), once there is one.
+    pub last_unix_ms: Option<Millis>,
 }
 
 impl Figures {
@@ -127,6 +140,11 @@ impl Figures {
             intake_queued: watched.intake.as_ref().map(|f| f.queued() as u64),
             intake_capacity: watched.intake.as_ref().map(|_| CHANNEL_BATCHES as u64),
             resident_bytes: resident_bytes(),
+            commits: m.commits.as_ref().map(|c| CommitFigures {
+                count: c.count.load(Ordering::Relaxed),
+                seconds: c.nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                last_unix_ms: Some(c.last_unix_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0),
+            }),
         }
     }
 }

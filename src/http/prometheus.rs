@@ -113,6 +113,26 @@ pub fn render(job: &str, process: u32, f: &Figures, health: &[RuleState]) -> Str
             &each(&|s| if s.firing { 1.0 } else { 0.0 }),
         );
     }
+    if let Some(c) = f.commits {
+        metric(
+            "kappa_checkpoint_commits_total",
+            "counter",
+            "Output files committed to the checkpoint folder (each file counts).",
+            &counter(c.count),
+        );
+        metric(
+            "kappa_checkpoint_commit_seconds_total",
+            "counter",
+            "Time spent committing output: flush, sync with --fsync, record and rename.",
+            &[("", c.seconds)],
+        );
+        metric(
+            "kappa_checkpoint_last_commit_timestamp_seconds",
+            "gauge",
+            "When the last commit finished (Unix seconds).",
+            &optional(c.last_unix_ms.map(|ms| ms as f64 / 1000.0)),
+        );
+    }
     metric("kappa_uptime_seconds", "gauge", "Seconds since the job started.", &[("", f.uptime_seconds)]);
     metric(
         "process_resident_memory_bytes",
@@ -166,5 +186,11 @@ mod tests {
         assert!(text.contains("kappa_output_latency_seconds_count{job=\"a\\\"b\",process=\"2\"} 3\n"));
         assert!(!text.contains("lag_seconds{"), "undefined lags are left out:\n{text}");
         assert!(!text.contains("intake"), "no intake queue for a file input");
+        assert!(!text.contains("checkpoint"), "no commits without --checkpoint");
+        let commits =
+            super::super::figures::CommitFigures { count: 4, seconds: 0.25, last_unix_ms: Some(2_000) };
+        let text = render("j", 0, &Figures { commits: Some(commits), ..f }, &[]);
+        assert!(text.contains("kappa_checkpoint_commits_total{job=\"j\",process=\"0\"} 4\n"), "{text}");
+        assert!(text.contains("kappa_checkpoint_last_commit_timestamp_seconds{job=\"j\",process=\"0\"} 2\n"));
     }
 }

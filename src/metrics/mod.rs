@@ -93,6 +93,28 @@ pub struct Meters {
     pub latency: Option<Mutex<Latency>>,
     /// The latest rows of each output, when the job is watched ([`Meters::watched`]).
     pub latest: Option<latest::Latest>,
+    /// Output commits, with `--checkpoint` ([`Meters::checkpointed`]).
+    pub commits: Option<Commits>,
+}
+
+/// Commits of output files to the checkpoint folder.
+#[derive(Default)]
+pub struct Commits {
+    /// Commits made (each file counts).
+    pub count: AtomicU64,
+    /// Time spent committing, in nanoseconds: flush, sync, record, rename.
+    pub nanos: AtomicU64,
+    /// When the last commit finished, in milliseconds since the Unix epoch (0: none yet).
+    pub last_unix_ms: AtomicU64,
+}
+
+impl Commits {
+    /// Notes a commit that took `took`.
+    pub fn made(&self, took: Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.last_unix_ms.store(crate::time::now_millis(), Ordering::Relaxed);
+    }
 }
 
 impl Meters {
@@ -109,7 +131,13 @@ impl Meters {
             refused: AtomicU64::new(0),
             latency: latency.then(|| Mutex::new(Latency::default())),
             latest: None,
+            commits: None,
         }
+    }
+
+    /// The same meters, counting output commits.
+    pub fn checkpointed(self) -> Self {
+        Meters { commits: Some(Commits::default()), ..self }
     }
 
     /// The same meters, keeping the last `rows` rows of each output for watchers.

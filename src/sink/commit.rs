@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::checkpoint::{Checkpoint, Commit, crash_point};
+use crate::metrics::Meters;
 use crate::time::Millis;
 
 /// One output file's commits.
@@ -26,12 +27,20 @@ pub struct Committer {
     /// The latest completed time written but not yet committed.
     pending: Option<Millis>,
     last: Instant,
+    meters: Arc<Meters>,
 }
 
 impl Committer {
-    /// The commits of output `name`, written to `file`, resuming from `committed`.
-    pub fn new(name: &'static str, checkpoint: Arc<Checkpoint>, file: File, committed: Commit) -> Self {
-        Committer { name, checkpoint, file, committed, pending: None, last: Instant::now() }
+    /// The commits of output `name`, written to `file`, resuming from `committed`;
+    /// each is counted in `meters`.
+    pub fn new(
+        name: &'static str,
+        checkpoint: Arc<Checkpoint>,
+        file: File,
+        committed: Commit,
+        meters: Arc<Meters>,
+    ) -> Self {
+        Committer { name, checkpoint, file, committed, pending: None, last: Instant::now(), meters }
     }
 
     /// Whether the file already holds something from an earlier run (its header, say).
@@ -54,6 +63,7 @@ impl Committer {
     /// Commits what has been written: flush, sync with `--fsync`, record time and length.
     pub fn commit(&mut self, flush: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
         let Some(time) = self.pending.take() else { return Ok(()) };
+        let started = Instant::now();
         flush()?;
         crash_point("append");
         if self.checkpoint.fsync() {
@@ -63,6 +73,9 @@ impl Committer {
         self.checkpoint.commit(self.name, commit)?;
         self.committed = commit;
         self.last = Instant::now();
+        if let Some(commits) = &self.meters.commits {
+            commits.made(started.elapsed());
+        }
         Ok(())
     }
 }

@@ -108,7 +108,7 @@ impl Outputs {
             for d in destinations {
                 let out = match checkpoint {
                     Some(c) => {
-                        let (out, committer) = resume(&d, c)?;
+                        let (out, committer) = resume(&d, c, &outputs.meters)?;
                         outputs.committers.lock().expect("outputs lock").insert(d.name, committer);
                         out
                     }
@@ -149,7 +149,11 @@ impl Outputs {
 
 /// Opens a destination to resume it: cut back to its committed length (nothing if it
 /// has no commit yet), positioned at the end.
-fn resume(d: &Destination, checkpoint: &Arc<Checkpoint>) -> Result<(Output, Committer), String> {
+fn resume(
+    d: &Destination,
+    checkpoint: &Arc<Checkpoint>,
+    meters: &Arc<Meters>,
+) -> Result<(Output, Committer), String> {
     if d.path == Path::new("-") {
         return Err(format!(
             "with --checkpoint, the {} must be a file: stdout cannot be cut back on restart (use --output FILE)",
@@ -172,7 +176,7 @@ fn resume(d: &Destination, checkpoint: &Arc<Checkpoint>) -> Result<(Output, Comm
     file.set_len(committed.bytes).map_err(named)?;
     io::Seek::seek(&mut file, io::SeekFrom::End(0)).map_err(named)?;
     let own = file.try_clone().map_err(named)?;
-    let committer = Committer::new(d.name, Arc::clone(checkpoint), own, committed);
+    let committer = Committer::new(d.name, Arc::clone(checkpoint), own, committed, Arc::clone(meters));
     Ok((Box::new(BufWriter::with_capacity(1 << 20, file)), committer))
 }
 
