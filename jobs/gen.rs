@@ -57,7 +57,7 @@ fn command() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
         .subcommand_required(true);
     KINDS.iter().fold(gen_cmd, |c, k| {
-        c.subcommand((k.args)(Options::augment_args(Command::new(k.name).about(k.about))))
+        c.subcommand((k.args)(Options::augment_args(Command::new(k.name))).about(k.about))
     })
 }
 

@@ -403,3 +403,12 @@ fn an_output_naming_the_input_file_is_refused_before_anything_is_written() {
         }
     }
 }
+
+#[test]
+fn gen_help_describes_each_kind_in_its_own_words() {
+    let help = run_ok("gen", &["--help"]);
+    for kind in kappa::record::registry::KINDS {
+        let line = help.lines().find(|l| l.trim_start().starts_with(kind.name)).expect("each kind is listed");
+        assert!(line.contains(kind.about), "{}: {line}", kind.name);
+    }
+}
