@@ -26,8 +26,9 @@
 //! the folder are synced before each rename, so commits survive power loss too.
 //!
 //! **Identity.** The `manifest` names the job and its command line (less the options
-//! that do not change results). A folder written by another job, other options or
-//! another `-n`/`-w` is refused with a one-line error.
+//! that do not change results, `-w` among them: a job may resume with more or fewer
+//! threads). A folder written by another job, other options or another `-n` is refused
+//! with a one-line error.
 //!
 //! **Testing crashes.** `KAPPA_CRASH_AT=POINT[:N]` kills the process with SIGKILL the
 //! Nth time (default first) it passes `POINT`; see [`crash_point`].
@@ -45,8 +46,12 @@ use crate::exit::io_reason;
 const MAGIC: &str = "kappa checkpoint 1";
 
 /// Flags left out of the fingerprint: they change how a job runs, not what it writes.
-/// Each with whether it takes a value.
+/// Each with whether it takes a value. Worker threads are among them: output does not
+/// depend on them and a restart replays the input, so a job may resume with another
+/// `-w` (the journal is per process, so `-n` must stay).
 const NEUTRAL_FLAGS: &[(&str, bool)] = &[
+    ("-w", true),
+    ("--threads", true),
     ("--checkpoint", true),
     ("--checkpoint-every", true),
     ("--fsync", false),
@@ -286,9 +291,10 @@ mod tests {
     #[test]
     fn fingerprint_ignores_flags_that_do_not_change_results() {
         let args = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
-        let a = fingerprint("job", args("--window 1h --checkpoint /x --checkpoint-every=1s -q -w 2"));
-        assert_eq!(a, "job --window 1h -w 2");
-        assert_ne!(a, fingerprint("job", args("--window 1h -w 3")));
+        let a = fingerprint("job", args("--window 1h --checkpoint /x --checkpoint-every=1s -q -w 2 -n 2"));
+        assert_eq!(a, "job --window 1h -n 2");
+        assert_eq!(a, fingerprint("job", args("--window 1h --threads 3 -n 2")));
+        assert_ne!(a, fingerprint("job", args("--window 1h -n 3")));
     }
 
     #[test]

@@ -178,6 +178,27 @@ fn ecommerce_report_survives_kill_loops() {
 }
 
 #[test]
+fn a_job_killed_with_one_thread_resumes_with_three() {
+    let dir = TempDir::new("recovery-rescale");
+    let input = transactions(&dir, 400_000, &["--ordered", "--jitter", "2m"]);
+    let args = ["--input", &input, "--window", "1h", "--lateness", "5m"];
+    let case = Case::new("category_totals", &args, &[("--output", "out.csv"), ("--rejects", "rejects.txt")]);
+    let reference = case.finish(case.command(&dir, "ref", &[]));
+    let checkpoint = dir.path("checkpoint");
+    let ck = ["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "1ms"];
+    // Killed at its third commit, so part of the output is in before the rescale.
+    let status = case
+        .command(&dir, "ck", &[&ck[..], &["-w", "1"]].concat())
+        .env("KAPPA_CRASH_AT", "renamed:3")
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), Some(9));
+    assert!(std::fs::metadata(dir.path("ck-out.csv")).unwrap().len() > 0);
+    assert_eq!(case.finish(case.command(&dir, "ck", &[&ck[..], &["-w", "3"]].concat())), reference);
+    assert!(case.outputs(&dir, "ck") == case.outputs(&dir, "ref"), "-w 1 then -w 3 differs from one run");
+}
+
+#[test]
 fn a_crash_at_every_step_of_a_commit_resumes_to_the_same_bytes() {
     let dir = TempDir::new("recovery-points");
     let input = transactions(&dir, 200_000, &["--ordered", "--jitter", "2m"]);
