@@ -47,6 +47,8 @@ pub struct Job {
     pub out: Arc<Outputs>,
     /// When the job started.
     pub started: Instant,
+    /// Set once every worker has finished: the results are all out.
+    pub finished: AtomicBool,
 }
 
 impl Job {
@@ -272,7 +274,8 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         meters,
         closing: Windowing::Global,
     };
-    let job = Job { common, ingest, out: Arc::new(out), started: Instant::now() };
+    let job =
+        Job { common, ingest, out: Arc::new(out), started: Instant::now(), finished: AtomicBool::new(false) };
     Ok(Arc::new(job))
 }
 
@@ -302,7 +305,9 @@ fn watch_signals(job: &Arc<Job>) {
     let job = Arc::clone(job);
     let _ = std::thread::Builder::new().name("kappa-signals".into()).spawn(move || {
         for signal in signals.forever() {
-            if let Some(dir) = &job.common.recovery.checkpoint {
+            if let Some(dir) = &job.common.recovery.checkpoint
+                && !job.finished.load(Ordering::SeqCst)
+            {
                 // A drained stop would close every window early and commit partial rows:
                 // stop at once instead; what is not committed is written again on resume.
                 eprintln!(
@@ -369,6 +374,7 @@ where
         }
     };
     let failed: Vec<String> = guards.join().into_iter().filter_map(Result::err).collect();
+    job.finished.store(true, Ordering::SeqCst);
     if let Some((done, handle)) = progress {
         let _ = done.send(());
         let _ = handle.join();
