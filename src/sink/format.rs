@@ -38,6 +38,8 @@ pub enum Cell<'a> {
     Text(&'a str),
     /// A ratio, printed with the given number of decimals.
     Ratio(f64, usize),
+    /// A measurement, printed in the shortest form that reads back as the same `f64`.
+    Real(f64),
 }
 
 /// A titled table within a group of rows, for `--format table`.
@@ -83,6 +85,9 @@ impl Cell<'_> {
             Cell::Text(s) => out.extend_from_slice(s.as_bytes()),
             Cell::Ratio(v, decimals) => {
                 let _ = write!(out, "{v:.decimals$}");
+            }
+            Cell::Real(v) => {
+                let _ = write!(out, "{v}");
             }
         }
     }
@@ -168,7 +173,9 @@ impl<W: Write> RowWriter<W> {
                             Cell::Text(s) => {
                                 serde_json::to_writer(&mut self.line, s).map_err(io::Error::other)?
                             }
-                            Cell::Ratio(v, _) if !v.is_finite() => self.line.extend_from_slice(b"null"),
+                            Cell::Ratio(v, _) | Cell::Real(v) if !v.is_finite() => {
+                                self.line.extend_from_slice(b"null")
+                            }
                             other => other.write_plain(&mut self.line, false),
                         }
                     }

@@ -1,0 +1,268 @@
+//! Streaming anomaly detection per key, the `anomalies` job: detectors, rows, alert
+//! episodes and the NAB scorer.
+//!
+//! Each key's values go to its own detector in event-time order (ties by value) through
+//! [`KeyedOrdered`](crate::operators::KeyedOrdered), so the scores depend only on the
+//! data: the same for any worker count, process count, epoch or delivery.
+//!
+//! * A value's **score** is the detector's, in `[0, 1]`; it is **anomalous** when the
+//!   score is at or above the threshold.
+//! * An **episode** is a maximal run of a key's consecutive anomalous values. It is
+//!   reported once, as an [`Alert`] with its first and last time and its peak score,
+//!   when the key's next value is not anomalous or when the input ends.
+//!
+//! Detectors, each in its own module: [`relative_entropy`] (`entropy`, the default) and
+//! [`gaussian`] (`gaussian`, NAB's windowed-Gaussian baseline). [`nab`] scores results
+//! the way the Numenta Anomaly Benchmark does.
+
+pub mod gaussian;
+pub mod nab;
+pub mod relative_entropy;
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+use crate::operators::keyed::KeyLogic;
+use crate::record::series::Reading;
+use crate::sink::{Cell, Tabular};
+use crate::time::Millis;
+use gaussian::WindowedGaussian;
+use relative_entropy::RelativeEntropy;
+
+/// Where a detector's value range comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Range {
+    /// Learned causally from the values seen so far (the default: a live stream cannot
+    /// know its range in advance).
+    Learned,
+    /// Given in advance, as NAB gives every detector each file's min and max.
+    Given(f64, f64),
+}
+
+impl Range {
+    /// Parses `MIN:MAX` (`MIN < MAX`, both finite).
+    pub fn parse(text: &str) -> Result<Range, String> {
+        let (lo, hi) = text.split_once(':').ok_or_else(|| format!("'{text}': expected MIN:MAX"))?;
+        let number = |s: &str| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("'{text}': '{s}' is not a number"))
+        };
+        let (lo, hi) = (number(lo)?, number(hi)?);
+        if lo >= hi {
+            return Err(format!("'{text}': MIN must be below MAX"));
+        }
+        Ok(Range::Given(lo, hi))
+    }
+}
+
+/// The detectors, by name, with one line each.
+pub const DETECTORS: [(&str, &str); 2] = [
+    ("entropy", "relative entropy with multiple hypotheses (Wang et al. 2011), the fast default"),
+    ("gaussian", "windowed Gaussian tail probability, NAB's baseline"),
+];
+
+/// One key's detector.
+#[derive(Clone, Debug)]
+pub enum Detector {
+    /// [`relative_entropy`].
+    Entropy(Box<RelativeEntropy>),
+    /// [`gaussian`].
+    Gaussian(Box<WindowedGaussian>),
+}
+
+impl Detector {
+    /// The detector named `name` (one of [`DETECTORS`]).
+    pub fn new(name: &str, range: Range) -> Result<Detector, String> {
+        match name {
+            "entropy" => Ok(Detector::Entropy(Box::new(RelativeEntropy::new(range)))),
+            "gaussian" => Ok(Detector::Gaussian(Box::new(WindowedGaussian::new()))),
+            other => {
+                let names: Vec<&str> = DETECTORS.iter().map(|d| d.0).collect();
+                Err(format!("unknown detector '{other}' (available: {})", names.join(", ")))
+            }
+        }
+    }
+
+    /// The detector's default threshold: the score at or above which a value is anomalous.
+    pub fn default_threshold(name: &str) -> f64 {
+        match name {
+            "gaussian" => 0.999,
+            _ => 0.5,
+        }
+    }
+
+    /// Scores the key's next value, in `[0, 1]`.
+    #[inline]
+    pub fn score(&mut self, value: f64) -> f64 {
+        match self {
+            Detector::Entropy(d) => d.score(value),
+            Detector::Gaussian(d) => d.score(value),
+        }
+    }
+}
+
+/// One scored value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ScoreRow {
+    /// The value's event time.
+    pub time: Millis,
+    /// Its series.
+    pub key: CompactString,
+    /// The value.
+    pub value: Reading,
+    /// The detector's score.
+    pub score: Reading,
+    /// Whether the score is at or above the threshold.
+    pub anomaly: bool,
+}
+
+impl Tabular for ScoreRow {
+    fn columns() -> Vec<&'static str> {
+        vec!["time", "key", "value", "score", "anomaly"]
+    }
+
+    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+        out.extend([
+            Cell::Time(self.time),
+            Cell::Text(&self.key),
+            Cell::Real(self.value.0),
+            Cell::Real(self.score.0),
+            Cell::Int(self.anomaly as i64),
+        ]);
+    }
+
+    fn group_time(&self) -> Option<Millis> {
+        Some(self.time)
+    }
+}
+
+/// One anomalous episode of a key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Alert {
+    /// When the episode became certain to be over: the time of the key's next value, or
+    /// one millisecond past `end` when the input ended.
+    pub time: Millis,
+    /// The series.
+    pub key: CompactString,
+    /// Time of the episode's first anomalous value.
+    pub start: Millis,
+    /// Time of its last anomalous value.
+    pub end: Millis,
+    /// Its anomalous values.
+    pub points: u64,
+    /// The highest score in it.
+    pub peak: Reading,
+}
+
+impl Tabular for Alert {
+    fn columns() -> Vec<&'static str> {
+        vec!["time", "key", "start", "end", "points", "peak"]
+    }
+
+    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+        out.extend([
+            Cell::Time(self.time),
+            Cell::Text(&self.key),
+            Cell::Time(self.start),
+            Cell::Time(self.end),
+            Cell::Int(self.points as i64),
+            Cell::Real(self.peak.0),
+        ]);
+    }
+
+    fn group_time(&self) -> Option<Millis> {
+        Some(self.time)
+    }
+}
+
+/// What a key's [`Scoring`] emits.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Output {
+    /// A scored value.
+    Score(ScoreRow),
+    /// A finished episode.
+    Alert(Alert),
+}
+
+/// An episode still open.
+#[derive(Clone, Copy, Debug)]
+struct Episode {
+    start: Millis,
+    end: Millis,
+    points: u64,
+    peak: f64,
+}
+
+/// A key's [`KeyLogic`]: its detector, the threshold and its open episode.
+#[derive(Clone, Debug)]
+pub struct Scoring {
+    key: CompactString,
+    detector: Detector,
+    threshold: f64,
+    episode: Option<Episode>,
+}
+
+impl Scoring {
+    /// A key's scoring with a fresh detector.
+    pub fn new(key: CompactString, detector: Detector, threshold: f64) -> Self {
+        Scoring { key, detector, threshold, episode: None }
+    }
+
+    fn close(&mut self, at: Millis, out: &mut Vec<(Millis, Output)>) {
+        if let Some(e) = self.episode.take() {
+            let alert = Alert {
+                time: at,
+                key: self.key.clone(),
+                start: e.start,
+                end: e.end,
+                points: e.points,
+                peak: Reading(e.peak),
+            };
+            out.push((at, Output::Alert(alert)));
+        }
+    }
+}
+
+impl KeyLogic<Reading> for Scoring {
+    type Out = Output;
+
+    fn advance(
+        &mut self,
+        events: &mut Vec<(Millis, Reading)>,
+        frontier: Millis,
+        out: &mut Vec<(Millis, Output)>,
+    ) -> Option<Millis> {
+        for (time, value) in events.drain(..) {
+            let score = self.detector.score(value.0).clamp(0.0, 1.0);
+            let anomaly = score >= self.threshold;
+            if anomaly {
+                let e =
+                    self.episode.get_or_insert(Episode { start: time, end: time, points: 0, peak: score });
+                e.end = time;
+                e.points += 1;
+                e.peak = e.peak.max(score);
+            } else {
+                self.close(time, out);
+            }
+            let row = ScoreRow { time, key: self.key.clone(), value, score: Reading(score), anomaly };
+            out.push((time, Output::Score(row)));
+        }
+        // An open episode closes with the key's next value, or when the input ends.
+        let wake = self.episode.map(|e| e.end + 1);
+        if frontier == Millis::MAX
+            && let Some(w) = wake
+        {
+            self.close(w, out);
+            return None;
+        }
+        wake
+    }
+
+    fn is_empty(&self) -> bool {
+        // A detector's state is its history: a key is never forgotten.
+        false
+    }
+}
