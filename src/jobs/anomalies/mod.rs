@@ -266,3 +266,101 @@ impl KeyLogic<Reading> for Scoring {
         false
     }
 }
+
+/// Labelled anomaly windows by series, to evaluate a run: NAB's windows, matched to keys
+/// by the labels' name (`realKnownCause/nyc_taxi.csv`), its file name (`nyc_taxi.csv`)
+/// or its stem (`nyc_taxi`).
+#[derive(Clone, Debug, Default)]
+pub struct Labels {
+    by_key: std::collections::HashMap<String, Vec<(Millis, Millis)>>,
+}
+
+impl Labels {
+    /// Labels from NAB's windows; a name that two files share as a file name or stem
+    /// matches neither of them by it.
+    pub fn new(windows: &nab::Windows) -> Self {
+        let mut by_key: std::collections::HashMap<String, Option<Vec<(Millis, Millis)>>> = Default::default();
+        for (name, w) in windows {
+            by_key.insert(name.clone(), Some(w.clone()));
+        }
+        for (name, w) in windows {
+            let file = name.rsplit('/').next().unwrap_or(name);
+            let stem = file.strip_suffix(".csv").unwrap_or(file);
+            for alias in [file, stem] {
+                if alias != name {
+                    by_key
+                        .entry(alias.to_owned())
+                        .and_modify(|e| *e = None)
+                        .or_insert_with(|| Some(w.clone()));
+                }
+            }
+        }
+        Labels { by_key: by_key.into_iter().filter_map(|(k, v)| Some((k, v?))).collect() }
+    }
+
+    /// The windows of `key`, if it is labelled.
+    pub fn windows(&self, key: &str) -> Option<&[(Millis, Millis)]> {
+        self.by_key.get(key).map(Vec::as_slice)
+    }
+}
+
+/// Counts of one key's values: how many were anomalous and, if the key is labelled,
+/// how they agree with the labels (a value is a positive when a window holds its time).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeyCounts {
+    /// The series.
+    pub key: CompactString,
+    /// Whether the key has labels.
+    pub labelled: bool,
+    /// Values scored.
+    pub values: u64,
+    /// Anomalous values.
+    pub anomalies: u64,
+    /// Anomalous values in a window.
+    pub tp: u64,
+    /// Anomalous values outside every window.
+    pub fp: u64,
+    /// Values in a window that are not anomalous.
+    pub fn_: u64,
+}
+
+impl KeyCounts {
+    /// Adds one scored row, with the key's windows if it has labels.
+    pub fn add(&mut self, row: &ScoreRow, windows: Option<&[(Millis, Millis)]>) {
+        self.values += 1;
+        self.anomalies += row.anomaly as u64;
+        if let Some(w) = windows {
+            self.labelled = true;
+            let positive = w.iter().any(|&(s, e)| s <= row.time && row.time <= e);
+            match (positive, row.anomaly) {
+                (true, true) => self.tp += 1,
+                (false, true) => self.fp += 1,
+                (true, false) => self.fn_ += 1,
+                (false, false) => {}
+            }
+        }
+    }
+
+    /// Adds another key's counts.
+    pub fn merge(&mut self, other: &KeyCounts) {
+        self.labelled |= other.labelled;
+        self.values += other.values;
+        self.anomalies += other.anomalies;
+        self.tp += other.tp;
+        self.fp += other.fp;
+        self.fn_ += other.fn_;
+    }
+
+    /// Precision, recall and F1 (0 where undefined).
+    pub fn precision_recall_f1(&self) -> (f64, f64, f64) {
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let (p, r) = (ratio(self.tp, self.tp + self.fp), ratio(self.tp, self.tp + self.fn_));
+        (p, r, if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) })
+    }
+
+    /// `precision P recall R F1 F (tp A fp B fn C)`.
+    pub fn evaluation(&self) -> String {
+        let (p, r, f) = self.precision_recall_f1();
+        format!("precision {p:.4} recall {r:.4} F1 {f:.4} (tp {} fp {} fn {})", self.tp, self.fp, self.fn_)
+    }
+}
