@@ -322,6 +322,50 @@ pub fn corpus_files(root: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Puts a stream job's scores back in file order. The job scores a key's rows in
+/// `(time, value)` order; a file may repeat or reorder timestamps (NAB's
+/// `machine_temperature_system_failure.csv` does), so rows are matched by `(time, value)`
+/// rank. `results` are `(time, value, score)`; the answer is one score per file row.
+pub fn align(
+    times: &[Millis],
+    values: &[f64],
+    mut results: Vec<(Millis, f64, f64)>,
+) -> Result<Vec<f64>, String> {
+    if results.len() != times.len() {
+        return Err(format!("{} result rows for {} data rows", results.len(), times.len()));
+    }
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_by(|&a, &b| times[a].cmp(&times[b]).then(values[a].total_cmp(&values[b])));
+    results.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut scores = vec![0.0; times.len()];
+    for (&i, &(t, v, score)) in order.iter().zip(&results) {
+        if (t, v.to_bits()) != (times[i], values[i].to_bits()) {
+            return Err(format!("no result for the row at time {} with value {}", times[i], values[i]));
+        }
+        scores[i] = score;
+    }
+    Ok(scores)
+}
+
+/// The labels' name for a result key: the name itself (`realKnownCause/nyc_taxi.csv`),
+/// or a file name (`nyc_taxi.csv`) or stem (`nyc_taxi`) that exactly one name has.
+pub fn resolve<'a>(key: &str, names: impl IntoIterator<Item = &'a String>) -> Option<&'a String> {
+    let mut found = None;
+    for name in names {
+        let file = name.rsplit('/').next().unwrap_or(name);
+        if name == key {
+            return Some(name);
+        }
+        if file == key || file.strip_suffix(".csv") == Some(key) {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(name);
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +376,26 @@ mod tests {
 
     fn file(scores: &[f64]) -> Scored {
         Scored { name: "f".into(), times: (0..scores.len() as u64).collect(), scores: scores.to_vec() }
+    }
+
+    #[test]
+    fn results_align_to_file_order_by_time_and_value() {
+        let (times, values) = ([3, 1, 1, 2], [5.0, 7.0, 6.0, 1.0]);
+        let results = vec![(1, 6.0, 0.1), (1, 7.0, 0.2), (2, 1.0, 0.3), (3, 5.0, 0.4)];
+        assert_eq!(align(&times, &values, results).unwrap(), [0.4, 0.2, 0.1, 0.3]);
+        assert!(align(&times, &values, vec![(1, 6.0, 0.1)]).is_err());
+        let wrong = vec![(1, 6.0, 0.1), (1, 7.0, 0.2), (2, 1.5, 0.3), (3, 5.0, 0.4)];
+        assert!(align(&times, &values, wrong).is_err());
+    }
+
+    #[test]
+    fn keys_resolve_to_label_names() {
+        let names = ["a/x.csv".to_owned(), "b/y.csv".to_owned(), "c/y.csv".to_owned()];
+        assert_eq!(resolve("a/x.csv", &names), Some(&names[0]));
+        assert_eq!(resolve("x.csv", &names), Some(&names[0]));
+        assert_eq!(resolve("x", &names), Some(&names[0]));
+        assert_eq!(resolve("y", &names), None, "ambiguous");
+        assert_eq!(resolve("z", &names), None);
     }
 
     #[test]
