@@ -176,8 +176,9 @@ fn output_is_byte_identical_for_one_two_and_three_workers_any_order_and_two_proc
     assert!(String::from_utf8(out.stdout).unwrap() == one, "stdin delivery: scores differ");
 }
 
-/// The relative-entropy detector as NAB's Python writes it: the whole history kept, the
-/// window re-quantised and its histogram rebuilt for every value, probabilities as floats.
+/// The relative-entropy detector written plainly: the whole history kept, the range
+/// the min and max so far, and every window (the current one and each hypothesis's)
+/// quantised with that range, its histogram rebuilt, for every value.
 struct ReferenceEntropy {
     history: Vec<f64>,
     hypotheses: Vec<(Vec<f64>, u32)>,
@@ -192,16 +193,21 @@ impl ReferenceEntropy {
         if step == 0.0 || self.history.len() < 52 {
             return 0.0;
         }
-        let mut p = vec![0.0; 5];
-        for v in &self.history[self.history.len() - 52..] {
-            let b = ((v - lo) / step).ceil() as usize;
-            p[b.min(4)] += 1.0 / 52.0;
-        }
+        let histogram = |window: &[f64]| {
+            let mut p = vec![0.0; 5];
+            for v in window {
+                let b = ((v - lo) / step).ceil() as usize;
+                p[b.min(4)] += 1.0 / 52.0;
+            }
+            p
+        };
+        let window = self.history[self.history.len() - 52..].to_vec();
+        let p = histogram(&window);
         if self.hypotheses.is_empty() {
-            self.hypotheses.push((p, 1));
+            self.hypotheses.push((window, 1));
             return 0.0;
         }
-        let entropy = |q: &[f64]| -> f64 {
+        let statistic = |q: &[f64]| -> f64 {
             let mut sum = 0.0;
             for (a, b) in p.iter().zip(q) {
                 if *a > 0.0 {
@@ -214,8 +220,8 @@ impl ReferenceEntropy {
             2.0 * 52.0 * sum
         };
         let mut best: Option<(usize, f64)> = None;
-        for (i, (q, _)) in self.hypotheses.iter().enumerate() {
-            let e = entropy(q);
+        for (i, (w, _)) in self.hypotheses.iter().enumerate() {
+            let e = statistic(&histogram(w));
             if e < 13.276_704_135_987_622 && best.is_none_or(|b| e < b.1) {
                 best = Some((i, e));
             }
@@ -226,7 +232,7 @@ impl ReferenceEntropy {
                 if self.hypotheses[i].1 <= 1 { 1.0 } else { 0.0 }
             }
             None => {
-                self.hypotheses.push((p, 1));
+                self.hypotheses.push((window, 1));
                 1.0
             }
         }

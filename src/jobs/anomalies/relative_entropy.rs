@@ -19,14 +19,18 @@
 //!
 //! **Range.** With `--range MIN:MAX` the bins are fixed (NAB gives every detector each
 //! file's min and max in advance; values outside are counted in the end bins). Without,
-//! the range is learned causally: the min and max of the values seen so far, and when
-//! it widens, the window is binned again (hypotheses keep the bins they were made with).
+//! the range is learned causally: the min and max of the values seen so far. Each
+//! hypothesis then keeps its window of values, and when the range widens, the current
+//! window and every hypothesis are binned again with the new range, so windows are
+//! always compared under one binning (this matters: keeping each hypothesis's old bins
+//! scores 38.6 on NAB's standard profile, binning again 51.1; see docs/anomalies.md).
 //!
 //! **State and cost.** Per key: the last 52 values, their bins and histogram, and at most
-//! [`MAX_HYPOTHESES`] hypotheses of 5 counts each, about 1.6 KB. At the cap, a new
-//! hypothesis replaces the one with the fewest windows (the oldest among equals). Per
-//! value: O(1) to update the histogram (O(W) when the learned range widens), and one
-//! 5-term statistic per hypothesis, from a table of logarithms.
+//! [`MAX_HYPOTHESES`] hypotheses of 5 counts each (plus, with a learned range, their 52
+//! values): at most 2 KB with a given range, 29 KB with a learned one. At the cap, a
+//! new hypothesis replaces the one with the fewest windows (the oldest among equals).
+//! Per value: O(1) to update the histogram, and one 5-term statistic per hypothesis,
+//! from a table of logarithms; when the learned range widens, O(52) per hypothesis.
 
 use super::Range;
 
@@ -55,6 +59,9 @@ pub struct RelativeEntropy {
     seen: u64,
     counts: [u8; BINS],
     hypotheses: Vec<([u8; BINS], u32)>,
+    /// With a learned range, each hypothesis's window of values, to bin it again when
+    /// the range widens.
+    windows: Vec<Box<[f64; WINDOW]>>,
     ln: [f64; WINDOW + 1],
 }
 
@@ -79,6 +86,7 @@ impl RelativeEntropy {
             seen: 0,
             counts: [0; BINS],
             hypotheses: Vec::new(),
+            windows: Vec::new(),
             ln,
         }
     }
@@ -131,13 +139,19 @@ impl RelativeEntropy {
                 self.counts[b as usize] += 1;
             }
             self.binned_for = (min, max);
+            for (window, (counts, _)) in self.windows.iter().zip(&mut self.hypotheses) {
+                *counts = [0; BINS];
+                for &v in window.iter() {
+                    counts[Self::bin(v, min, step) as usize] += 1;
+                }
+            }
         }
         self.seen += 1;
         if self.seen < WINDOW as u64 {
             return 0.0;
         }
         if self.hypotheses.is_empty() {
-            self.hypotheses.push((self.counts, 1));
+            self.add_hypothesis();
             return 0.0;
         }
         let mut best: Option<(usize, f64)> = None;
@@ -153,13 +167,24 @@ impl RelativeEntropy {
                 if self.hypotheses[i].1 <= C_TH { 1.0 } else { 0.0 }
             }
             None => {
-                if self.hypotheses.len() == MAX_HYPOTHESES {
-                    let weakest = (0..MAX_HYPOTHESES).min_by_key(|&i| self.hypotheses[i].1).unwrap_or(0);
-                    self.hypotheses.remove(weakest);
-                }
-                self.hypotheses.push((self.counts, 1));
+                self.add_hypothesis();
                 1.0
             }
+        }
+    }
+
+    /// Makes the current window a hypothesis, replacing the weakest at the cap.
+    fn add_hypothesis(&mut self) {
+        if self.hypotheses.len() == MAX_HYPOTHESES {
+            let weakest = (0..MAX_HYPOTHESES).min_by_key(|&i| self.hypotheses[i].1).unwrap_or(0);
+            self.hypotheses.remove(weakest);
+            if self.given.is_none() {
+                self.windows.remove(weakest);
+            }
+        }
+        self.hypotheses.push((self.counts, 1));
+        if self.given.is_none() {
+            self.windows.push(Box::new(self.values));
         }
     }
 
