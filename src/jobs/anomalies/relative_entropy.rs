@@ -61,7 +61,7 @@ pub struct RelativeEntropy {
     hypotheses: Vec<([u8; BINS], u32)>,
     /// With a learned range, each hypothesis's window of values, to bin it again when
     /// the range widens.
-    windows: Vec<Box<[f64; WINDOW]>>,
+    windows: Vec<[f64; WINDOW]>,
     ln: [f64; WINDOW + 1],
 }
 
@@ -184,7 +184,7 @@ impl RelativeEntropy {
         }
         self.hypotheses.push((self.counts, 1));
         if self.given.is_none() {
-            self.windows.push(Box::new(self.values));
+            self.windows.push(self.values);
         }
     }
 
