@@ -211,7 +211,8 @@ impl Scoring {
         Scoring { key, detector, threshold, episode: None }
     }
 
-    fn close(&mut self, at: Millis, out: &mut Vec<(Millis, Output)>) {
+    /// Emits the open episode, if any, as an alert at `at`, in a message stamped `stamp`.
+    fn close(&mut self, at: Millis, stamp: Millis, out: &mut Vec<(Millis, Output)>) {
         if let Some(e) = self.episode.take() {
             let alert = Alert {
                 time: at,
@@ -221,7 +222,7 @@ impl Scoring {
                 points: e.points,
                 peak: Reading(e.peak),
             };
-            out.push((at, Output::Alert(alert)));
+            out.push((stamp, Output::Alert(alert)));
         }
     }
 }
@@ -235,27 +236,30 @@ impl KeyLogic<Reading> for Scoring {
         frontier: Millis,
         out: &mut Vec<(Millis, Output)>,
     ) -> Option<Millis> {
+        // Rows name their own time (`group_time`), so all of this call's rows travel in
+        // one message stamped with its earliest event: one message per key and frontier
+        // step rather than one per distinct time (which cost a buffer each).
+        let stamp = events.first().map(|e| e.0);
         for (time, value) in events.drain(..) {
             let score = self.detector.score(value.0).clamp(0.0, 1.0);
             let anomaly = score >= self.threshold;
             if anomaly {
-                let e =
-                    self.episode.get_or_insert(Episode { start: time, end: time, points: 0, peak: score });
+                let e = self.episode.get_or_insert(Episode { start: time, end: time, points: 0, peak: score });
                 e.end = time;
                 e.points += 1;
                 e.peak = e.peak.max(score);
             } else {
-                self.close(time, out);
+                self.close(time, stamp.unwrap_or(time), out);
             }
             let row = ScoreRow { time, key: self.key.clone(), value, score: Reading(score), anomaly };
-            out.push((time, Output::Score(row)));
+            out.push((stamp.unwrap_or(time), Output::Score(row)));
         }
         // An open episode closes with the key's next value, or when the input ends.
         let wake = self.episode.map(|e| e.end + 1);
         if frontier == Millis::MAX
             && let Some(w) = wake
         {
-            self.close(w, out);
+            self.close(w, stamp.unwrap_or(w).min(w), out);
             return None;
         }
         wake
