@@ -244,7 +244,8 @@ impl KeyLogic<Reading> for Scoring {
             let score = self.detector.score(value.0).clamp(0.0, 1.0);
             let anomaly = score >= self.threshold;
             if anomaly {
-                let e = self.episode.get_or_insert(Episode { start: time, end: time, points: 0, peak: score });
+                let e =
+                    self.episode.get_or_insert(Episode { start: time, end: time, points: 0, peak: score });
                 e.end = time;
                 e.points += 1;
                 e.peak = e.peak.max(score);

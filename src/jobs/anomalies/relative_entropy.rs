@@ -246,7 +246,7 @@ mod tests {
             [(-1.0, 0), (0.0, 0), (0.5, 1), (1.0, 1), (1.0001, 2), (3.9, 4), (4.0, 4), (5.0, 4), (9.0, 4)]
         {
             assert_eq!(RelativeEntropy::bin(v, 0.0, 1.0), b, "{v}");
-            assert_eq!(RelativeEntropy::bin(v, 0.0, 1.0), (v.max(0.0) as f64).ceil().min(4.0) as u8, "{v}");
+            assert_eq!(RelativeEntropy::bin(v, 0.0, 1.0), v.max(0.0).ceil().min(4.0) as u8, "{v}");
         }
         assert_eq!(RelativeEntropy::bin(f64::NAN, 0.0, 1.0), 0);
     }
