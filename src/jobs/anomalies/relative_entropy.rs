@@ -32,7 +32,7 @@
 //! Per value: O(1) to update the histogram, and one 5-term statistic per hypothesis,
 //! from a table of logarithms; when the learned range widens, O(52) per hypothesis.
 
-use super::Range;
+use super::range::Range;
 
 /// Values per window.
 pub const WINDOW: usize = 52;
