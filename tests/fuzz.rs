@@ -21,6 +21,7 @@ use common::{TempDir, run};
 use kappa::record::access_log::AccessLogFormat;
 use kappa::record::click::ClickJson;
 use kappa::record::registry;
+use kappa::record::series::SeriesCsv;
 use kappa::record::transaction::TransactionCsv;
 use kappa::record::{LineFormat, MAX_EVENT_TIME, Timeline};
 use rand::{Rng, SeedableRng};
@@ -91,6 +92,7 @@ const TARGETS: &[Target] = &[
     Target { kind: "transactions", separators: b",", parse: parse_with::<TransactionCsv> },
     Target { kind: "clicks", separators: b",:\"", parse: parse_with::<ClickJson> },
     Target { kind: "access-log", separators: b" \"[]", parse: parse_with::<AccessLogFormat> },
+    Target { kind: "series", separators: b",", parse: parse_with::<SeriesCsv> },
 ];
 
 /// Valid lines of `kind` from its generator.

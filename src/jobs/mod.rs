@@ -5,6 +5,7 @@
 //! ingest and sinks. A module is named after its job, so `jobs/ip_counts.rs` (the
 //! binary) finds its logic in `kappa::jobs::ip_counts`.
 
+pub mod anomalies;
 pub mod category_totals;
 pub mod ecommerce_report;
 pub mod event_counts;

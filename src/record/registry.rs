@@ -5,6 +5,7 @@
 
 use super::access_log::AccessLogGen;
 use super::click::ClickGen;
+use super::series::{SeriesArgs, SeriesGen};
 use super::transaction::{BurstArgs, TransactionGen};
 use super::{RowGenerator, Timeline};
 
@@ -50,6 +51,16 @@ pub const KINDS: &[Kind] = &[
         about: "Apache access-log lines (combined format, some common), with heavy hitters and 4xx/5xx responses; no header.",
         args: no_args,
         make: |seed, timeline, _| Ok(Box::new(AccessLogGen::new(seed, timeline))),
+    },
+    Kind {
+        name: "series",
+        about: "Keyed time series as CSV (timestamp,value,key): one reading a minute per key, daily cycles, noise, rare spikes.",
+        args: <SeriesArgs as clap::Args>::augment_args,
+        make: |seed, timeline, matches| {
+            let args =
+                <SeriesArgs as clap::FromArgMatches>::from_arg_matches(matches).map_err(|e| e.to_string())?;
+            Ok(Box::new(SeriesGen::new(seed, timeline, args.keys)))
+        },
     },
 ];
 

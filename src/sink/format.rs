@@ -37,6 +37,9 @@ impl Cell<'_> {
             Cell::Ratio(v, decimals) => {
                 let _ = write!(out, "{v:.decimals$}");
             }
+            Cell::Real(v) => {
+                let _ = write!(out, "{v}");
+            }
         }
     }
 
@@ -142,7 +145,9 @@ impl<W: Write> RowWriter<W> {
                             Cell::Text(s) => {
                                 serde_json::to_writer(&mut self.line, s).map_err(io::Error::other)?
                             }
-                            Cell::Ratio(v, _) if !v.is_finite() => self.line.extend_from_slice(b"null"),
+                            Cell::Ratio(v, _) | Cell::Real(v) if !v.is_finite() => {
+                                self.line.extend_from_slice(b"null")
+                            }
                             other => other.write_plain(&mut self.line, false),
                         }
                     }

@@ -88,7 +88,7 @@ fn plotted(cell: &Cell<'_>) -> Option<f64> {
         Cell::Int(v) => Some(v as f64),
         Cell::Wide(v) => Some(v as f64),
         Cell::Money(c) => Some(c.0 as f64 / 100.0),
-        Cell::Ratio(v, _) if v.is_finite() => Some(v),
+        Cell::Ratio(v, _) | Cell::Real(v) if v.is_finite() => Some(v),
         _ => None,
     }
 }

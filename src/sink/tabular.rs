@@ -22,6 +22,8 @@ pub enum Cell<'a> {
     Text(&'a str),
     /// A ratio, printed with the given number of decimals.
     Ratio(f64, usize),
+    /// A measurement, printed in the shortest form that reads back as the same `f64`.
+    Real(f64),
 }
 
 /// A titled table within a group of rows, for `--format table`.

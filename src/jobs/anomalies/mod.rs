@@ -1,0 +1,345 @@
+//! Streaming anomaly detection per key, the `anomalies` job: detectors, rows, alert
+//! episodes and the NAB scorer.
+//!
+//! Each key's values go to its own detector in event-time order (ties by value) through
+//! [`KeyedOrdered`](crate::operators::KeyedOrdered), so the scores depend only on the
+//! data: the same for any worker count, process count, epoch or delivery.
+//!
+//! * A value's **score** is the detector's, in `[0, 1]`; it is **anomalous** when the
+//!   score is at or above the threshold.
+//! * An **episode** is a maximal run of a key's consecutive anomalous values. It is
+//!   reported once, as an [`Alert`] with its first and last time and its peak score,
+//!   when the key's next value is not anomalous or when the input ends.
+//!
+//! Detectors, each in its own module: [`relative_entropy`] (`entropy`, the default) and
+//! [`gaussian`] (`gaussian`, NAB's windowed-Gaussian baseline). [`nab`] scores results
+//! the way the Numenta Anomaly Benchmark does.
+
+pub mod gaussian;
+pub mod nab;
+pub mod range;
+pub mod relative_entropy;
+
+pub use range::Range;
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+use crate::operators::keyed::KeyLogic;
+use crate::record::series::Reading;
+use crate::sink::{Cell, Tabular};
+use crate::time::Millis;
+use gaussian::WindowedGaussian;
+use relative_entropy::RelativeEntropy;
+
+/// The detectors, by name, with one line each.
+pub const DETECTORS: [(&str, &str); 2] = [
+    ("entropy", "relative entropy with multiple hypotheses (Wang et al. 2011), the fast default"),
+    ("gaussian", "windowed Gaussian tail probability, NAB's baseline"),
+];
+
+/// One key's detector.
+#[derive(Clone, Debug)]
+pub enum Detector {
+    /// [`relative_entropy`].
+    Entropy(Box<RelativeEntropy>),
+    /// [`gaussian`].
+    Gaussian(Box<WindowedGaussian>),
+}
+
+impl Detector {
+    /// The detector named `name` (one of [`DETECTORS`]).
+    pub fn new(name: &str, range: Range) -> Result<Detector, String> {
+        match name {
+            "entropy" => Ok(Detector::Entropy(Box::new(RelativeEntropy::new(range)))),
+            "gaussian" => Ok(Detector::Gaussian(Box::new(WindowedGaussian::new()))),
+            other => {
+                let names: Vec<&str> = DETECTORS.iter().map(|d| d.0).collect();
+                Err(format!("unknown detector '{other}' (available: {})", names.join(", ")))
+            }
+        }
+    }
+
+    /// The detector's default threshold: the score at or above which a value is anomalous.
+    pub fn default_threshold(name: &str) -> f64 {
+        match name {
+            "gaussian" => 0.999,
+            _ => 0.5,
+        }
+    }
+
+    /// Scores the key's next value, in `[0, 1]`.
+    #[inline]
+    pub fn score(&mut self, value: f64) -> f64 {
+        match self {
+            Detector::Entropy(d) => d.score(value),
+            Detector::Gaussian(d) => d.score(value),
+        }
+    }
+}
+
+/// One scored value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ScoreRow {
+    /// The value's event time.
+    pub time: Millis,
+    /// Its series.
+    pub key: CompactString,
+    /// The value.
+    pub value: Reading,
+    /// The detector's score.
+    pub score: Reading,
+    /// Whether the score is at or above the threshold.
+    pub anomaly: bool,
+}
+
+impl Tabular for ScoreRow {
+    fn columns() -> Vec<&'static str> {
+        vec!["time", "key", "value", "score", "anomaly"]
+    }
+
+    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+        out.extend([
+            Cell::Time(self.time),
+            Cell::Text(&self.key),
+            Cell::Real(self.value.0),
+            Cell::Real(self.score.0),
+            Cell::Int(self.anomaly as i64),
+        ]);
+    }
+
+    fn group_time(&self) -> Option<Millis> {
+        Some(self.time)
+    }
+}
+
+/// One anomalous episode of a key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Alert {
+    /// When the episode became certain to be over: the time of the key's next value, or
+    /// one millisecond past `end` when the input ended.
+    pub time: Millis,
+    /// The series.
+    pub key: CompactString,
+    /// Time of the episode's first anomalous value.
+    pub start: Millis,
+    /// Time of its last anomalous value.
+    pub end: Millis,
+    /// Its anomalous values.
+    pub points: u64,
+    /// The highest score in it.
+    pub peak: Reading,
+}
+
+impl Tabular for Alert {
+    fn columns() -> Vec<&'static str> {
+        vec!["time", "key", "start", "end", "points", "peak"]
+    }
+
+    fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
+        out.extend([
+            Cell::Time(self.time),
+            Cell::Text(&self.key),
+            Cell::Time(self.start),
+            Cell::Time(self.end),
+            Cell::Int(self.points as i64),
+            Cell::Real(self.peak.0),
+        ]);
+    }
+
+    fn group_time(&self) -> Option<Millis> {
+        Some(self.time)
+    }
+}
+
+/// What a key's [`Scoring`] emits.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Output {
+    /// A scored value.
+    Score(ScoreRow),
+    /// A finished episode.
+    Alert(Alert),
+}
+
+/// An episode still open.
+#[derive(Clone, Copy, Debug)]
+struct Episode {
+    start: Millis,
+    end: Millis,
+    points: u64,
+    peak: f64,
+}
+
+/// A key's [`KeyLogic`]: its detector, the threshold and its open episode.
+#[derive(Clone, Debug)]
+pub struct Scoring {
+    key: CompactString,
+    detector: Detector,
+    threshold: f64,
+    episode: Option<Episode>,
+}
+
+impl Scoring {
+    /// A key's scoring with a fresh detector.
+    pub fn new(key: CompactString, detector: Detector, threshold: f64) -> Self {
+        Scoring { key, detector, threshold, episode: None }
+    }
+
+    /// Emits the open episode, if any, as an alert at `at`, in a message stamped `stamp`.
+    fn close(&mut self, at: Millis, stamp: Millis, out: &mut Vec<(Millis, Output)>) {
+        if let Some(e) = self.episode.take() {
+            let alert = Alert {
+                time: at,
+                key: self.key.clone(),
+                start: e.start,
+                end: e.end,
+                points: e.points,
+                peak: Reading(e.peak),
+            };
+            out.push((stamp, Output::Alert(alert)));
+        }
+    }
+}
+
+impl KeyLogic<Reading> for Scoring {
+    type Out = Output;
+
+    fn advance(
+        &mut self,
+        events: &mut Vec<(Millis, Reading)>,
+        frontier: Millis,
+        out: &mut Vec<(Millis, Output)>,
+    ) -> Option<Millis> {
+        // Rows name their own time (`group_time`), so all of this call's rows travel in
+        // one message stamped with its earliest event: one message per key and frontier
+        // step rather than one per distinct time (which cost a buffer each).
+        let stamp = events.first().map(|e| e.0);
+        for (time, value) in events.drain(..) {
+            let score = self.detector.score(value.0).clamp(0.0, 1.0);
+            let anomaly = score >= self.threshold;
+            if anomaly {
+                let e =
+                    self.episode.get_or_insert(Episode { start: time, end: time, points: 0, peak: score });
+                e.end = time;
+                e.points += 1;
+                e.peak = e.peak.max(score);
+            } else {
+                self.close(time, stamp.unwrap_or(time), out);
+            }
+            let row = ScoreRow { time, key: self.key.clone(), value, score: Reading(score), anomaly };
+            out.push((stamp.unwrap_or(time), Output::Score(row)));
+        }
+        // An open episode closes with the key's next value, or when the input ends.
+        let wake = self.episode.map(|e| e.end + 1);
+        if frontier == Millis::MAX
+            && let Some(w) = wake
+        {
+            self.close(w, stamp.unwrap_or(w).min(w), out);
+            return None;
+        }
+        wake
+    }
+
+    fn is_empty(&self) -> bool {
+        // A detector's state is its history: a key is never forgotten.
+        false
+    }
+}
+
+/// Labelled anomaly windows by series, to evaluate a run: NAB's windows, matched to keys
+/// by the labels' name (`realKnownCause/nyc_taxi.csv`), its file name (`nyc_taxi.csv`)
+/// or its stem (`nyc_taxi`).
+#[derive(Clone, Debug, Default)]
+pub struct Labels {
+    by_key: std::collections::HashMap<String, Vec<(Millis, Millis)>>,
+}
+
+impl Labels {
+    /// Labels from NAB's windows; a name that two files share as a file name or stem
+    /// matches neither of them by it.
+    pub fn new(windows: &nab::Windows) -> Self {
+        let mut by_key: std::collections::HashMap<String, Option<Vec<(Millis, Millis)>>> = Default::default();
+        for (name, w) in windows {
+            by_key.insert(name.clone(), Some(w.clone()));
+        }
+        for (name, w) in windows {
+            let file = name.rsplit('/').next().unwrap_or(name);
+            let stem = file.strip_suffix(".csv").unwrap_or(file);
+            for alias in [file, stem] {
+                if alias != name {
+                    by_key
+                        .entry(alias.to_owned())
+                        .and_modify(|e| *e = None)
+                        .or_insert_with(|| Some(w.clone()));
+                }
+            }
+        }
+        Labels { by_key: by_key.into_iter().filter_map(|(k, v)| Some((k, v?))).collect() }
+    }
+
+    /// The windows of `key`, if it is labelled.
+    pub fn windows(&self, key: &str) -> Option<&[(Millis, Millis)]> {
+        self.by_key.get(key).map(Vec::as_slice)
+    }
+}
+
+/// Counts of one key's values: how many were anomalous and, if the key is labelled,
+/// how they agree with the labels (a value is a positive when a window holds its time).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeyCounts {
+    /// The series.
+    pub key: CompactString,
+    /// Whether the key has labels.
+    pub labelled: bool,
+    /// Values scored.
+    pub values: u64,
+    /// Anomalous values.
+    pub anomalies: u64,
+    /// Anomalous values in a window.
+    pub tp: u64,
+    /// Anomalous values outside every window.
+    pub fp: u64,
+    /// Values in a window that are not anomalous.
+    pub fn_: u64,
+}
+
+impl KeyCounts {
+    /// Adds one scored row, with the key's windows if it has labels.
+    pub fn add(&mut self, row: &ScoreRow, windows: Option<&[(Millis, Millis)]>) {
+        self.values += 1;
+        self.anomalies += row.anomaly as u64;
+        if let Some(w) = windows {
+            self.labelled = true;
+            let positive = w.iter().any(|&(s, e)| s <= row.time && row.time <= e);
+            match (positive, row.anomaly) {
+                (true, true) => self.tp += 1,
+                (false, true) => self.fp += 1,
+                (true, false) => self.fn_ += 1,
+                (false, false) => {}
+            }
+        }
+    }
+
+    /// Adds another key's counts.
+    pub fn merge(&mut self, other: &KeyCounts) {
+        self.labelled |= other.labelled;
+        self.values += other.values;
+        self.anomalies += other.anomalies;
+        self.tp += other.tp;
+        self.fp += other.fp;
+        self.fn_ += other.fn_;
+    }
+
+    /// Precision, recall and F1 (0 where undefined).
+    pub fn precision_recall_f1(&self) -> (f64, f64, f64) {
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let (p, r) = (ratio(self.tp, self.tp + self.fp), ratio(self.tp, self.tp + self.fn_));
+        (p, r, if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) })
+    }
+
+    /// `precision P recall R F1 F (tp A fp B fn C)`.
+    pub fn evaluation(&self) -> String {
+        let (p, r, f) = self.precision_recall_f1();
+        format!("precision {p:.4} recall {r:.4} F1 {f:.4} (tp {} fp {} fn {})", self.tp, self.fp, self.fn_)
+    }
+}
