@@ -26,7 +26,8 @@ pub struct Committer {
     committed: Commit,
     /// The latest completed time written but not yet committed.
     pending: Option<Millis>,
-    last: Instant,
+    /// When the last commit was made; `None` before the first, which is made at once.
+    last: Option<Instant>,
     meters: Arc<Meters>,
 }
 
@@ -40,7 +41,7 @@ impl Committer {
         committed: Commit,
         meters: Arc<Meters>,
     ) -> Self {
-        Committer { name, checkpoint, file, committed, pending: None, last: Instant::now(), meters }
+        Committer { name, checkpoint, file, committed, pending: None, last: None, meters }
     }
 
     /// Whether the file already holds something from an earlier run (its header, say).
@@ -57,7 +58,15 @@ impl Committer {
     /// last commit is older than `--checkpoint-every`. `flush` empties the writer's buffer.
     pub fn wrote(&mut self, time: Millis, flush: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
         self.pending = Some(time);
-        if self.last.elapsed() >= self.checkpoint.every() { self.commit(flush) } else { Ok(()) }
+        self.tick(flush)
+    }
+
+    /// Commits what is pending if the last commit is older than `--checkpoint-every`
+    /// (or there was none): sinks call it whenever they run, so rows written before a
+    /// quiet spell are committed too once the interval has passed and the sink runs.
+    pub fn tick(&mut self, flush: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let due = self.last.is_none_or(|at| at.elapsed() >= self.checkpoint.every());
+        if due && self.pending.is_some() { self.commit(flush) } else { Ok(()) }
     }
 
     /// Commits what has been written: flush, sync with `--fsync`, record time and length.
@@ -72,7 +81,7 @@ impl Committer {
         let commit = Commit { time: Some(time), bytes: self.file.stream_position()? };
         self.checkpoint.commit(self.name, commit)?;
         self.committed = commit;
-        self.last = Instant::now();
+        self.last = Some(Instant::now());
         if let Some(commits) = &self.meters.commits {
             commits.made(started.elapsed());
         }

@@ -236,11 +236,15 @@ where
     let flush = outputs.live || outputs.format == Format::Table;
     stream.gather_sorted("WriteRows", R::group_time, move |gathered| {
         let result = match gathered {
-            Gathered::Frontier(f) if main => {
-                outputs.meters.output_frontier_is(f);
-                Ok(())
+            Gathered::Frontier(f) => {
+                if main {
+                    outputs.meters.output_frontier_is(f);
+                }
+                match (writer.as_mut(), committer.as_mut()) {
+                    (Some(w), Some(c)) => c.tick(|| w.flush()),
+                    _ => Ok(()),
+                }
             }
-            Gathered::Frontier(_) => Ok(()),
             Gathered::Complete(time, rows) => {
                 if main {
                     outputs.meters.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
@@ -298,6 +302,16 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
         let mut closed = false;
         self.sink(Exchange::new(|_: &Diag| 0), "ReportDiags", move |(input, frontier)| {
             let watermark = crate::time::event_frontier(&frontier.frontier());
+            for (out, commits, label) in [
+                (rejects_out.as_mut(), rejects_commits.as_mut(), &rejects_label),
+                (late_out.as_mut(), late_commits.as_mut(), &late_label),
+            ] {
+                if let (Some(w), Some(c)) = (out, commits)
+                    && let Err(e) = c.tick(|| w.flush())
+                {
+                    write_failed(label, &e);
+                }
+            }
             input.for_each_time(|time, data| {
                 let runs = pending.entry(time.time().event()).or_default();
                 for batch in data {
