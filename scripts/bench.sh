@@ -220,4 +220,5 @@ record memory "category_totals live rate=$r ${secs}s w=2" rss_first_kb "$(sed -n
 record memory "category_totals live rate=$r ${secs}s w=2" rss_last_kb "$(tail -1 "$samples" | cut -d, -f2)" KiB
 record memory "category_totals live rate=$r ${secs}s w=2" rss_max_kb "$(tail -n +2 "$samples" | cut -d, -f2 | sort -g | tail -1)" KiB
 fi
-echo "done: figures appended to $out, RSS samples in $samples; $(uptime)"
+"$bin/bench_report" --input "$out" --output "${out%.csv}.html"
+echo "done: figures appended to $out (a page of them: ${out%.csv}.html), RSS samples in $samples; $(uptime)"

@@ -371,3 +371,29 @@ fn html_reports_open_in_chromium_with_their_charts_and_every_row() {
     // The tables list every row of the CSV report.
     assert_eq!(dom.matches("<tr><td").count(), csv.lines().count() - 1);
 }
+
+#[test]
+fn benchmark_results_render_as_a_page_with_a_chart_per_figure() {
+    let dir = TempDir::new("bench-report");
+    let csv = dir.path("results.csv");
+    std::fs::write(
+        &csv,
+        "date,commit,cores,cpu,load1,suite,config,metric,value,unit\n\
+         d1,c1,2,x,1.0,batch,ct w=1,wall_s,2.5,s\n\
+         d1,c1,2,x,1.0,batch,ct w=2,wall_s,1.5,s\n\
+         d1,c1,2,x,1.0,batch,ct w=1,peak_rss,6444,KiB\n",
+    )
+    .unwrap();
+    let page = dir.path("results.html");
+    common::run_ok("bench_report", &["--input", csv.to_str().unwrap(), "--output", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<h2>batch: wall_s (s)</h2>") && html.contains("<h2>batch: peak_rss (KiB)</h2>"));
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 2, "a chart per suite and figure");
+    assert_eq!(html.matches("<rect").count(), 3, "a bar per configuration");
+    let bad = dir.path("bad.csv");
+    std::fs::write(&bad, "header\nnot,enough\n").unwrap();
+    let out =
+        common::run("bench_report", &["--input", bad.to_str().unwrap(), "--output", page.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: expected 10 fields"));
+}

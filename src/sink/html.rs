@@ -128,11 +128,11 @@ fn chart(html: &mut String, names: &[(&str, &str)], table: &[Vec<Cell<'_>>]) {
 fn bar_chart(html: &mut String, what: &str, points: &[(String, f64)]) {
     let shown = &points[..points.len().min(MAX_BARS)];
     let max = shown.iter().map(|(_, v)| v.abs()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
-    let (label_w, bar_w, row_h) = (150.0, 360.0, 20.0);
+    let (label_w, bar_w, row_h) = (240.0, 360.0, 20.0);
     let height = row_h * shown.len() as f64 + 10.0;
     let _ = write!(
         html,
-        "<figure><svg class=\"chart\" data-points=\"{}\" width=\"600\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
+        "<figure><svg class=\"chart\" data-points=\"{}\" width=\"700\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
         shown.len(),
         escape(what)
     );
@@ -147,7 +147,7 @@ fn bar_chart(html: &mut String, what: &str, points: &[(String, f64)]) {
              <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
             label_w - 6.0,
             y + 14.0,
-            escape(&short(label, 22)),
+            escape(&short(label, 38)),
             row_h - 4.0,
             label_w + w + 4.0,
             y + 14.0,
