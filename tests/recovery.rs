@@ -353,3 +353,29 @@ fn a_checkpoint_of_other_options_or_stdout_results_is_a_usage_error() {
     assert_eq!(stdout.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&stdout.stderr).contains("use --output FILE"));
 }
+
+#[test]
+fn a_journaled_stdin_job_run_again_with_an_empty_stdin_writes_the_same_files() {
+    let dir = TempDir::new("recovery-stdin");
+    let path = dir.path("tx.csv");
+    gen_transactions(&path, 50_000, 4, &["--ordered", "--jitter", "1m"]);
+    let args = ["--input", "-", "--window", "1h", "--lateness", "10m"];
+    let case = Case::new("category_totals", &args, &[("--output", "out.csv"), ("--late", "late.txt")]);
+    let from = |tag: &str, extra: &[&str], stdin: Stdio| {
+        let mut c = case.command(&dir, tag, extra);
+        c.stdin(stdin);
+        case.finish(c)
+    };
+    let reference = from("ref", &[], std::fs::File::open(&path).unwrap().into());
+    let checkpoint = dir.path("checkpoint");
+    let ck = ["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "10ms"];
+    let first = from("ck", &ck, std::fs::File::open(&path).unwrap().into());
+    assert_eq!(first, reference);
+    // Everything the first run read is in the journal: the same files and counts again.
+    let again = from("ck", &ck, Stdio::null());
+    assert_eq!(again, reference);
+    assert!(case.outputs(&dir, "ck") == case.outputs(&dir, "ref"), "the journal reproduces the output");
+    assert!(
+        checkpoint.join("p0/journal").metadata().unwrap().len() > std::fs::metadata(&path).unwrap().len()
+    );
+}

@@ -14,10 +14,10 @@
 //! finished and the channel is empty: every line taken from stdin or a socket is
 //! counted, as read and then accepted, rejected or late.
 //!
-//! With `--checkpoint` the intake is journaled ([`Intake::journaled`]): every batch is
-//! appended to the checkpoint's journal before it enters the channel, under one lock so
-//! the journal's order is the channel's. A restarted job first feeds the journal's
-//! batches again, then lets new ones in. Lost on a kill: what an intake thread has
+//! With `--checkpoint` the intake is journaled ([`Intake::journaled`]): a journal thread
+//! takes every batch, appends it to the checkpoint's journal and only then puts it in the
+//! channel, so the journal's order is the channel's and reading lines overlaps writing
+//! the journal. A restarted job first feeds the journal's batches again, then new ones. Lost on a kill: what an intake thread has
 //! read but not yet sent (at most one batch per connection); a tcp client learns of
 //! the kill only as a broken connection.
 
@@ -25,7 +25,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -105,19 +105,26 @@ impl Wakers {
 /// The sending side of a process's live feed, cloned into every intake thread.
 #[derive(Clone)]
 pub struct Intake {
-    /// Always `Some` until dropped; taken first in `drop` so the wake-up below sees the
-    /// channel already disconnected.
+    /// Always `Some` until dropped (unless journaled); taken first in `drop` so the
+    /// wake-up below sees the channel already disconnected.
     tx: Option<Sender<Batch>>,
     wakers: Wakers,
     stop: Arc<AtomicBool>,
-    journal: Option<Arc<Journaled>>,
+    /// When journaled: batches go to the journal thread, which owns the feed's sender.
+    journal: Option<Sender<Entry>>,
 }
 
-/// The journal of a live input, and whether its earlier entries have been fed again.
-struct Journaled {
-    state: Mutex<(Journal, bool)>,
-    replayed: Condvar,
+/// What intake threads hand the journal thread.
+enum Entry {
+    /// Lines to journal, then feed.
+    Batch(Batch),
+    /// A tcp connection was accepted.
+    Accepted,
 }
+
+/// Entries the journal thread holds waiting, at most: enough to overlap reading lines
+/// with writing the journal, few enough to keep the intake's memory bound.
+const JOURNAL_QUEUE: usize = 4;
 
 /// A journal entry's first byte: a batch of lines.
 const ENTRY_BATCH: u8 = 0;
@@ -132,19 +139,10 @@ impl Intake {
 
     /// Sends a batch, blocking while the channel is full. `false` once nobody listens.
     pub fn send(&self, batch: Batch) -> bool {
-        let ok = match &self.journal {
-            Some(j) => {
-                let mut entry = vec![ENTRY_BATCH];
-                encode(&batch, &mut entry);
-                let mut state = j.wait_replayed();
-                if let Err(e) = state.0.append(&entry) {
-                    write_failed("the checkpoint's journal", &e);
-                }
-                // Still locked: the channel takes batches in the journal's order.
-                self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok())
-            }
-            None => self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok()),
-        };
+        if let Some(journal) = &self.journal {
+            return journal.send(Entry::Batch(batch)).is_ok();
+        }
+        let ok = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
         self.wakers.wake_all();
         ok
     }
@@ -152,47 +150,66 @@ impl Intake {
     /// Notes in the journal (if any) that a tcp connection was accepted, so a restarted
     /// job counts it towards `?clients=N` and `--until-eof`.
     pub fn accepted(&self) {
-        if let Some(j) = &self.journal
-            && let Err(e) = j.wait_replayed().0.append(&[ENTRY_ACCEPTED])
-        {
-            write_failed("the checkpoint's journal", &e);
+        if let Some(journal) = &self.journal {
+            let _ = journal.send(Entry::Accepted);
         }
     }
 
-    /// This intake, journaled: `entries` (what the journal held) are fed again first, on
-    /// a thread of their own; new batches wait for them. Returns the intake and how many
-    /// tcp connections the journal says were accepted.
-    pub fn journaled(mut self, journal: Journal, entries: Vec<Vec<u8>>) -> io::Result<(Intake, usize)> {
-        let journaled = Arc::new(Journaled { state: Mutex::new((journal, false)), replayed: Condvar::new() });
+    /// This intake, journaled. A thread of its own takes over the feed: it feeds
+    /// `entries` (what the journal held) again first, then appends each new batch to
+    /// `journal` before it feeds it, so the journal's order is ingest's and every line
+    /// ingest sees is in the journal. Returns the intake and how many tcp connections
+    /// the journal says were accepted.
+    pub fn journaled(mut self, mut journal: Journal, entries: Vec<Vec<u8>>) -> io::Result<(Intake, usize)> {
+        let damaged = || io::Error::new(io::ErrorKind::InvalidData, "the checkpoint's journal is damaged");
         let mut batches = Vec::new();
         let mut accepted = 0;
         for entry in &entries {
             match entry.split_first() {
-                Some((&ENTRY_BATCH, rest)) => batches.push(decode(rest).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidData, "the checkpoint's journal is damaged")
-                })?),
+                Some((&ENTRY_BATCH, rest)) => batches.push(decode(rest).ok_or_else(damaged)?),
                 Some((&ENTRY_ACCEPTED, _)) => accepted += 1,
-                _ => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the checkpoint's journal is damaged",
-                    ));
-                }
+                _ => return Err(damaged()),
             }
         }
-        let replayer = self.clone();
-        let done = Arc::clone(&journaled);
+        let tx = self.tx.take().expect("a new intake has its sender");
+        let wakers = self.wakers.clone();
+        let (journal_tx, journal_rx) = crossbeam_channel::bounded::<Entry>(JOURNAL_QUEUE);
         std::thread::Builder::new().name("kappa-journal".into()).spawn(move || {
             for batch in batches {
-                if replayer.tx.as_ref().is_none_or(|tx| tx.send(batch).is_err()) {
-                    break;
+                if tx.send(batch).is_err() {
+                    return;
                 }
-                replayer.wakers.wake_all();
+                wakers.wake_all();
             }
-            done.state.lock().expect("journal lock").1 = true;
-            done.replayed.notify_all();
+            let mut entry = Vec::with_capacity(BATCH_BYTES + 4096);
+            // Ends when every intake is dropped; dropping `tx` then ends the feed.
+            for received in journal_rx {
+                entry.clear();
+                let batch = match received {
+                    Entry::Accepted => {
+                        entry.push(ENTRY_ACCEPTED);
+                        None
+                    }
+                    Entry::Batch(batch) => {
+                        entry.push(ENTRY_BATCH);
+                        encode(&batch, &mut entry);
+                        Some(batch)
+                    }
+                };
+                if let Err(e) = journal.append(&entry) {
+                    write_failed("the checkpoint's journal", &e);
+                }
+                if let Some(batch) = batch {
+                    if tx.send(batch).is_err() {
+                        break;
+                    }
+                    wakers.wake_all();
+                }
+            }
+            drop(tx);
+            wakers.wake_all();
         })?;
-        self.journal = Some(journaled);
+        self.journal = Some(journal_tx);
         Ok((self, accepted))
     }
 
@@ -219,17 +236,6 @@ impl Intake {
                 return Ok(());
             }
         }
-    }
-}
-
-impl Journaled {
-    /// The journal, once its earlier entries have all been fed again.
-    fn wait_replayed(&self) -> std::sync::MutexGuard<'_, (Journal, bool)> {
-        let mut state = self.state.lock().expect("journal lock");
-        while !state.1 {
-            state = self.replayed.wait(state).expect("journal lock");
-        }
-        state
     }
 }
 
