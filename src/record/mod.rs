@@ -18,6 +18,7 @@ pub mod click;
 pub mod csv;
 pub mod json;
 pub mod registry;
+pub mod sensor;
 pub mod transaction;
 
 /// The default first generated timestamp: 2026-10-01T00:00:00Z.

@@ -5,6 +5,7 @@
 
 use super::access_log::AccessLogGen;
 use super::click::ClickGen;
+use super::sensor::{SensorArgs, SensorGen};
 use super::transaction::{BurstArgs, TransactionGen};
 use super::{RowGenerator, Timeline};
 
@@ -50,6 +51,22 @@ pub const KINDS: &[Kind] = &[
         about: "Apache access-log lines (combined format, some common), with heavy hitters and 4xx/5xx responses; no header.",
         args: no_args,
         make: |seed, timeline, _| Ok(Box::new(AccessLogGen::new(seed, timeline))),
+    },
+    Kind {
+        name: "sensors",
+        about: "IoT sensor readings as CSV with a header (the IoT notebook's generator: baselines, anomaly episodes, statuses); --metadata writes the sensors' types and sites.",
+        args: <SensorArgs as clap::Args>::augment_args,
+        make: |seed, timeline, matches| {
+            let args =
+                <SensorArgs as clap::FromArgMatches>::from_arg_matches(matches).map_err(|e| e.to_string())?;
+            let generator = SensorGen::new(seed, timeline, &args);
+            if let Some(path) = &args.metadata {
+                std::fs::write(path, generator.metadata()).map_err(|e| {
+                    format!("cannot write metadata {}: {}", path.display(), crate::exit::io_reason(&e))
+                })?;
+            }
+            Ok(Box::new(generator))
+        },
     },
 ];
 
