@@ -11,3 +11,4 @@ pub mod event_counts;
 pub mod fraud_signals;
 pub mod ip_counts;
 pub mod sales;
+pub mod sensor_stats;

@@ -53,6 +53,7 @@ use rand_pcg::Pcg64Mcg;
 
 use super::json::{Number, Scan};
 use super::{LineFormat, ParseError, RowGenerator, Timeline, csv, event_time_in_range, row_rng};
+use crate::money::write_fixed;
 use crate::time::{Millis, parse_iso8601_signed, write_iso8601};
 
 /// The header line of a readings CSV file.
@@ -405,22 +406,6 @@ fn parse_json(line: &str) -> Result<Reading<'_>, ParseError> {
         return Err(ParseError::from(format!("missing field '{}'", FIELDS[missing])));
     }
     Ok(r)
-}
-
-/// Appends a fixed-point value with `decimals` decimals, e.g. `-0.050`.
-pub fn write_fixed(out: &mut Vec<u8>, value: i128, decimals: u32) {
-    if value < 0 {
-        out.push(b'-');
-    }
-    let abs = value.unsigned_abs();
-    let scale = 10u128.pow(decimals);
-    out.extend_from_slice(itoa::Buffer::new().format(abs / scale).as_bytes());
-    if decimals > 0 {
-        out.push(b'.');
-        let frac = itoa::Buffer::new().format(abs % scale).to_owned();
-        out.extend(std::iter::repeat_n(b'0', decimals as usize - frac.len()));
-        out.extend_from_slice(frac.as_bytes());
-    }
 }
 
 /// One sensor's metadata: its type and site, and optionally where it is.

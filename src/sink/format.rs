@@ -38,6 +38,11 @@ pub enum Cell<'a> {
     Text(&'a str),
     /// A ratio, printed with the given number of decimals.
     Ratio(f64, usize),
+    /// An exact fixed-point number: the integer and its number of decimals (`(-50, 3)`
+    /// prints `-0.050`).
+    Fixed(i128, u32),
+    /// No value: empty in CSV and tables, `null` in JSON.
+    Null,
 }
 
 /// A titled table within a group of rows, for `--format table`.
@@ -84,6 +89,8 @@ impl Cell<'_> {
             Cell::Ratio(v, decimals) => {
                 let _ = write!(out, "{v:.decimals$}");
             }
+            Cell::Fixed(v, decimals) => crate::money::write_fixed(out, v, decimals),
+            Cell::Null => {}
         }
     }
 
@@ -175,6 +182,7 @@ impl<W: Write> RowWriter<W> {
                                 serde_json::to_writer(&mut self.line, s).map_err(io::Error::other)?
                             }
                             Cell::Ratio(v, _) if !v.is_finite() => self.line.extend_from_slice(b"null"),
+                            Cell::Null => self.line.extend_from_slice(b"null"),
                             other => other.write_plain(&mut self.line, false),
                         }
                     }

@@ -1,0 +1,300 @@
+//! `sensor_stats` against a reference fold written in the test, without floats.
+//!
+//! The reference reads the generated CSV with `split`, turns each decimal into an integer
+//! by moving its point, and folds count, sum, sum of squares, minimum, maximum and
+//! statuses per (window size, window end, group, key) in a `BTreeMap`. The job's printed
+//! means and standard deviations are checked against the reference's integers by the
+//! inequalities that define rounding, so no float is involved on either side.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{TempDir, run, run_ok, two_processes};
+
+const DECIMALS: [u32; 5] = [2, 2, 2, 3, 2];
+const SIZES: [(&str, u64); 4] = [("1m", 60_000), ("5m", 300_000), ("15m", 900_000), ("1h", 3_600_000)];
+
+/// A decimal's text as an integer in units of `10^-d`.
+fn units(text: &str, d: u32) -> i128 {
+    let (neg, body) = match text.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, text),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    assert!(frac.len() <= d as usize, "{text}");
+    let digits = format!("{int}{frac:0<width$}", width = d as usize);
+    let v: i128 = digits.parse().unwrap();
+    if neg { -v } else { v }
+}
+
+/// Milliseconds since the epoch of `2026-10-01T00:00:07.100Z` (the generator's shape).
+fn millis(ts: &str) -> u64 {
+    let (date, clock) = ts.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    let (hms, ms) = clock.split_once('.').unwrap_or((clock, "0"));
+    let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let ms: i64 = format!("{ms:0<3}").parse().unwrap();
+    (((days * 24 + t[0]) * 60 + t[1]) * 60 + t[2]) as u64 * 1000 + ms as u64
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Agg {
+    count: i128,
+    sum: [i128; 5],
+    sum_sq: [i128; 5],
+    min: [i128; 5],
+    max: [i128; 5],
+    statuses: [i128; 3],
+}
+
+type Key = (u64, String, u64, String, String);
+
+/// The reference fold: (window size label, ms, end, group, key) → aggregate.
+fn reference(csv: &str, meta: &str) -> BTreeMap<Key, Agg> {
+    let meta: BTreeMap<&str, (&str, &str)> = meta
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0], (f[1], f[2]))
+        })
+        .collect();
+    let mut out: BTreeMap<Key, Agg> = BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let time = millis(f[1]);
+        let values: Vec<i128> = (0..5).map(|m| units(f[2 + m], DECIMALS[m])).collect();
+        let status = ["normal", "warning", "alert"].iter().position(|s| *s == f[7]).unwrap();
+        let (sensor_type, site) = meta[f[0]];
+        for (label, size) in SIZES {
+            let end = time - time % size + size;
+            for (group, key) in [("sensor", f[0]), ("type", sensor_type), ("site", site), ("all", "all")] {
+                let a = out
+                    .entry((size, label.to_owned(), end, group.to_owned(), key.to_owned()))
+                    .or_insert_with(|| Agg { min: [i128::MAX; 5], max: [i128::MIN; 5], ..Agg::default() });
+                a.count += 1;
+                for m in 0..5 {
+                    a.sum[m] += values[m];
+                    a.sum_sq[m] += values[m] * values[m];
+                    a.min[m] = a.min[m].min(values[m]);
+                    a.max[m] = a.max[m].max(values[m]);
+                }
+                a.statuses[status] += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Checks every row of the job's CSV output against the reference.
+fn check(output: &str, expected: &BTreeMap<Key, Agg>) {
+    let mut lines = output.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 28);
+    assert_eq!(&header[..5], ["time", "window", "group", "key", "count"]);
+    let order = |g: &str| ["sensor", "type", "site", "all"].iter().position(|x| *x == g).unwrap();
+    let mut seen = 0;
+    let mut previous: Option<(u64, u64, usize, String)> = None;
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let (end, label, group, key) = (f[0].parse::<u64>().unwrap(), f[1], f[2], f[3]);
+        let size = SIZES.iter().find(|(l, _)| *l == label).unwrap().1;
+        let a = expected
+            .get(&(size, label.to_owned(), end, group.to_owned(), key.to_owned()))
+            .unwrap_or_else(|| panic!("unexpected row {line}"));
+        // Rows are sorted by time, size, group, key.
+        let sort_key = (end, size, order(group), key.to_owned());
+        assert!(previous.as_ref().is_none_or(|p| *p < sort_key), "order at {line}");
+        previous = Some(sort_key);
+        let n = a.count;
+        assert_eq!(f[4].parse::<i128>().unwrap(), n, "{line}");
+        for m in 0..5 {
+            let d = DECIMALS[m];
+            let mean = units(f[5 + 4 * m], d + 2);
+            // mean = round(100 S / n): |100 S − mean·n| ≤ n/2.
+            assert!((2 * (100 * a.sum[m] - mean * n)).abs() <= n, "mean of metric {m}: {line}");
+            match f[6 + 4 * m] {
+                "" => assert_eq!(n, 1, "{line}"),
+                text => {
+                    let r = units(text, d + 1);
+                    let x = 100 * (n * a.sum_sq[m] - a.sum[m] * a.sum[m]);
+                    let den = n * (n - 1);
+                    assert!((2 * r - 1).max(0).pow(2) * den <= 4 * x, "std of metric {m} too big: {line}");
+                    assert!(4 * x < (2 * r + 1).pow(2) * den, "std of metric {m} too small: {line}");
+                }
+            }
+            assert_eq!(units(f[7 + 4 * m], d), a.min[m], "{line}");
+            assert_eq!(units(f[8 + 4 * m], d), a.max[m], "{line}");
+        }
+        let statuses: Vec<i128> = f[25..28].iter().map(|x| x.parse().unwrap()).collect();
+        assert_eq!(statuses, a.statuses, "{line}");
+        seen += 1;
+    }
+    assert_eq!(seen, expected.len(), "every reference row is in the output");
+}
+
+struct Data {
+    dir: TempDir,
+    readings: String,
+    meta: String,
+}
+
+fn generate(name: &str, sensors: u32, rows: u64) -> Data {
+    let dir = TempDir::new(name);
+    let (r, m) = (dir.path("readings.csv"), dir.path("meta.csv"));
+    run_ok(
+        "gen",
+        &[
+            "sensors",
+            "--sensors",
+            &sensors.to_string(),
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            "5",
+            "--interval",
+            "2s",
+            "--metadata",
+            m.to_str().unwrap(),
+            "-o",
+            r.to_str().unwrap(),
+        ],
+    );
+    Data { readings: std::fs::read_to_string(&r).unwrap(), meta: std::fs::read_to_string(&m).unwrap(), dir }
+}
+
+impl Data {
+    fn args<'a>(&'a self, workers: &'a str) -> Vec<String> {
+        [
+            "--input",
+            self.dir.path("readings.csv").to_str().unwrap(),
+            "--sensors",
+            self.dir.path("meta.csv").to_str().unwrap(),
+            "-w",
+            workers,
+            "-q",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
+fn job(args: &[String]) -> String {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_ok("sensor_stats", &args)
+}
+
+#[test]
+fn every_statistic_of_every_window_size_and_group_matches_the_reference_fold() {
+    // 15 sensors every 2 s for a little over 2 h: whole and partial hours, all four sizes.
+    let data = generate("sensor-stats-ref", 15, 15 * 3_900);
+    let expected = reference(&data.readings, &data.meta);
+    let one = job(&data.args("1"));
+    check(&one, &expected);
+    // The anomaly episodes show in the data: some alerts, mostly not.
+    let all = expected.iter().filter(|(k, _)| k.3 == "all" && k.1 == "1h");
+    let (alerts, total) = all.fold((0, 0), |(a, t), (_, v)| (a + v.statuses[2], t + v.count));
+    assert!(alerts * 10 > total && alerts * 10 < 9 * total, "{alerts} alerts of {total}");
+}
+
+#[test]
+fn output_is_byte_identical_for_one_two_and_three_workers_two_processes_and_any_order() {
+    let data = generate("sensor-stats-workers", 7, 7 * 2_000);
+    let one = job(&data.args("1"));
+    assert!(one.lines().count() > 100);
+    for workers in ["2", "3"] {
+        assert_eq!(job(&data.args(workers)), one, "-w {workers}");
+    }
+    let args = data.args("1");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(two_processes("sensor_stats", &args), one, "-n 2");
+    // The same readings shuffled (deterministically), some as JSON lines: the same bytes.
+    let mut lines: Vec<&str> = data.readings.lines().skip(1).collect();
+    let mut state = 12345u64;
+    for i in (1..lines.len()).rev() {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        lines.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    let header: Vec<&str> = data.readings.lines().next().unwrap().split(',').collect();
+    let mut shuffled = String::from(header.join(",") + "\n");
+    for (i, line) in lines.iter().enumerate() {
+        if i % 3 == 0 {
+            let f: Vec<&str> = line.split(',').collect();
+            let mut fields = Vec::new();
+            for (k, name) in header.iter().enumerate() {
+                let quoted = matches!(*name, "sensor_id" | "timestamp" | "operational_status");
+                fields.push(if quoted {
+                    format!("\"{name}\": \"{}\"", f[k])
+                } else {
+                    format!("\"{name}\": {}", f[k])
+                });
+            }
+            shuffled.push_str(&format!("{{{}}}\n", fields.join(", ")));
+        } else {
+            shuffled.push_str(line);
+            shuffled.push('\n');
+        }
+    }
+    std::fs::write(data.dir.path("readings.csv"), shuffled).unwrap();
+    assert_eq!(job(&data.args("2")), one, "shuffled, mixed CSV and JSON lines");
+}
+
+#[test]
+fn bad_values_and_unknown_sensors_are_rejected_with_line_numbers() {
+    let data = generate("sensor-stats-rejects", 3, 30);
+    let mut lines: Vec<String> = data.readings.lines().map(str::to_owned).collect();
+    let good = lines[5].clone();
+    lines[3] = good.replacen("SENSOR_", "GHOST_", 1);
+    let f: Vec<&str> = good.split(',').collect();
+    lines[8] = format!("{},{},12.345,{}", f[0], f[1], f[3..].join(","));
+    lines[12] = good.replace("normal", "melting").replace("alert", "melting").replace("warning", "melting");
+    std::fs::write(data.dir.path("readings.csv"), lines.join("\n") + "\n").unwrap();
+    let rejects = data.dir.path("rejects.txt");
+    let mut args = data.args("2");
+    args.extend(["--rejects".to_owned(), rejects.to_str().unwrap().to_owned()]);
+    let out = job(&args);
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    let found: Vec<&str> = text.lines().collect();
+    assert_eq!(found.len(), 3, "{text}");
+    assert!(found[0].contains(":4: unknown sensor 'GHOST_"), "{text}");
+    assert!(found[1].contains(":9: bad temperature 12.345: more than 2 decimals"), "{text}");
+    assert!(found[2].contains(":13: unknown operational_status 'melting'"), "{text}");
+    // The other 27 readings are counted.
+    let all: i64 = out
+        .lines()
+        .filter(|l| l.contains(",1h,all,"))
+        .map(|l| l.split(',').nth(4).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(all, 27);
+}
+
+#[test]
+fn bad_flags_and_metadata_are_one_line_usage_errors() {
+    let data = generate("sensor-stats-usage", 2, 4);
+    let bad_meta = data.dir.path("bad-meta.csv");
+    std::fs::write(&bad_meta, "sensor_id,sensor_type,site\nSENSOR_000,industrial\n").unwrap();
+    let input = data.dir.path("readings.csv");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--windows", "1m,7x"], "--windows: invalid duration '7x'"),
+        (&["--windows", "10m", "--slide", "3m"], "must be a whole multiple of --slide"),
+        (&["--sensors", bad_meta.to_str().unwrap()], "bad-meta.csv: line 2: expected 3 or 5 fields"),
+        (&["--sensors", "/nonexistent/meta.csv"], "cannot read --sensors /nonexistent/meta.csv"),
+    ];
+    for (extra, message) in cases {
+        let mut args = vec!["--input", input.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = run("sensor_stats", &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(message), "{extra:?}: {stderr}");
+    }
+}
