@@ -6,18 +6,22 @@
 //!          ─► per type / site / all / sensor ─┬─ windows 1m ─┐
 //!                                             ├─ windows 5m ─┼─► table (rows carry the size)
 //!                                             └─ …          ─┘
+//!          ─► one event per (rule, sensor) ─► keyed ordered episodes ─► --alerts (start/end rows)
 //! ```
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use compact_str::CompactString;
+use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, parse_or_exit};
 use kappa::exit::usage_error;
 use kappa::job::{self, JobSpec};
+use kappa::jobs::sensor_stats::rules::{Episodes, parse_rules};
 use kappa::jobs::sensor_stats::{Sensors, WindowSet, sensor_stats};
-use kappa::operators::Ingest;
+use kappa::operators::{Ingest, KeyedOrdered};
 use kappa::record::sensor::{SensorFormat, parse_metadata};
 use kappa::sink::{ReportDiags, WriteRows};
 use kappa::time::Duration;
@@ -42,6 +46,12 @@ struct Args {
     /// and per-site rows; readings of sensors not listed are rejected.
     #[arg(long, value_name = "FILE", help_heading = "Sensors")]
     sensors: Option<std::path::PathBuf>,
+    /// Alert rules, one per line: `NAME SEVERITY CONDITION` (see docs/sensor_stats.md).
+    #[arg(long, value_name = "FILE", requires = "alerts", help_heading = "Sensors")]
+    rules: Option<std::path::PathBuf>,
+    /// Write alert episodes here: one row when an episode starts, one when it resolves.
+    #[arg(long, value_name = "PATH", requires = "rules", help_heading = "Sensors")]
+    alerts: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -58,12 +68,30 @@ fn main() -> ExitCode {
             parse_metadata(&text).unwrap_or_else(|e| usage_error(&format!("{}: {e}", path.display())));
         Arc::new(Sensors::new(&metadata))
     });
-    let spec = JobSpec::new("gen:sensors?count=100000&seed=42");
+    let rules = args.rules.as_ref().map(|path| {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+            usage_error(&format!("cannot read --rules {}: {}", path.display(), kappa::exit::io_reason(&e)))
+        });
+        Arc::new(parse_rules(&text).unwrap_or_else(|e| usage_error(&format!("{}: {e}", path.display()))))
+    });
+    let spec = JobSpec::new("gen:sensors?count=100000&seed=42").side("alerts", args.alerts.as_deref());
     job::run(args.common, spec, move |df, job| {
         let known = sensors.clone();
         let (samples, diags) = df.inner.ingest_checked::<SensorFormat, _, _>(job.ingest(), move |r| {
             Sensors::sample(known.as_deref(), r)
         });
+        if let Some(rules) = rules.clone() {
+            let count = rules.len() as u32;
+            samples
+                .clone()
+                .flat_map(move |((sensor, values, status), time)| {
+                    (0..count).map(move |i| (((i, sensor.clone()), (values, status)), time))
+                })
+                .keyed_ordered("SensorRules", move |(i, sensor): &(u32, CompactString)| {
+                    Episodes::new(rules[*i as usize].clone(), sensor.clone())
+                })
+                .write_side(&job.out, "alerts");
+        }
         sensor_stats(samples, &windows, sensors.clone()).write_rows(&job.out);
         diags.report(&job.out);
     })

@@ -80,11 +80,11 @@ fn reference(csv: &str, meta: &str) -> BTreeMap<Key, Agg> {
                     .entry((size, label.to_owned(), end, group.to_owned(), key.to_owned()))
                     .or_insert_with(|| Agg { min: [i128::MAX; 5], max: [i128::MIN; 5], ..Agg::default() });
                 a.count += 1;
-                for m in 0..5 {
-                    a.sum[m] += values[m];
-                    a.sum_sq[m] += values[m] * values[m];
-                    a.min[m] = a.min[m].min(values[m]);
-                    a.max[m] = a.max[m].max(values[m]);
+                for (m, &x) in values.iter().enumerate() {
+                    a.sum[m] += x;
+                    a.sum_sq[m] += x * x;
+                    a.min[m] = a.min[m].min(x);
+                    a.max[m] = a.max[m].max(x);
                 }
                 a.statuses[status] += 1;
             }
@@ -224,7 +224,7 @@ fn output_is_byte_identical_for_one_two_and_three_workers_two_processes_and_any_
         lines.swap(i, (state >> 33) as usize % (i + 1));
     }
     let header: Vec<&str> = data.readings.lines().next().unwrap().split(',').collect();
-    let mut shuffled = String::from(header.join(",") + "\n");
+    let mut shuffled = header.join(",") + "\n";
     for (i, line) in lines.iter().enumerate() {
         if i % 3 == 0 {
             let f: Vec<&str> = line.split(',').collect();
@@ -297,4 +297,122 @@ fn bad_flags_and_metadata_are_one_line_usage_errors() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(message), "{extra:?}: {stderr}");
     }
+}
+
+/// The episodes of "temperature > LIMIT held for HOLD ms" per sensor, brute force: a
+/// reading is in an episode when some earlier reading of the sensor starts a run of
+/// readings all above the limit that has lasted at least HOLD by this reading.
+fn threshold_episodes(csv: &str, limit: i128, hold: u64) -> Vec<String> {
+    let mut by_sensor: BTreeMap<&str, Vec<(u64, i128)>> = BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        by_sensor.entry(f[0]).or_default().push((millis(f[1]), units(f[2], 2)));
+    }
+    let mut rows = Vec::new();
+    for (sensor, mut readings) in by_sensor {
+        readings.sort();
+        let mut was = false;
+        for i in 0..readings.len() {
+            let active = (0..=i).any(|j| {
+                readings[j..=i].iter().all(|r| r.1 > limit) && readings[i].0 - readings[j].0 >= hold
+            });
+            if active != was {
+                rows.push(format!(
+                    "{},{sensor},hot,critical,{}",
+                    readings[i].0,
+                    if active { "start" } else { "end" }
+                ));
+                was = active;
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn alert_episodes_match_a_brute_force_reference_for_any_worker_count() {
+    let data = generate("sensor-stats-alerts", 6, 6 * 1_500);
+    let rules = data.dir.path("rules.txt");
+    std::fs::write(
+        &rules,
+        "# crafted for the test\nhot critical temperature > 35.5 for 6s\nshare warning alert share > 50% over 5m\njump info vibration rate > 1 per 1s\n",
+    )
+    .unwrap();
+    let alerts = data.dir.path("alerts.csv");
+    let with_rules = |workers: &str| {
+        let mut args = data.args(workers);
+        args.extend(
+            ["--rules", rules.to_str().unwrap(), "--alerts", alerts.to_str().unwrap()].map(String::from),
+        );
+        job(&args);
+        std::fs::read_to_string(&alerts).unwrap()
+    };
+    let one = with_rules("1");
+    assert_eq!(one.lines().next(), Some("time,sensor,rule,severity,event"));
+    for rule in [",hot,", ",share,", ",jump,"] {
+        assert!(one.contains(rule), "rule {rule} fired at least once");
+    }
+    assert_eq!(with_rules("2"), one, "-w 2");
+    assert_eq!(with_rules("3"), one, "-w 3");
+    let mut hot: Vec<String> = one.lines().filter(|l| l.contains(",hot,")).map(str::to_owned).collect();
+    hot.sort();
+    assert_eq!(hot, threshold_episodes(&data.readings, 3550, 6_000));
+    // Episodes alternate start, end per sensor and rule: never one row per reading.
+    let mut state: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for line in one.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let open = state.entry((f[1].into(), f[2].into())).or_default();
+        assert_eq!(*open, f[4] == "end", "{line}");
+        *open = !*open;
+    }
+}
+
+#[test]
+fn a_sensor_going_silent_is_offline_whether_the_watermark_moves_or_the_input_ends() {
+    let dir = TempDir::new("sensor-stats-silent");
+    let mut csv = String::from(
+        "sensor_id,timestamp,temperature,humidity,pressure,vibration,power_consumption,operational_status,latitude,longitude\n",
+    );
+    let start = 1_790_812_800_000u64; // 2026-10-01T00:00:00Z
+    for s in 0..600u64 {
+        for (sensor, until) in [("A", 600), ("B", 100), ("C", 580)] {
+            if s < until {
+                csv.push_str(&format!(
+                    "{sensor},{},20.00,50.00,1000.00,0.500,100.00,normal,0,0\n",
+                    start + s * 1000
+                ));
+            }
+        }
+    }
+    std::fs::write(dir.path("r.csv"), csv).unwrap();
+    std::fs::write(dir.path("rules.txt"), "off critical silent for 30s\n").unwrap();
+    let alerts = dir.path("alerts.csv");
+    let run_with = |extra: &[&str]| {
+        let mut args: Vec<String> = vec![
+            "--input".to_owned(),
+            dir.path("r.csv").to_str().unwrap().to_owned(),
+            "--rules".to_owned(),
+            dir.path("rules.txt").to_str().unwrap().to_owned(),
+            "--alerts".to_owned(),
+            alerts.to_str().unwrap().to_owned(),
+            "-q".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        job(&args);
+        std::fs::read_to_string(&alerts).unwrap()
+    };
+    // B's last reading is at 99 s: offline from 129 s. At the end of input the
+    // watermark passes every time, so A and C go offline 30 s after their last readings.
+    // The rows are the same whether the watermark moves (--lateness 0s) or jumps at the
+    // end, and for any number of workers.
+    let expected = format!(
+        "time,sensor,rule,severity,event\n{},B,off,critical,start\n{},C,off,critical,start\n{},A,off,critical,start\n",
+        start + 129_000,
+        start + 609_000,
+        start + 629_000
+    );
+    assert_eq!(run_with(&["--lateness", "0s", "-w", "2"]), expected);
+    assert_eq!(run_with(&["--lateness", "0s", "-w", "1"]), expected);
+    assert_eq!(run_with(&["-w", "3"]), expected);
 }

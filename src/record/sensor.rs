@@ -745,9 +745,7 @@ mod tests {
             let anomaly = r.anomaly.unwrap();
             anomalous += anomaly as u32;
             alerts += (r.status == Status::Alert) as u32;
-            if anomaly {
-                assert_eq!(r.status, Status::Alert, "{line}");
-            } else if t > 4501 || v > 3001 || w < 1999 {
+            if anomaly || t > 4501 || v > 3001 || w < 1999 {
                 assert_eq!(r.status, Status::Alert, "{line}");
             } else if t < 3499 && v < 1999 && w > 5001 {
                 assert_eq!(r.status, Status::Normal, "{line}");

@@ -184,7 +184,7 @@ impl Intake {
         let done = Arc::clone(&journaled);
         std::thread::Builder::new().name("kappa-journal".into()).spawn(move || {
             for batch in batches {
-                if !replayer.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok()) {
+                if replayer.tx.as_ref().is_none_or(|tx| tx.send(batch).is_err()) {
                     break;
                 }
                 replayer.wakers.wake_all();

@@ -12,6 +12,8 @@
 //!   over the finest grid; each window size then merges those partials, never the
 //!   readings, so adding a size costs a merge of partials, not another pass over the input.
 //!
+//! * [`rules`]: alert rules with episodes, run per sensor and rule by `KeyedOrdered`.
+//!
 //! # Statistics, exactly
 //!
 //! For a metric with `d` decimals, values are integers `x` in units of `10^-d`. With
@@ -27,6 +29,8 @@
 //! A metric is at most 9,999,999 units (see the record's parser), so `nQ` stays below
 //! 2^126 for up to 10^10 readings per window and key; beyond that the standard deviation
 //! falls back to floating point (still deterministic, since the integer sums are).
+
+pub mod rules;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -326,8 +330,7 @@ impl Tabular for SensorStats {
             Cell::Text(&self.key),
             Cell::Int(s.count as i64),
         ]);
-        for m in 0..5 {
-            let d = DECIMALS[m];
+        for (m, &d) in DECIMALS.iter().enumerate() {
             out.push(Cell::Fixed(mean(s.sum[m], s.count), d + 2));
             out.push(std_dev(s.sum[m], s.sum_sq[m], s.count).map_or(Cell::Null, |v| Cell::Fixed(v, d + 1)));
             out.push(Cell::Fixed(s.min[m] as i128, d));
@@ -424,7 +427,10 @@ mod tests {
         assert_eq!(w.grid, Duration::from_secs(300));
         assert!(WindowSet::parse("1m,1m", None).unwrap_err().contains("twice"));
         assert!(WindowSet::parse("1m,x", None).is_err());
-        assert!(WindowSet::parse("1m,5m", Some(Duration::from_secs(120))).unwrap_err().contains("multiple"));
+        assert!(WindowSet::parse("4m,5m", Some(Duration::from_secs(120))).unwrap_err().contains("multiple"));
+        assert!(
+            WindowSet::parse("1m,5m", Some(Duration::from_secs(120))).unwrap_err().contains("longer than")
+        );
     }
 
     #[test]
