@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Connection, Event, MqttOptions, Outgoing, Packet, Publish, QoS, RecvTimeoutError};
 
-use super::lines::Line;
+use super::lines::{Flaw, Line};
 use super::live::{BATCH_LINES, Batcher, Intake, WAIT};
 use crate::exit::program_name;
 
@@ -151,7 +151,7 @@ fn pump(
         let payload = p.payload.as_ref();
         let payload = payload.strip_suffix(b"\n").unwrap_or(payload);
         let payload = payload.strip_suffix(b"\r").unwrap_or(payload);
-        let flaw = (payload.len() > max_line).then_some(super::Flaw::TooLong(payload.len() as u64));
+        let flaw = (payload.len() > max_line).then_some(Flaw::TooLong(payload.len() as u64));
         let bytes = if flaw.is_some() { &payload[..max_line] } else { payload };
         batcher.push(&Line { index: *received, bytes, flaw }, &intake);
         *received += 1;
