@@ -26,6 +26,15 @@ use crate::exit::program_name;
 /// How long the start-up waits for the broker to accept the connection and subscription.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Messages taken before they are handed on and acknowledged: Mosquitto's default
+/// `max_inflight_messages`. A broker sends no more than its window of unacknowledged
+/// messages, so waiting for more before acknowledging would stall the stream.
+pub const ACK_EVERY: usize = 20;
+
+/// With messages waiting to be acknowledged, how long to wait for one more before
+/// handing them on.
+pub const IDLE: Duration = Duration::from_millis(1);
+
 /// Where to subscribe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MqttSpec {
@@ -164,11 +173,13 @@ fn pump(
         if intake.stopping() || count.is_some_and(|n| received >= n) {
             break;
         }
-        match connection.recv_timeout(WAIT) {
+        let wait = if unacked.is_empty() { WAIT } else { IDLE };
+        match connection.recv_timeout(wait) {
             Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
                 oldest.get_or_insert_with(Instant::now);
                 take(p, &mut batcher, &mut unacked, &mut received);
-                if unacked.len() >= BATCH_LINES || oldest.is_some_and(|o| o.elapsed() >= WAIT) {
+                if unacked.len() >= ACK_EVERY.min(BATCH_LINES) || oldest.is_some_and(|o| o.elapsed() >= WAIT)
+                {
                     flush(&mut batcher, &mut unacked);
                     oldest = None;
                 }

@@ -33,11 +33,11 @@
 pub mod rules;
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use compact_str::CompactString;
 use differential_dataflow::difference::{IsZero, Semigroup};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Stream;
 use timely::dataflow::operators::Concat;
@@ -219,7 +219,7 @@ impl Level {
 /// The sensors known from `--sensors FILE`: each one's type and site.
 #[derive(Clone, Debug, Default)]
 pub struct Sensors {
-    by_id: HashMap<CompactString, (CompactString, CompactString)>,
+    by_id: FxHashMap<CompactString, (CompactString, CompactString)>,
 }
 
 impl Sensors {
