@@ -47,10 +47,10 @@ struct Args {
     #[arg(long, value_name = "FILE", help_heading = "Sensors")]
     sensors: Option<std::path::PathBuf>,
     /// Alert rules, one per line: `NAME SEVERITY CONDITION` (see docs/sensor_stats.md).
-    #[arg(long, value_name = "FILE", requires = "alerts", help_heading = "Sensors")]
+    #[arg(long, value_name = "FILE", help_heading = "Sensors")]
     rules: Option<std::path::PathBuf>,
     /// Write alert episodes here: one row when an episode starts, one when it resolves.
-    #[arg(long, value_name = "PATH", requires = "rules", help_heading = "Sensors")]
+    #[arg(long, value_name = "PATH", help_heading = "Sensors")]
     alerts: Option<std::path::PathBuf>,
 }
 
@@ -58,6 +58,12 @@ fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     if args.common.mode == Mode::Incremental {
         usage_error("sensor_stats has no incremental mode: its windows are reported once, when they close");
+    }
+    // Checked here rather than by clap, whose one-line error would not name the flag.
+    match (&args.rules, &args.alerts) {
+        (Some(_), None) => usage_error("--rules needs --alerts PATH for the episodes it finds"),
+        (None, Some(_)) => usage_error("--alerts needs --rules FILE"),
+        _ => {}
     }
     let windows = WindowSet::parse(&args.windows, args.slide).unwrap_or_else(|e| usage_error(&e));
     let sensors = args.sensors.as_ref().map(|path| {

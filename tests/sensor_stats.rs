@@ -282,7 +282,12 @@ fn bad_flags_and_metadata_are_one_line_usage_errors() {
     let bad_meta = data.dir.path("bad-meta.csv");
     std::fs::write(&bad_meta, "sensor_id,sensor_type,site\nSENSOR_000,industrial\n").unwrap();
     let input = data.dir.path("readings.csv");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
+        (&["--rules", "/nonexistent/rules.txt"], "--rules needs --alerts PATH"),
+        (
+            &["--rules", "/nonexistent/rules.txt", "--alerts", "/tmp/x"],
+            "cannot read --rules /nonexistent/rules.txt",
+        ),
         (&["--windows", "1m,7x"], "--windows: invalid duration '7x'"),
         (&["--windows", "10m", "--slide", "3m"], "must be a whole multiple of --slide"),
         (&["--sensors", bad_meta.to_str().unwrap()], "bad-meta.csv: line 2: expected 3 or 5 fields"),
