@@ -17,6 +17,7 @@ use kappa::cli::parse_command_or_exit;
 use kappa::exit::{EXIT_FAILURE, EXIT_USAGE, io_reason, program_name};
 use kappa::record::registry::{KINDS, kind};
 use kappa::record::{RowGenerator, Timeline};
+use kappa::source::mqtt::{MqttSpec, publish};
 use kappa::time::{DAY_MS, Duration, parse_iso8601};
 
 /// Options every kind of data set takes.
@@ -41,8 +42,16 @@ struct Options {
     #[arg(long, value_name = "DURATION", default_value = "0ms", requires = "ordered")]
     jitter: Duration,
     /// Write here instead of stdout.
-    #[arg(long, short = 'o', value_name = "PATH")]
+    #[arg(long, short = 'o', value_name = "PATH", conflicts_with = "publish")]
     output: Option<PathBuf>,
+    /// Publish each row (without the header) as one message to mqtt://HOST:PORT/TOPIC
+    /// at QoS 1, instead of writing a file.
+    #[arg(long, value_name = "URL")]
+    publish: Option<String>,
+    /// With --publish, at most this many messages a second (default: as fast as the
+    /// broker acknowledges them).
+    #[arg(long, value_name = "N", requires = "publish", value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
 }
 
 fn parse_time(text: &str) -> Result<u64, String> {
@@ -79,11 +88,40 @@ fn write_rows(out: &mut dyn Write, rows: u64, generator: &dyn RowGenerator) -> i
     out.flush()
 }
 
+/// Publishes rows `0..rows` to the MQTT topic `url` names, one message each.
+fn publish_rows(url: &str, rows: u64, rate: Option<u64>, generator: Box<dyn RowGenerator>) -> ExitCode {
+    let spec = match url.strip_prefix("mqtt://").map(MqttSpec::parse) {
+        Some(Ok(spec)) => spec,
+        Some(Err(e)) => {
+            eprintln!("{}: error: --publish: {e}", program_name());
+            return ExitCode::from(EXIT_USAGE);
+        }
+        None => {
+            eprintln!("{}: error: --publish: expected mqtt://HOST:PORT/TOPIC, found '{url}'", program_name());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let each = move |i: u64, line: &mut Vec<u8>| {
+        if i >= rows {
+            return false;
+        }
+        generator.write_row(i, line);
+        true
+    };
+    match publish(&spec.host, spec.port, &spec.filter, rate, each) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: error: {e}", program_name());
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let matches = parse_command_or_exit(command());
     let (name, sub) = matches.subcommand().expect("a subcommand is required");
     let kind = kind(name).expect("subcommands come from the registry");
-    let Options { rows, seed, start, days, ordered, jitter, output } =
+    let Options { rows, seed, start, days, ordered, jitter, output, publish, rate } =
         Options::from_arg_matches(sub).expect("clap checked the options");
     let span = days * DAY_MS;
     let timeline = if ordered {
@@ -99,6 +137,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Some(url) = publish {
+        return publish_rows(&url, rows, rate, generator);
+    }
     let mut out: Box<dyn Write> = match &output {
         None => Box::new(io::stdout().lock()),
         Some(path) => match File::create(path) {

@@ -31,7 +31,7 @@ use crate::operators::Windowing;
 use crate::operators::ingest::IngestConfig;
 use crate::sink::{Destination, LATE, Outputs, REJECTS, RESULTS};
 use crate::source::live::{self, Wakers};
-use crate::source::{InputSpec, LastLine, tail, tcp};
+use crate::source::{InputSpec, LastLine, mqtt, tail, tcp};
 use crate::time::{Duration, Millis, Time};
 
 /// Default lateness of live inputs.
@@ -201,11 +201,12 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
     let meters = if checkpoint.is_some() { meters.checkpointed() } else { meters };
     let meters = Arc::new(meters);
     let (feed, wakers) = match &input {
-        InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => {
+        InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) | InputSpec::Mqtt(_) => {
             let (feed, intake) = live::feed(Arc::clone(&stop));
             let (intake, accepted_before) = match (&checkpoint, &input) {
-                // A growing file can be read again from its start; stdin and tcp cannot.
-                (Some(c), InputSpec::Stdin | InputSpec::Tcp(_)) => {
+                // A growing file can be read again from its start; stdin, tcp and mqtt
+                // cannot (the broker forgets what it saw acknowledged).
+                (Some(c), InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_)) => {
                     let named = |e: std::io::Error| format!("checkpoint journal: {}", io_reason(&e));
                     let (journal, entries) = c.journal().map_err(named)?;
                     intake.journaled(journal, entries).map_err(named)?
@@ -221,6 +222,9 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
                     tcp::listen(listener, intake, spec, until_eof, max_line, meters, accepted_before)?;
                 }
                 InputSpec::Tail(spec) => tail::watch(spec.clone(), intake, max_line),
+                InputSpec::Mqtt(spec) => {
+                    mqtt::subscribe(spec, common.cluster.process as usize, intake, max_line)?
+                }
                 _ => {
                     let stdin = live::stdin().map_err(|e| format!("stdin: {}", io_reason(&e)))?;
                     std::thread::Builder::new()

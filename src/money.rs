@@ -139,6 +139,22 @@ impl fmt::Display for Cents {
     }
 }
 
+/// Appends a fixed-point value with `decimals` decimals, e.g. `-0.050`.
+pub fn write_fixed(out: &mut Vec<u8>, value: i128, decimals: u32) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    let abs = value.unsigned_abs();
+    let scale = 10u128.pow(decimals);
+    out.extend_from_slice(itoa::Buffer::new().format(abs / scale).as_bytes());
+    if decimals > 0 {
+        out.push(b'.');
+        let frac = itoa::Buffer::new().format(abs % scale).to_owned();
+        out.extend(std::iter::repeat_n(b'0', decimals as usize - frac.len()));
+        out.extend_from_slice(frac.as_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,3 +12,4 @@ pub mod event_counts;
 pub mod fraud_signals;
 pub mod ip_counts;
 pub mod sales;
+pub mod sensor_stats;

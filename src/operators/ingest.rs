@@ -126,6 +126,15 @@ pub trait Ingest<'scope, T: EventTime> {
         F: LineFormat,
         D: Clone + 'static,
         P: for<'a> FnMut(&F::Parsed<'a>) -> D + 'static;
+
+    /// The same, but `check` may reject a parsed record (an unknown sensor, say): the
+    /// line is then counted and written to the rejects like a line that did not parse,
+    /// with its line number and `check`'s reason.
+    fn ingest_checked<F, D, P>(self, config: &IngestConfig, check: P) -> Ingested<'scope, T, D>
+    where
+        F: LineFormat,
+        D: Clone + 'static,
+        P: for<'a> FnMut(&F::Parsed<'a>) -> Result<D, ParseError> + 'static;
 }
 
 impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
@@ -134,6 +143,15 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
         F: LineFormat,
         D: Clone + 'static,
         P: for<'a> FnMut(&F::Parsed<'a>) -> D + 'static,
+    {
+        self.ingest_checked::<F, D, _>(config, move |parsed| Ok(project(parsed)))
+    }
+
+    fn ingest_checked<F, D, P>(self, config: &IngestConfig, mut project: P) -> Ingested<'scope, T, D>
+    where
+        F: LineFormat,
+        D: Clone + 'static,
+        P: for<'a> FnMut(&F::Parsed<'a>) -> Result<D, ParseError> + 'static,
     {
         let mut builder = OperatorBuilder::new(format!("Ingest({})", F::NAME), self);
         let info = builder.operator_info();
@@ -186,7 +204,15 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                     let mut session = records.session(c);
                     let measure = config.meters.latency.is_some();
                     let read = reader.next_block(|line: Line<'_>| {
-                        let parsed = match parse_line::<F>(&line) {
+                        let outcome = match parse_line::<F>(&line) {
+                            LineOutcome::Good(parsed) => match project(&parsed) {
+                                Ok(record) => LineOutcome::Good((record, F::event_time(&parsed))),
+                                Err(reason) => LineOutcome::Bad(reason),
+                            },
+                            LineOutcome::Header => LineOutcome::Header,
+                            LineOutcome::Bad(reason) => LineOutcome::Bad(reason),
+                        };
+                        let (record, time) = match outcome {
                             LineOutcome::Header => return,
                             LineOutcome::Bad(reason) => {
                                 counts.read += 1;
@@ -196,11 +222,10 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                                 }
                                 return;
                             }
-                            LineOutcome::Good(parsed) => parsed,
+                            LineOutcome::Good(good) => good,
                         };
                         counts.read += 1;
                         counts.bytes += line.bytes.len() as u64 + 1;
-                        let time = F::event_time(&parsed);
                         if let Err(behind) = watermark.observe(time) {
                             counts.late += 1;
                             if config.keep_late {
@@ -214,7 +239,7 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                                 schedule.map(|(_, rate)| (line.index as u128 * 1000 / rate as u128) as u64);
                             *arrivals.entry((config.closes(time), due)).or_default() += 1;
                         }
-                        session.give((project(&parsed), time));
+                        session.give((record, time));
                     });
                     match read {
                         Ok(s) => s,

@@ -18,6 +18,7 @@ pub mod click;
 pub mod csv;
 pub mod json;
 pub mod registry;
+pub mod sensor;
 pub mod series;
 pub mod transaction;
 

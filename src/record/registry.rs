@@ -5,6 +5,7 @@
 
 use super::access_log::AccessLogGen;
 use super::click::ClickGen;
+use super::sensor::{SensorArgs, SensorGen};
 use super::series::{SeriesArgs, SeriesGen};
 use super::transaction::{BurstArgs, TransactionGen};
 use super::{RowGenerator, Timeline};
@@ -60,6 +61,22 @@ pub const KINDS: &[Kind] = &[
             let args =
                 <SeriesArgs as clap::FromArgMatches>::from_arg_matches(matches).map_err(|e| e.to_string())?;
             Ok(Box::new(SeriesGen::new(seed, timeline, args.keys)))
+        },
+    },
+    Kind {
+        name: "sensors",
+        about: "IoT sensor readings as CSV with a header (the IoT notebook's generator: baselines, anomaly episodes, statuses); --metadata writes the sensors' types and sites.",
+        args: <SensorArgs as clap::Args>::augment_args,
+        make: |seed, timeline, matches| {
+            let args =
+                <SensorArgs as clap::FromArgMatches>::from_arg_matches(matches).map_err(|e| e.to_string())?;
+            let generator = SensorGen::new(seed, timeline, &args);
+            if let Some(path) = &args.metadata {
+                std::fs::write(path, generator.metadata()).map_err(|e| {
+                    format!("cannot write metadata {}: {}", path.display(), crate::exit::io_reason(&e))
+                })?;
+            }
+            Ok(Box::new(generator))
         },
     },
 ];

@@ -40,6 +40,8 @@ impl Cell<'_> {
             Cell::Real(v) => {
                 let _ = write!(out, "{v}");
             }
+            Cell::Fixed(v, decimals) => crate::money::write_fixed(out, v, decimals),
+            Cell::Null => {}
         }
     }
 
@@ -148,6 +150,7 @@ impl<W: Write> RowWriter<W> {
                             Cell::Ratio(v, _) | Cell::Real(v) if !v.is_finite() => {
                                 self.line.extend_from_slice(b"null")
                             }
+                            Cell::Null => self.line.extend_from_slice(b"null"),
                             other => other.write_plain(&mut self.line, false),
                         }
                     }

@@ -24,6 +24,11 @@ pub enum Cell<'a> {
     Ratio(f64, usize),
     /// A measurement, printed in the shortest form that reads back as the same `f64`.
     Real(f64),
+    /// An exact fixed-point number: the integer and its number of decimals (`(-50, 3)`
+    /// prints `-0.050`).
+    Fixed(i128, u32),
+    /// No value: empty in CSV and tables, `null` in JSON.
+    Null,
 }
 
 /// A titled table within a group of rows, for `--format table`.

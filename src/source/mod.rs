@@ -6,6 +6,7 @@
 //! | `-` | stdin |
 //! | `tcp://HOST:PORT` | listen for line clients; process `p` listens on `PORT + p` |
 //! | `tail:PATH` | follow a growing file, surviving rotation |
+//! | `mqtt://HOST:PORT/FILTER` | subscribe to an MQTT broker at QoS 1; each payload is a line ([`mqtt`]) |
 //! | `gen:KIND?rate=R&count=N&seed=S` | seeded records made inside the job, optionally paced |
 //! | a path with `{p}`, or a directory | each process's own local shard ([`shard`]) |
 //!
@@ -21,6 +22,7 @@ pub mod file;
 pub mod generate;
 pub mod lines;
 pub mod live;
+pub mod mqtt;
 pub mod shard;
 pub mod tail;
 pub mod tcp;
@@ -30,6 +32,7 @@ pub use lines::{Flaw, LastLine, Line, Poll};
 use file::FileRange;
 use generate::{GenRange, GenSpec};
 use live::{Feed, LiveReader, Received};
+use mqtt::MqttSpec;
 use shard::{ShardReader, ShardSpec};
 use tail::TailSpec;
 use tcp::TcpSpec;
@@ -45,6 +48,8 @@ pub enum InputSpec {
     Tcp(TcpSpec),
     /// A growing file.
     Tail(TailSpec),
+    /// Messages from an MQTT broker.
+    Mqtt(MqttSpec),
     /// Records generated in the job.
     Gen(GenSpec),
     /// Each process's own file(s).
@@ -60,6 +65,9 @@ impl std::str::FromStr for InputSpec {
         }
         if let Some(rest) = text.strip_prefix("tcp://") {
             return TcpSpec::parse(rest).map(InputSpec::Tcp);
+        }
+        if let Some(rest) = text.strip_prefix("mqtt://") {
+            return MqttSpec::parse(rest).map(InputSpec::Mqtt);
         }
         if let Some(rest) = text.strip_prefix("tail:") {
             return TailSpec::parse(rest).map(InputSpec::Tail);
@@ -82,6 +90,7 @@ impl std::fmt::Display for InputSpec {
             InputSpec::Stdin => write!(f, "stdin"),
             InputSpec::Tcp(spec) => write!(f, "tcp://{}:{}", spec.host, spec.port),
             InputSpec::Tail(spec) => write!(f, "tail:{}", spec.path.display()),
+            InputSpec::Mqtt(spec) => write!(f, "{spec}"),
             InputSpec::Gen(spec) => write!(f, "gen:{}", spec.kind),
             InputSpec::Shard(spec) => write!(f, "{}", spec.origin()),
         }
@@ -99,7 +108,7 @@ impl InputSpec {
             // Unpaced, a generator is history however long it runs: it holds the
             // watermark like a file does.
             InputSpec::Gen(spec) => spec.rate.is_some(),
-            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => true,
+            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) | InputSpec::Mqtt(_) => true,
         }
     }
 
@@ -116,7 +125,11 @@ impl InputSpec {
                 Ok(_) => Err(format!("{}: not a regular file", path.display())),
                 Err(e) => Err(format!("{}: {}", path.display(), io_reason(&e))),
             },
-            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) | InputSpec::Gen(_) => Ok(()),
+            InputSpec::Stdin
+            | InputSpec::Tcp(_)
+            | InputSpec::Tail(_)
+            | InputSpec::Mqtt(_)
+            | InputSpec::Gen(_) => Ok(()),
             InputSpec::Shard(spec) => spec.validate(),
         }
     }
@@ -127,7 +140,7 @@ impl InputSpec {
             InputSpec::File(path) => vec![path.clone()],
             InputSpec::Tail(spec) => vec![spec.path.clone()],
             InputSpec::Shard(spec) => spec.files().to_vec(),
-            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Gen(_) => Vec::new(),
+            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_) | InputSpec::Gen(_) => Vec::new(),
         }
     }
 
@@ -155,7 +168,7 @@ impl InputSpec {
             InputSpec::File(path) => Reader::File(FileRange::open(path, part, parts, max_line)?),
             InputSpec::Gen(spec) => Reader::Gen(GenRange::new(spec, part, parts)),
             InputSpec::Shard(spec) => Reader::Shard(spec.open(part, parts, max_line)?),
-            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) => {
+            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) | InputSpec::Mqtt(_) => {
                 unreachable!("live inputs are read through their feed")
             }
         })
