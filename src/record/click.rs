@@ -158,72 +158,24 @@ fn parse_click(line: &str) -> Result<Click<'_>, ParseError> {
             return Err(ParseError::from(format!("expected a JSON object, found {}", s.kind())));
         }
     }
-    let mut seen = 0u8;
     let mut event_id = Cow::Borrowed("");
     let mut event_type = EventType::View;
     let mut customer_id = Cow::Borrowed("");
     let mut product_id = Cow::Borrowed("");
     let mut timestamp = 0;
     let mut amount = None;
-    s.ws();
-    if s.peek() == Some(b'}') {
-        s.i += 1;
-    } else {
-        loop {
-            s.ws();
-            if s.peek() != Some(b'"') {
-                return Err(s.malformed("expected a field name"));
-            }
-            let key = s.string()?;
-            s.ws();
-            s.eat(b':', "expected ':' after a field name")?;
-            s.ws();
-            let field = match &*key {
-                "event_id" => Some(0),
-                "event_type" => Some(1),
-                "customer_id" => Some(2),
-                "product_id" => Some(3),
-                "timestamp" => Some(4),
-                "amount" => Some(5),
-                _ => None,
-            };
-            match field {
-                None => s.skip_value(1)?,
-                Some(field) => {
-                    let bit = 1u8 << field;
-                    if seen & bit != 0 {
-                        return Err(ParseError::from(format!("duplicate field '{}'", FIELDS[field])));
-                    }
-                    seen |= bit;
-                    match field {
-                        0 => event_id = s.id("event_id")?,
-                        1 => event_type = s.event_type()?,
-                        2 => customer_id = s.id("customer_id")?,
-                        3 => product_id = s.id("product_id")?,
-                        4 => timestamp = s.timestamp()?,
-                        _ => amount = s.amount()?,
-                    }
-                }
-            }
-            s.ws();
-            match s.peek() {
-                Some(b',') => s.i += 1,
-                Some(b'}') => {
-                    s.i += 1;
-                    break;
-                }
-                _ => return Err(s.malformed("expected ',' or '}'")),
-            }
+    s.object(&FIELDS, |s, _, field| {
+        match field {
+            None => s.skip_value(1)?,
+            Some(0) => event_id = s.id("event_id")?,
+            Some(1) => event_type = s.event_type()?,
+            Some(2) => customer_id = s.id("customer_id")?,
+            Some(3) => product_id = s.id("product_id")?,
+            Some(4) => timestamp = s.timestamp()?,
+            Some(_) => amount = s.amount()?,
         }
-    }
-    s.ws();
-    if !s.at_end() {
-        return Err(s.malformed("unexpected text after the object"));
-    }
-    if seen != (1 << FIELDS.len()) - 1 {
-        let missing = (0..FIELDS.len()).find(|f| seen & (1 << f) == 0).expect("a field is missing");
-        return Err(ParseError::from(format!("missing field '{}'", FIELDS[missing])));
-    }
+        Ok(())
+    })?;
     Ok(Click { event_id, event_type, customer_id, product_id, timestamp, amount })
 }
 

@@ -129,6 +129,60 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Reads the members of an object whose `{` has been read, then checks that the
+    /// object is the whole line and that every name in `fields` appeared. `member` is
+    /// called at each member's value with its name and its index in `fields` (`None` if
+    /// not listed); it must read the value (`skip_value` to ignore it). A listed name
+    /// that appears twice is an error.
+    pub fn object(
+        &mut self,
+        fields: &[&str],
+        mut member: impl FnMut(&mut Self, &str, Option<usize>) -> Result<(), ParseError>,
+    ) -> Result<(), ParseError> {
+        assert!(fields.len() <= 32, "an object of at most 32 required fields");
+        let mut seen = 0u32;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+        } else {
+            loop {
+                self.ws();
+                if self.peek() != Some(b'"') {
+                    return Err(self.malformed("expected a field name"));
+                }
+                let key = self.string()?;
+                self.ws();
+                self.eat(b':', "expected ':' after a field name")?;
+                self.ws();
+                let field = fields.iter().position(|f| *f == key);
+                if let Some(f) = field {
+                    if seen & (1 << f) != 0 {
+                        return Err(ParseError::from(format!("duplicate field '{}'", fields[f])));
+                    }
+                    seen |= 1 << f;
+                }
+                member(self, &key, field)?;
+                self.ws();
+                match self.peek() {
+                    Some(b',') => self.i += 1,
+                    Some(b'}') => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return Err(self.malformed("expected ',' or '}'")),
+                }
+            }
+        }
+        self.ws();
+        if !self.at_end() {
+            return Err(self.malformed("unexpected text after the object"));
+        }
+        match (0..fields.len()).find(|f| seen & (1 << f) == 0) {
+            Some(missing) => Err(ParseError::from(format!("missing field '{}'", fields[missing]))),
+            None => Ok(()),
+        }
+    }
+
     /// The JSON type of the value starting here, for messages.
     pub fn kind(&self) -> &'static str {
         match self.peek() {

@@ -284,7 +284,6 @@ fn parse_json(line: &str) -> Result<Reading<'_>, ParseError> {
     let mut s = Scan::new(line);
     s.ws();
     s.eat(b'{', "expected a JSON object")?;
-    let mut seen = 0u16;
     let mut r = Reading {
         sensor_id: Cow::Borrowed(""),
         timestamp: 0,
@@ -294,117 +293,75 @@ fn parse_json(line: &str) -> Result<Reading<'_>, ParseError> {
         longitude: 0,
         anomaly: None,
     };
-    s.ws();
-    if s.peek() == Some(b'}') {
-        s.i += 1;
-    } else {
-        loop {
-            s.ws();
-            if s.peek() != Some(b'"') {
-                return Err(s.malformed("expected a field name"));
-            }
-            let key = s.string()?;
-            s.ws();
-            s.eat(b':', "expected ':' after a field name")?;
-            s.ws();
-            if &*key == "anomaly" {
+    s.object(&FIELDS, |s, key, field| {
+        let Some(field) = field else {
+            if key == "anomaly" {
                 r.anomaly = Some(match s.peek() {
                     Some(b't') => s.literal(b"true").map(|()| true)?,
                     Some(b'f') => s.literal(b"false").map(|()| false)?,
                     _ => return Err(s.wrong_type("anomaly", "a boolean")),
                 });
-            } else if let Some(field) = FIELDS.iter().position(|f| *f == key) {
-                let bit = 1u16 << field;
-                if seen & bit != 0 {
-                    return Err(ParseError::from(format!("duplicate field '{}'", FIELDS[field])));
-                }
-                seen |= bit;
-                match field {
-                    0 => {
-                        if s.peek() != Some(b'"') {
-                            return Err(s.wrong_type("sensor_id", "a string"));
-                        }
-                        r.sensor_id = s.string()?;
-                        if r.sensor_id.trim().is_empty() {
-                            return Err(ParseError::fixed("empty sensor_id"));
-                        }
-                    }
-                    1 => {
-                        r.timestamp = match s.peek() {
-                            Some(b'"') => {
-                                let text = s.string()?;
-                                timestamp_text(&text)?
-                            }
-                            Some(b'0'..=b'9') => {
-                                let n = s.number()?;
-                                if !n.frac.is_empty() || n.exp != 0 {
-                                    return Err(ParseError::from(format!(
-                                        "bad timestamp {}: expected whole epoch milliseconds",
-                                        excerpt(n.text)
-                                    )));
-                                }
-                                timestamp_text(n.text)?
-                            }
-                            _ => {
-                                return Err(
-                                    s.wrong_type("timestamp", "an ISO 8601 string or epoch milliseconds")
-                                );
-                            }
-                        }
-                    }
-                    2..=6 => {
-                        let m = field - 2;
-                        let n = json_number(&mut s, METRICS[m])?;
-                        r.values[m] = fixed(&n, DECIMALS[m], MAX_UNITS, METRICS[m])?;
-                    }
-                    7 => {
-                        if s.peek() != Some(b'"') {
-                            return Err(s.wrong_type("operational_status", "a string"));
-                        }
-                        let text = s.string()?;
-                        r.status = status_text(&text)?;
-                    }
-                    8 => {
-                        let n = json_number(&mut s, "latitude")?;
-                        r.latitude = coordinate(
-                            fixed(&n, COORD_DECIMALS, i64::MAX, "latitude")?,
-                            90,
-                            "latitude",
-                            n.text,
-                        )?;
-                    }
-                    _ => {
-                        let n = json_number(&mut s, "longitude")?;
-                        r.longitude = coordinate(
-                            fixed(&n, COORD_DECIMALS, i64::MAX, "longitude")?,
-                            180,
-                            "longitude",
-                            n.text,
-                        )?;
-                    }
-                }
             } else {
                 s.skip_value(1)?;
             }
-            s.ws();
-            match s.peek() {
-                Some(b',') => s.i += 1,
-                Some(b'}') => {
-                    s.i += 1;
-                    break;
+            return Ok(());
+        };
+        match field {
+            0 => {
+                if s.peek() != Some(b'"') {
+                    return Err(s.wrong_type("sensor_id", "a string"));
                 }
-                _ => return Err(s.malformed("expected ',' or '}'")),
+                r.sensor_id = s.string()?;
+                if r.sensor_id.trim().is_empty() {
+                    return Err(ParseError::fixed("empty sensor_id"));
+                }
+            }
+            1 => {
+                r.timestamp = match s.peek() {
+                    Some(b'"') => {
+                        let text = s.string()?;
+                        timestamp_text(&text)?
+                    }
+                    Some(b'0'..=b'9') => {
+                        let n = s.number()?;
+                        if !n.frac.is_empty() || n.exp != 0 {
+                            return Err(ParseError::from(format!(
+                                "bad timestamp {}: expected whole epoch milliseconds",
+                                excerpt(n.text)
+                            )));
+                        }
+                        timestamp_text(n.text)?
+                    }
+                    _ => {
+                        return Err(s.wrong_type("timestamp", "an ISO 8601 string or epoch milliseconds"));
+                    }
+                }
+            }
+            2..=6 => {
+                let m = field - 2;
+                let n = json_number(s, METRICS[m])?;
+                r.values[m] = fixed(&n, DECIMALS[m], MAX_UNITS, METRICS[m])?;
+            }
+            7 => {
+                if s.peek() != Some(b'"') {
+                    return Err(s.wrong_type("operational_status", "a string"));
+                }
+                let text = s.string()?;
+                r.status = status_text(&text)?;
+            }
+            8 => {
+                let n = json_number(s, "latitude")?;
+                r.latitude =
+                    coordinate(fixed(&n, COORD_DECIMALS, i64::MAX, "latitude")?, 90, "latitude", n.text)?;
+            }
+            _ => {
+                let n = json_number(s, "longitude")?;
+                r.longitude =
+                    coordinate(fixed(&n, COORD_DECIMALS, i64::MAX, "longitude")?, 180, "longitude", n.text)?;
             }
         }
-    }
-    s.ws();
-    if !s.at_end() {
-        return Err(s.malformed("unexpected text after the object"));
-    }
-    if seen != (1 << FIELDS.len()) - 1 {
-        let missing = (0..FIELDS.len()).find(|f| seen & (1 << f) == 0).expect("a field is missing");
-        return Err(ParseError::from(format!("missing field '{}'", FIELDS[missing])));
-    }
+        Ok(())
+    })?;
     Ok(r)
 }
 
