@@ -56,8 +56,11 @@ impl Committer {
 
     /// Notes that every row of `time` has been handed to the writer; commits when the
     /// last commit is older than `--checkpoint-every`. `flush` empties the writer's buffer.
+    /// A time the file holds already (see [`Committer::skips`]) changes nothing.
     pub fn wrote(&mut self, time: Millis, flush: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        self.pending = Some(time);
+        if !self.skips(time) {
+            self.pending = Some(time);
+        }
         self.tick(flush)
     }
 

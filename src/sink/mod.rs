@@ -290,11 +290,8 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
         use timely::dataflow::operators::generic::Operator;
 
         let worker = self.scope().index();
-        let mut rejects_out = outputs.take(REJECTS, worker);
-        let mut late_out = outputs.take(LATE, worker);
-        let mut rejects_commits = outputs.committer(REJECTS, worker);
-        let mut late_commits = outputs.committer(LATE, worker);
-        let (rejects_label, late_label) = (outputs.label(REJECTS), outputs.label(LATE));
+        let mut rejects = DiagFile::take(outputs, REJECTS, worker);
+        let mut late = DiagFile::take(outputs, LATE, worker);
         let outputs = Arc::clone(outputs);
         // Rejects grow with the input and a bounded input's complete only at its end:
         // each time's diagnostics are sorted in bounded memory, spilling to disk.
@@ -302,16 +299,7 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
         let mut closed = false;
         self.sink(Exchange::new(|_: &Diag| 0), "ReportDiags", move |(input, frontier)| {
             let watermark = crate::time::event_frontier(&frontier.frontier());
-            for (out, commits, label) in [
-                (rejects_out.as_mut(), rejects_commits.as_mut(), &rejects_label),
-                (late_out.as_mut(), late_commits.as_mut(), &late_label),
-            ] {
-                if let (Some(w), Some(c)) = (out, commits)
-                    && let Err(e) = c.tick(|| w.flush())
-                {
-                    write_failed(label, &e);
-                }
-            }
+            rejects.iter_mut().chain(late.iter_mut()).for_each(DiagFile::tick);
             input.for_each_time(|time, data| {
                 let runs = pending.entry(time.time().event()).or_default();
                 for batch in data {
@@ -330,59 +318,88 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
                 let mut counts = Counts::default();
                 // What failed: the file written last, or reading back a spilled run.
                 let mut failed = "diagnostics (reading back from the temporary directory)";
-                // Files that committed this time already get nothing (see `commit`).
-                let skip = |c: &Option<Committer>| c.as_ref().is_some_and(|c| c.skips(time));
-                let (mut rejects, mut late) = (rejects_out.as_mut(), late_out.as_mut());
-                if skip(&rejects_commits) {
-                    rejects = None;
-                }
-                if skip(&late_commits) {
-                    late = None;
-                }
-                let step = entry.remove().drain(|diag| match diag {
-                    Diag::Counts(c) => {
+                let mut rejects_out = rejects.as_mut().and_then(|f| f.at(time));
+                let mut late_out = late.as_mut().and_then(|f| f.at(time));
+                let step = entry.remove().drain(|diag| match (diag, &mut rejects_out, &mut late_out) {
+                    (Diag::Counts(c), _, _) => {
                         counts += c;
                         Ok(())
                     }
-                    Diag::Reject(r) => {
-                        failed = &rejects_label;
-                        rejects.as_mut().map_or(Ok(()), |w| write_reject(w, &r))
+                    (Diag::Reject(x), Some((w, label)), _) => {
+                        failed = label;
+                        write_reject(w, &x)
                     }
-                    Diag::Late(l) => {
-                        failed = &late_label;
-                        late.as_mut().map_or(Ok(()), |w| write_late(w, &l))
+                    (Diag::Late(x), _, Some((w, label))) => {
+                        failed = label;
+                        write_late(w, &x)
                     }
+                    // Not asked for, or committed by an earlier run.
+                    (Diag::Reject(_) | Diag::Late(_), _, _) => Ok(()),
                 });
                 *outputs.summary.lock().expect("summary lock") += counts;
                 if let Err(e) = step {
                     write_failed(failed, &e);
                 }
-                for (out, commits, label) in [
-                    (rejects_out.as_mut(), rejects_commits.as_mut(), &rejects_label),
-                    (late_out.as_mut(), late_commits.as_mut(), &late_label),
-                ] {
-                    if let (Some(w), Some(c)) = (out, commits)
-                        && !c.skips(time)
-                        && let Err(e) = c.wrote(time, || w.flush())
-                    {
-                        write_failed(label, &e);
-                    }
-                }
+                rejects.iter_mut().chain(late.iter_mut()).for_each(|f| f.wrote(time));
             }
             if frontier.is_empty() && !closed {
                 closed = true;
-                for (out, commits, label) in [
-                    (rejects_out.as_mut(), rejects_commits.as_mut(), &rejects_label),
-                    (late_out.as_mut(), late_commits.as_mut(), &late_label),
-                ] {
-                    let Some(w) = out else { continue };
-                    let done = w.flush().and_then(|()| commits.map_or(Ok(()), |c| c.commit(|| w.flush())));
-                    if let Err(e) = done {
-                        write_failed(label, &e);
-                    }
-                }
+                rejects.iter_mut().chain(late.iter_mut()).for_each(DiagFile::close);
             }
         });
+    }
+}
+
+/// A rejects or late file: its writer, its commits (with `--checkpoint`) and its label.
+struct DiagFile {
+    out: Output,
+    commits: Option<Committer>,
+    label: String,
+}
+
+impl DiagFile {
+    /// Destination `name`, on the worker that writes it.
+    fn take(outputs: &Outputs, name: &'static str, worker: usize) -> Option<DiagFile> {
+        let out = outputs.take(name, worker)?;
+        Some(DiagFile { out, commits: outputs.committer(name, worker), label: outputs.label(name) })
+    }
+
+    /// The writer for `time`'s records and the file's label, or `None` if an earlier
+    /// run committed them.
+    fn at(&mut self, time: crate::time::Millis) -> Option<(&mut Output, &str)> {
+        match &self.commits {
+            Some(c) if c.skips(time) => None,
+            _ => Some((&mut self.out, &self.label)),
+        }
+    }
+
+    /// Every record of `time` is written.
+    fn wrote(&mut self, time: crate::time::Millis) {
+        if let Some(c) = &mut self.commits
+            && let Err(e) = c.wrote(time, || self.out.flush())
+        {
+            write_failed(&self.label, &e);
+        }
+    }
+
+    /// Commits what is due (see [`Committer::tick`]).
+    fn tick(&mut self) {
+        if let Some(c) = &mut self.commits
+            && let Err(e) = c.tick(|| self.out.flush())
+        {
+            write_failed(&self.label, &e);
+        }
+    }
+
+    /// The input has ended: flush and commit.
+    fn close(&mut self) {
+        let done = self.out.flush().and_then(|()| match &mut self.commits {
+            Some(c) => c.commit(|| self.out.flush()),
+            None => Ok(()),
+        });
+        if let Err(e) = done {
+            write_failed(&self.label, &e);
+        }
     }
 }
 
