@@ -6,6 +6,12 @@
 
 use std::borrow::Cow;
 
+/// Whether `line` is one of `headers`, ignoring a byte-order mark and trailing white
+/// space (a `\r` from CRLF files).
+pub fn is_header(line: &str, headers: &[&str]) -> bool {
+    headers.contains(&line.trim_start_matches('\u{feff}').trim_end())
+}
+
 /// Splits `line` into at most `N` fields, or reports how many it found.
 ///
 /// Returns `Err(found)` when the line does not have exactly `N` fields, and

@@ -144,8 +144,7 @@ impl LineFormat for SensorFormat {
     const NAME: &'static str = "sensor reading";
 
     fn is_header(line: &str) -> bool {
-        let line = line.trim_start_matches('\u{feff}').trim_end();
-        line == HEADER || line == HEADER_LABELLED
+        csv::is_header(line, &[HEADER, HEADER_LABELLED])
     }
 
     #[inline]

@@ -85,8 +85,7 @@ impl LineFormat for SeriesCsv {
     const NAME: &'static str = "series";
 
     fn is_header(line: &str) -> bool {
-        let line = line.trim_start_matches('\u{feff}').trim_end();
-        line == HEADER || line == KEYED_HEADER
+        csv::is_header(line, &[HEADER, KEYED_HEADER])
     }
 
     #[inline]

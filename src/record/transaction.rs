@@ -97,7 +97,7 @@ impl LineFormat for TransactionCsv {
     const NAME: &'static str = "transaction";
 
     fn is_header(line: &str) -> bool {
-        line.trim_start_matches('\u{feff}').trim_end() == HEADER
+        csv::is_header(line, &[HEADER])
     }
 
     #[inline]
