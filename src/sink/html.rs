@@ -155,7 +155,7 @@ fn bar_chart(html: &mut String, what: &str, points: &[(String, f64)]) {
         );
     }
     html.push_str("</svg>");
-    caption(html, what, points.len());
+    caption(html, what, shown.len(), points.len());
 }
 
 fn line_chart(html: &mut String, what: &str, points: &[(String, f64)]) {
@@ -204,15 +204,12 @@ fn line_chart(html: &mut String, what: &str, points: &[(String, f64)]) {
         h - 8.0,
         escape(last)
     );
-    caption(html, what, points.len());
+    caption(html, what, points.len(), points.len());
 }
 
-fn caption(html: &mut String, what: &str, rows: usize) {
-    let more = if rows > MAX_BARS && !what.is_empty() {
-        format!(" (first {MAX_BARS} of {rows})")
-    } else {
-        String::new()
-    };
+/// The chart's caption: what it plots, and how many rows it leaves out.
+fn caption(html: &mut String, what: &str, drawn: usize, rows: usize) {
+    let more = if drawn < rows { format!(" (first {drawn} of {rows})") } else { String::new() };
     let _ = writeln!(html, "<figcaption class=\"caption\">{}{more}</figcaption></figure>", escape(what));
 }
 
