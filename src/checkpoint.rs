@@ -72,6 +72,8 @@ pub struct Checkpoint {
     fsync: bool,
     every: Duration,
     anchor: u64,
+    /// The manifest to write when the job starts, for a folder that has none yet.
+    manifest: Option<String>,
 }
 
 /// What an output file holds for sure: everything up to and including `time`'s rows.
@@ -86,7 +88,8 @@ pub struct Commit {
 impl Checkpoint {
     /// Opens (creating if needed) process `process`'s part of the folder `dir` for a job
     /// whose identity is `fingerprint`. A folder of another job or other options is an
-    /// error naming both.
+    /// error naming both. A new folder gets its manifest from [`Checkpoint::begin`], once
+    /// the job has passed every check, so a job that fails to start claims no folder.
     pub fn open(
         dir: &Path,
         process: u32,
@@ -100,7 +103,7 @@ impl Checkpoint {
         fs::create_dir_all(&own).map_err(named)?;
         let manifest = own.join("manifest");
         let now = crate::time::now_millis();
-        let mut checkpoint = Checkpoint { dir: own, fsync, every, anchor: now };
+        let mut checkpoint = Checkpoint { dir: own, fsync, every, anchor: now, manifest: None };
         match fs::read_to_string(&manifest) {
             Ok(text) => {
                 let mut lines = text.lines();
@@ -120,13 +123,21 @@ impl Checkpoint {
                 checkpoint.anchor = field("anchor: ").parse().unwrap_or(now);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let text = format!("{MAGIC}\ncommand: {fingerprint}\nanchor: {now}\n");
-                checkpoint.replace("manifest", text.as_bytes()).map_err(named)?;
-                crash_point("manifest");
+                checkpoint.manifest = Some(format!("{MAGIC}\ncommand: {fingerprint}\nanchor: {now}\n"));
             }
             Err(e) => return Err(named(e)),
         }
         Ok(checkpoint)
+    }
+
+    /// Writes a new folder's manifest: the job has started in it.
+    pub fn begin(&self) -> Result<(), String> {
+        if let Some(text) = &self.manifest {
+            self.replace("manifest", text.as_bytes())
+                .map_err(|e| format!("checkpoint {}: {}", self.dir.display(), io_reason(&e)))?;
+            crash_point("manifest");
+        }
+        Ok(())
     }
 
     /// Whether commits and journal appends are synced to disk.
@@ -302,6 +313,9 @@ mod tests {
         let dir = temp_dir("open");
         let every = Duration::from_secs(1);
         let c = Checkpoint::open(&dir, 0, "job --window 1h", false, every).unwrap();
+        // Not started: the folder is not claimed yet.
+        assert!(Checkpoint::open(&dir, 0, "job --window 2h", false, every).is_ok());
+        c.begin().unwrap();
         assert_eq!(c.commit_of("output").unwrap(), None);
         c.commit("output", Commit { time: Some(7), bytes: 42 }).unwrap();
         let again = Checkpoint::open(&dir, 0, "job --window 1h", false, every).unwrap();

@@ -298,10 +298,16 @@ fn exit_on(err: clap::Error) -> ! {
     if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         err.exit();
     }
+    // The first line, with the indented lines that complete it (the missing arguments
+    // of "the following required arguments were not provided:").
     let text = err.to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments").trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    usage_error(first)
+    let mut lines = text.lines();
+    let mut message = lines.next().unwrap_or("invalid arguments").trim().to_owned();
+    for more in lines.take_while(|l| l.starts_with("  ")) {
+        message.push(' ');
+        message.push_str(more.trim());
+    }
+    usage_error(message.strip_prefix("error: ").unwrap_or(&message))
 }
 
 #[cfg(test)]

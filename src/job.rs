@@ -262,6 +262,9 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
     let writes = common.cluster.process == 0;
     let out =
         Outputs::open(destinations, writes, common.format, live, Arc::clone(&meters), checkpoint.as_ref())?;
+    if let Some(c) = &checkpoint {
+        c.begin()?;
+    }
     let ingest = IngestConfig {
         input,
         epoch: common.epoch,

@@ -379,3 +379,26 @@ fn a_journaled_stdin_job_run_again_with_an_empty_stdin_writes_the_same_files() {
         checkpoint.join("p0/journal").metadata().unwrap().len() > std::fs::metadata(&path).unwrap().len()
     );
 }
+
+#[test]
+fn a_job_that_fails_to_start_claims_no_checkpoint_and_a_missing_flag_is_named() {
+    let dir = TempDir::new("recovery-start");
+    let checkpoint = dir.path("checkpoint");
+    let ck = checkpoint.to_str().unwrap();
+    let input = "gen:transactions?count=1000&seed=1";
+    let bad = common::run(
+        "category_totals",
+        &["--input", input, "--output", "/nonexistent/out.csv", "--checkpoint", ck],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    // The corrected command may use the folder.
+    let out = dir.path("out.csv");
+    common::run_ok(
+        "category_totals",
+        &["--input", input, "--output", out.to_str().unwrap(), "--checkpoint", ck],
+    );
+    let lone = common::run("category_totals", &["--checkpoint-every", "1s"]);
+    assert_eq!(lone.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&lone.stderr);
+    assert!(stderr.contains("--checkpoint <DIR>") && stderr.lines().count() == 1, "{stderr}");
+}
