@@ -5,7 +5,7 @@
 //!                                 └─ incremental: ((group, customer), totals) updates
 //!                                                   ├─ count_total per group ─────────────┐
 //!                                                   ├─ distinct customers ─► count_total ─┴─ join ─┐
-//!                                                   └─ customer totals ─► top N (2 levels) ────────┴─► changes
+//!                                                   └─ customer totals ─► top N ─► ranks ──────────┴─► changes
 //! ```
 //!
 //! Sections: sales by category, daily sales, top customers, payment methods, age

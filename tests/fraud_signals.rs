@@ -156,6 +156,11 @@ fn reference(txs: &[Tx], n: usize, span: u64) -> (Alerts, u64) {
     (lines.into_iter().map(|l| l.1).collect(), flagged.len() as u64)
 }
 
+/// The expected output without `--informational`: no `high_value` rows.
+fn fraud_only(csv: &str) -> String {
+    csv.lines().filter(|l| !l.contains(",high_value,")).map(|l| format!("{l}\n")).collect()
+}
+
 const HEADER: &str = "time,rule,customer_id,first,last,transactions,amount,transaction_ids";
 
 /// Crafted velocity cases on top of generated data; returns the rows added.
@@ -230,7 +235,7 @@ fn alerts_equal_the_reference_including_crafted_bursts() {
     let data = write_data(&dir, "tx", 3000, 5, 1);
     let input = data.to_str().unwrap();
     let (want, flagged, total) = expected_csv(&data, 5, 60_000);
-    let out = run("fraud_signals", &["--input", input]);
+    let out = run("fraud_signals", &["--input", input, "--informational"]);
     assert!(out.status.success());
     let got = String::from_utf8(out.stdout).unwrap();
     assert_eq!(got, want);
@@ -251,6 +256,12 @@ fn alerts_equal_the_reference_including_crafted_bursts() {
         flagged as f64 * 100.0 / total as f64
     );
     assert!(stderr.contains(&tally), "{stderr}\nwant: {tally}");
+    // Without --informational: the same rows but high_value's, and the same tally.
+    let out = run("fraud_signals", &["--input", input]);
+    assert!(out.status.success());
+    assert!(count("high_value") > 0 && fraud_only(&want).lines().count() > 1);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), fraud_only(&want));
+    assert!(String::from_utf8(out.stderr).unwrap().contains(&tally));
 }
 
 #[test]
@@ -259,8 +270,10 @@ fn organic_bursts_with_other_thresholds_equal_the_reference() {
     let data = write_data(&dir, "tx", 20_000, 11, 2);
     let input = data.to_str().unwrap();
     let (want, _, _) = expected_csv(&data, 2, 3_600_000);
-    let got =
-        run_ok("fraud_signals", &["--input", input, "--velocity", "2", "--velocity-window", "1h", "-q"]);
+    let got = run_ok(
+        "fraud_signals",
+        &["--input", input, "--velocity", "2", "--velocity-window", "1h", "-q", "--informational"],
+    );
     assert!(got.matches(",velocity,").count() > 100, "the test needs many bursts");
     assert_eq!(got, want);
 }
@@ -309,7 +322,7 @@ fn bad_lines_are_counted_and_nothing_valid_is_lost() {
     }
     let path = dir.path("bad.csv");
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    let (want, _, _) = expected_csv(&good, 5, 60_000);
+    let want = fraud_only(&expected_csv(&good, 5, 60_000).0);
     for w in ["1", "2"] {
         let rejects = dir.path(&format!("rejects-{w}.txt"));
         let out = run(
@@ -348,7 +361,7 @@ fn generated_bursts_each_raise_one_velocity_alert() {
     let dir = TempDir::new("fraud-gen-bursts");
     let data = dir.path("tx.csv");
     gen_transactions(&data, 6000, 13, &["--burst-every", "500", "--burst-size", "6", "--burst-gap", "9s"]);
-    let (want, _, _) = expected_csv(&data, 5, 60_000);
+    let want = fraud_only(&expected_csv(&data, 5, 60_000).0);
     for w in ["1", "3"] {
         let got = run_ok("fraud_signals", &["--input", data.to_str().unwrap(), "-w", w, "-q"]);
         assert_eq!(got, want, "-w {w}");

@@ -4,11 +4,11 @@
 //! sales ─► ((group, customer), totals) updates per --emit-every
 //!            ├─ count_total per group ─────────────┐
 //!            ├─ distinct customers ─► count_total ─┴─ join ─┐
-//!            └─ customer totals ─► top N (2 levels) ────────┴─► changes
+//!            └─ customer totals ─► top N ─► ranks ──────────┴─► changes
 //! ```
 //!
-//! Top customers are ranked in [`TOP_BUCKETS`] buckets first, so no step ranks every
-//! customer at once.
+//! Top customers are ranked by [`TopK`](crate::operators::TopK), hierarchically, so a
+//! time re-ranks only the buckets its changed customers fall in.
 
 use std::cmp::Reverse;
 
@@ -19,15 +19,12 @@ use timely::dataflow::operators::Leave;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, Stream};
 
-use super::{Sale, SalesRow, Section, customer_hash};
+use super::{Sale, SalesRow, Section};
 use crate::jobs::sales::Totals;
 use crate::operators::ingest::Timed;
-use crate::operators::{ToUpdates, Windowing};
+use crate::operators::{ToUpdates, TopK, Windowing};
 use crate::sink::Change;
 use crate::time::{Duration, Millis, Time};
-
-/// Customers are ranked in this many buckets first, so no step ranks them all at once.
-pub const TOP_BUCKETS: u64 = 64;
 
 /// The incremental report over a stream of sales.
 pub trait IncrementalReport<'scope> {
@@ -75,15 +72,11 @@ impl<'scope> IncrementalReport<'scope> for Stream<'scope, Time, Vec<Timed<Sale>>
 
         let ranked = totals
             .filter(|(g, _)| g.section == Section::Customer)
-            .map(|(g, t)| (customer_hash(&g.key) % TOP_BUCKETS, (Reverse(t.total), g.key, t)))
-            .reduce(move |_bucket, input, output| {
-                for (candidate, _) in input.iter().take(top) {
-                    output.push(((*candidate).clone(), 1isize));
-                }
-            })
-            .map(|(_bucket, candidate)| ((), candidate))
-            .reduce(move |_, input, output| {
-                for (rank, (candidate, _)) in input.iter().take(top).enumerate() {
+            .map(|(g, t)| ((), (Reverse(t.total), g.key, t)))
+            .top_k(top)
+            .reduce(|_, input, output| {
+                // At most `top` candidates: numbering them costs nothing.
+                for (rank, (candidate, _)) in input.iter().enumerate() {
                     output.push(((rank as u32 + 1, (*candidate).clone()), 1isize));
                 }
             })
