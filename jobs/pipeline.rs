@@ -70,7 +70,7 @@ fn main() -> ExitCode {
     // down is one line and exit code 2.
     if routes.writes {
         for db in routes.databases() {
-            db.connect().unwrap_or_else(|e| usage_error(&e));
+            db.check().unwrap_or_else(|e| usage_error(&e));
         }
     }
     let spec = JobSpec::new("gen:playback?count=100000&seed=42").sides(routes.files()).results(routes.uses_output());

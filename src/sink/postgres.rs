@@ -82,8 +82,17 @@ impl Postgres {
 
     /// Connects, naming the session `kappa:SCHEMA.TABLE` (`application_name`).
     pub fn connect(&self) -> Result<postgres::Client, String> {
+        self.connect_as(&format!("kappa:{}", self.qualified()))
+    }
+
+    /// Checks that the database answers (before the job starts), as session `kappa-check`.
+    pub fn check(&self) -> Result<(), String> {
+        self.connect_as("kappa-check").map(drop)
+    }
+
+    fn connect_as(&self, application: &str) -> Result<postgres::Client, String> {
         let mut config: postgres::Config = self.url.parse().map_err(|e| format!("{}: {e}", self.sink()))?;
-        config.application_name(&format!("kappa:{}", self.qualified()));
+        config.application_name(application);
         config.connect(postgres::NoTls).map_err(|e| format!("{}: {}", self.sink(), one_line(&e)))
     }
 
