@@ -118,6 +118,7 @@ fn generate(dir: &TempDir, rows: &str, seed: &str) -> (std::path::PathBuf, Strin
 
 /// A routing file writing every stream under `out` (and `extra` routes besides).
 fn routes(dir: &TempDir, out: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(out).unwrap();
     let o = out.display();
     let text = format!(
         "events = [\"dir:{o}/events\"]\ndead_letters = [\"file:{o}/dead.csv\"]\nviewers = [\"file:{o}/viewers.csv\"{extra}]\n\

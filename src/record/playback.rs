@@ -452,7 +452,7 @@ impl RowGenerator for PlaybackGen {
         let damaged = match rng.random_range(0..5) {
             0 => line[..line.len() / 2].to_owned(),
             1 => line.replacen("\"event_type\": \"", "\"event_type\": \"x", 1),
-            2 => line.replacen("\"position_ms\": ", "\"position_ms\": -", 1),
+            2 => line.replacen("\"position_ms\": ", "\"position_ms\": -1", 1),
             3 => line.replacen("\"bitrate_kbps\": ", "\"bitrate_kbps\": \"", 1).replacen(", \"error_code\"", "\", \"error_code\"", 1),
             _ => line.replacen(", \"session_id\": ", ", \"session\": ", 1),
         };
