@@ -21,10 +21,12 @@ use kappa::job::{self, JobSpec};
 use kappa::jobs::pipeline::{Titles, cleanse, pipeline};
 use kappa::operators::Ingest;
 use kappa::record::playback::PlaybackJson;
-use kappa::sink::{ReportDiags, Route, Routes};
+use kappa::sink::ReportDiags;
+use kappa::sink::route::{Route, Routes};
 
 /// The result streams a routing file may name.
-const STREAMS: [&str; 7] = ["events", "dead_letters", "viewers", "devices", "buffering", "alerts", "top_titles"];
+const STREAMS: [&str; 7] =
+    ["events", "dead_letters", "viewers", "devices", "buffering", "alerts", "top_titles"];
 
 /// Playback events through cleansing, enrichment, aggregation and spike detection, each
 /// result stream routed to files, hour-partitioned folders, PostgreSQL tables or --output.
@@ -61,9 +63,8 @@ fn main() -> ExitCode {
     };
     routes.writes = args.common.cluster.process == 0;
     let titles = Arc::new(match &args.titles {
-        Some(path) => {
-            Titles::parse(&read(path, "--titles")).unwrap_or_else(|e| usage_error(&format!("{}: {e}", path.display())))
-        }
+        Some(path) => Titles::parse(&read(path, "--titles"))
+            .unwrap_or_else(|e| usage_error(&format!("{}: {e}", path.display()))),
         None => Titles::generated(),
     });
     // Databases are checked before any worker starts: a bad URL or a database that is
@@ -73,14 +74,16 @@ fn main() -> ExitCode {
             db.check().unwrap_or_else(|e| usage_error(&e));
         }
     }
-    let spec = JobSpec::new("gen:playback?count=100000&seed=42").sides(routes.files()).results(routes.uses_output());
+    let spec =
+        JobSpec::new("gen:playback?count=100000&seed=42").sides(routes.files()).results(routes.uses_output());
     let routes = Arc::new(routes);
     job::run(args.common, spec, move |df, job| {
         let mut ingest = job.ingest().clone();
         // Rejected lines are dead letters: keep their text even without --rejects.
         ingest.keep_rejects = true;
         let known = Arc::clone(&titles);
-        let (events, diags) = df.inner.ingest_checked::<PlaybackJson, _, _>(&ingest, move |p| cleanse(&known, p));
+        let (events, diags) =
+            df.inner.ingest_checked::<PlaybackJson, _, _>(&ingest, move |p| cleanse(&known, p));
         diags.clone().report(&job.out);
         let s = pipeline(&df, events, diags, &titles);
         s.events.route(&job.out, &routes, "events");

@@ -65,7 +65,8 @@ fn reference(input: &str) -> Reference {
         let t = millis(e);
         let kind = e["event_type"].as_str().unwrap();
         let title = e["title_id"].as_str().unwrap().to_owned();
-        let d = devices.entry((t - t % MINUTE + MINUTE, e["device_type"].as_str().unwrap().into())).or_default();
+        let d =
+            devices.entry((t - t % MINUTE + MINUTE, e["device_type"].as_str().unwrap().into())).or_default();
         d[0] += 1;
         d[1] += (kind == "play") as i64;
         d[2] += (kind == "error" || kind == "crash") as i64;
@@ -170,18 +171,30 @@ fn every_route_equals_the_reference_fold() {
     // Dead letters: exactly the injected bad lines, each with its reason, and one
     // duplicate letter per re-sent event.
     let dead = rows(&got["dead.csv"]);
-    let lines: BTreeSet<u64> =
-        dead.iter().filter(|r| !r.starts_with("dedup,")).map(|r| r.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    let lines: BTreeSet<u64> = dead
+        .iter()
+        .filter(|r| !r.starts_with("dedup,"))
+        .map(|r| r.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
     assert_eq!(lines, expected.bad);
     let good = text.lines().count() - expected.bad.len();
-    assert_eq!(dead.iter().filter(|r| r.starts_with("dedup,0,duplicate event_id")).count(), good - expected.events.len());
+    assert_eq!(
+        dead.iter().filter(|r| r.starts_with("dedup,0,duplicate event_id")).count(),
+        good - expected.events.len()
+    );
     // The hour partitions hold every clean event once, each in its own hour's file.
     let mut ids = BTreeSet::new();
     for (name, content) in got.iter().filter(|(n, _)| n.starts_with("events/")) {
         for row in rows(content) {
             let time: u64 = row.split(',').next().unwrap().parse().unwrap();
             let mut hour = Vec::new();
-            hour.extend_from_slice(chrono::DateTime::from_timestamp_millis(time as i64).unwrap().format("%Y-%m-%dT%H").to_string().as_bytes());
+            hour.extend_from_slice(
+                chrono::DateTime::from_timestamp_millis(time as i64)
+                    .unwrap()
+                    .format("%Y-%m-%dT%H")
+                    .to_string()
+                    .as_bytes(),
+            );
             assert_eq!(name, &format!("events/{}.csv", String::from_utf8(hour).unwrap()));
             assert!(ids.insert(row.split(',').nth(1).unwrap().to_owned()), "{row} twice");
         }
@@ -190,8 +203,10 @@ fn every_route_equals_the_reference_fold() {
         expected.events.iter().map(|e| e["event_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, expected_ids);
     // Buffering ratios add up to the sessions the generator made.
-    let sessions: i64 =
-        rows(&got["buffering.csv"]).iter().map(|r| r.split(',').nth(2).unwrap().parse::<i64>().unwrap()).sum();
+    let sessions: i64 = rows(&got["buffering.csv"])
+        .iter()
+        .map(|r| r.split(',').nth(2).unwrap().parse::<i64>().unwrap())
+        .sum();
     assert!(sessions >= 20_000 / 8 * 9 / 10, "{sessions} sessions");
 }
 
@@ -213,7 +228,17 @@ fn results_are_identical_for_one_two_three_workers_and_tcp() {
     let spec = format!("tcp://127.0.0.1:{port}?clients=2");
     let routes = routes(&dir, &out, "");
     let child = Command::new(bin("pipeline"))
-        .args(["--input", &spec, "--routes", routes.to_str().unwrap(), "-q", "-w", "2", "--lateness", "1000d"])
+        .args([
+            "--input",
+            &spec,
+            "--routes",
+            routes.to_str().unwrap(),
+            "-q",
+            "-w",
+            "2",
+            "--lateness",
+            "1000d",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -270,7 +295,9 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect("postgres://postgres@127.0.0.1:5432/test", postgres::NoTls) {
+        if let Ok(mut c) =
+            postgres::Client::connect("postgres://postgres@127.0.0.1:5432/test", postgres::NoTls)
+        {
             let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
         }
     }
@@ -282,10 +309,21 @@ fn table(client: &mut postgres::Client, sql: &str) -> BTreeSet<String> {
 
 fn tables(client: &mut postgres::Client, s: &str) -> [BTreeSet<String>; 4] {
     [
-        table(client, &format!("SELECT concat_ws(',', time, device_type, events, plays, errors, buffering, error_rate) FROM {s}.devices")),
+        table(
+            client,
+            &format!(
+                "SELECT concat_ws(',', time, device_type, events, plays, errors, buffering, error_rate) FROM {s}.devices"
+            ),
+        ),
         table(client, &format!("SELECT concat_ws(',', time, title_id, viewers) FROM {s}.viewers")),
-        table(client, &format!("SELECT concat_ws(',', time, title_id, name, genre, plays) FROM {s}.top_titles")),
-        table(client, &format!("SELECT concat_ws(',', time, rule, device_type, count, events, rate) FROM {s}.alerts")),
+        table(
+            client,
+            &format!("SELECT concat_ws(',', time, title_id, name, genre, plays) FROM {s}.top_titles"),
+        ),
+        table(
+            client,
+            &format!("SELECT concat_ws(',', time, rule, device_type, count, events, rate) FROM {s}.alerts"),
+        ),
     ]
 }
 
@@ -299,16 +337,26 @@ fn postgres_tables_equal_the_reference_and_a_rerun_applies_nothing_twice() {
     let out = dir.path("out");
     let routes = routes(&dir, &out, &schema.route());
     let checkpoint = dir.path("ck");
-    let args = ["--output", dir.path("stdout.csv").to_str().unwrap().to_owned().leak(), "--checkpoint", checkpoint.to_str().unwrap().to_owned().leak()];
+    let args = [
+        "--output",
+        dir.path("stdout.csv").to_str().unwrap().to_owned().leak(),
+        "--checkpoint",
+        checkpoint.to_str().unwrap().to_owned().leak(),
+    ];
     run_pipeline(&input, &routes, &args);
-    let want = [expected.devices.clone(), expected.viewers.clone(), expected.top.clone(), expected.alerts.clone()];
+    let want =
+        [expected.devices.clone(), expected.viewers.clone(), expected.top.clone(), expected.alerts.clone()];
     assert_eq!(tables(&mut client, &schema.0), want);
     let progress = |c: &mut postgres::Client| {
         table(c, &format!("SELECT concat_ws(',', sink, time, rows) FROM {}.kappa_progress", schema.0))
     };
     let applied = progress(&mut client);
     // Each stream's progress rows add up to its table's rows.
-    let total: i64 = applied.iter().filter(|r| r.contains(".viewers,")).map(|r| r.rsplit(',').next().unwrap().parse::<i64>().unwrap()).sum();
+    let total: i64 = applied
+        .iter()
+        .filter(|r| r.contains(".viewers,"))
+        .map(|r| r.rsplit(',').next().unwrap().parse::<i64>().unwrap())
+        .sum();
     assert_eq!(total as usize, expected.viewers.len());
     // The same command again resumes: every time is applied already, nothing changes.
     run_pipeline(&input, &routes, &args);
@@ -326,8 +374,23 @@ fn a_database_that_goes_away_stops_the_job_and_a_restart_completes() {
     let routes = routes(&dir, &out, &schema.route());
     let checkpoint = dir.path("ck");
     let output = dir.path("stdout.csv");
-    let args = ["--input", input.to_str().unwrap(), "--routes", routes.to_str().unwrap(), "-q", "--output", output.to_str().unwrap(), "--checkpoint", checkpoint.to_str().unwrap()];
-    let child = Command::new(bin("pipeline")).args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--routes",
+        routes.to_str().unwrap(),
+        "-q",
+        "--output",
+        output.to_str().unwrap(),
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+    ];
+    let child = Command::new(bin("pipeline"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Once the job's sessions are open, end them from the server's side.
     let mut ended = 0;
     for _ in 0..500 {

@@ -122,7 +122,8 @@ pub enum DeviceType {
 
 impl DeviceType {
     /// Every device type.
-    pub const ALL: [DeviceType; 4] = [DeviceType::Tv, DeviceType::Phone, DeviceType::Browser, DeviceType::Console];
+    pub const ALL: [DeviceType; 4] =
+        [DeviceType::Tv, DeviceType::Phone, DeviceType::Browser, DeviceType::Console];
 
     /// The name used in the data.
     pub fn name(self) -> &'static str {
@@ -227,9 +228,19 @@ fn parse_playback(line: &str) -> Result<Playback<'_>, ParseError> {
         match field {
             None => s.skip_value(1)?,
             Some(0) => p.event_id = s.id("event_id")?,
-            Some(1) => p.event_type = named(s, "event_type", EventType::from_name, "play, pause, stop, seek, buffering, error, crash or click")?,
+            Some(1) => {
+                p.event_type = named(
+                    s,
+                    "event_type",
+                    EventType::from_name,
+                    "play, pause, stop, seek, buffering, error, crash or click",
+                )?
+            }
             Some(2) => p.device_id = s.id("device_id")?,
-            Some(3) => p.device_type = named(s, "device_type", DeviceType::from_name, "tv, phone, browser or console")?,
+            Some(3) => {
+                p.device_type =
+                    named(s, "device_type", DeviceType::from_name, "tv, phone, browser or console")?
+            }
             Some(4) => p.title_id = s.id("title_id")?,
             Some(5) => p.session_id = s.id("session_id")?,
             Some(6) => p.timestamp = s.timestamp()?,
@@ -247,7 +258,9 @@ fn parse_playback(line: &str) -> Result<Playback<'_>, ParseError> {
     })?;
     match (p.event_type.is_error(), &p.error_code) {
         (true, None) => Err(ParseError::from(format!("{} event without an error_code", p.event_type.name()))),
-        (false, Some(_)) => Err(ParseError::from(format!("{} event with an error_code", p.event_type.name()))),
+        (false, Some(_)) => {
+            Err(ParseError::from(format!("{} event with an error_code", p.event_type.name())))
+        }
         _ => Ok(p),
     }
 }
@@ -439,7 +452,7 @@ impl RowGenerator for PlaybackGen {
     fn write_row(&self, index: u64, out: &mut Vec<u8>) {
         let mut rng = super::row_rng(self.seed ^ 0xbad, index);
         let roll = rng.random_range(0..1000);
-        if roll < 5 && index % SESSION_EVENTS != 0 {
+        if roll < 5 && !index.is_multiple_of(SESSION_EVENTS) {
             // Re-sent: the previous row again, byte for byte.
             return self.clean_row(index - 1, out, None);
         }
@@ -453,7 +466,11 @@ impl RowGenerator for PlaybackGen {
             0 => line[..line.len() / 2].to_owned(),
             1 => line.replacen("\"event_type\": \"", "\"event_type\": \"x", 1),
             2 => line.replacen("\"position_ms\": ", "\"position_ms\": -1", 1),
-            3 => line.replacen("\"bitrate_kbps\": ", "\"bitrate_kbps\": \"", 1).replacen(", \"error_code\"", "\", \"error_code\"", 1),
+            3 => line.replacen("\"bitrate_kbps\": ", "\"bitrate_kbps\": \"", 1).replacen(
+                ", \"error_code\"",
+                "\", \"error_code\"",
+                1,
+            ),
             _ => line.replacen(", \"session_id\": ", ", \"session\": ", 1),
         };
         out.extend_from_slice(damaged.as_bytes());
@@ -499,7 +516,10 @@ mod tests {
 
     #[test]
     fn generated_sessions_are_mostly_valid_with_a_few_duplicates_and_bursts() {
-        let generator = PlaybackGen::new(7, Timeline::Shuffled { start: crate::record::DEFAULT_START, span: crate::time::DAY_MS });
+        let generator = PlaybackGen::new(
+            7,
+            Timeline::Shuffled { start: crate::record::DEFAULT_START, span: crate::time::DAY_MS },
+        );
         let (mut bad, mut ids, mut bursts, mut stops) = (0, std::collections::HashSet::new(), 0, 0);
         let mut line = Vec::new();
         let rows = 40_000;

@@ -34,8 +34,6 @@ pub use change::Change;
 pub use commit::Committer;
 pub use format::{Format, RowWriter};
 pub use gather::{GatherSorted, Gathered};
-pub use postgres::TableRow;
-pub use route::{Route, Routes};
 pub use tabular::{Cell, Layout, Tabular};
 
 use crate::checkpoint::Checkpoint;

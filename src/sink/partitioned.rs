@@ -38,8 +38,13 @@ struct Partition {
 }
 
 /// Writes `stream` into hour partitions under `dir` (on worker 0, when `writes`).
-pub fn write<T, R>(stream: Stream<'_, T, Vec<R>>, outputs: &Arc<Outputs>, dir: PathBuf, name: &str, writes: bool)
-where
+pub fn write<T, R>(
+    stream: Stream<'_, T, Vec<R>>,
+    outputs: &Arc<Outputs>,
+    dir: PathBuf,
+    name: &str,
+    writes: bool,
+) where
     T: EventTime,
     R: Tabular + Ord + ExchangeData,
 {
@@ -120,8 +125,14 @@ fn open(
         None => (File::create(path).unwrap_or_else(|e| die(&label, e)), None),
         Some(c) => {
             let commit_name = format!("{stream}@{}", partition_of(hour));
-            let committed = c.commit_of(&commit_name).unwrap_or_else(|e| -> Option<_> { fail(&e) }).unwrap_or_default();
-            let mut file = OpenOptions::new().write(true).create(true).truncate(false).open(path).unwrap_or_else(|e| die(&label, e));
+            let committed =
+                c.commit_of(&commit_name).unwrap_or_else(|e| -> Option<_> { fail(&e) }).unwrap_or_default();
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .unwrap_or_else(|e| die(&label, e));
             file.set_len(committed.bytes).unwrap_or_else(|e| die(&label, e));
             file.seek(SeekFrom::End(0)).unwrap_or_else(|e| die(&label, e));
             let own = file.try_clone().unwrap_or_else(|e| die(&label, e));

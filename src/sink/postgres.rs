@@ -194,7 +194,8 @@ where
             Some(ck) => ck.commit_of(&marker).unwrap_or_else(failed).is_none(),
             None => true,
         };
-        applied = db.begin(&mut c, fresh).unwrap_or_else(|e| failed(format!("{}: {}", db.sink(), one_line(&e))));
+        applied =
+            db.begin(&mut c, fresh).unwrap_or_else(|e| failed(format!("{}: {}", db.sink(), one_line(&e))));
         if let Some(ck) = &checkpoint
             && fresh
             && let Err(e) = ck.commit(&marker, Commit { time: None, bytes: 0 })
@@ -220,7 +221,11 @@ where
             }
         }
     };
-    let progress = format!("INSERT INTO {}.kappa_progress (sink, time, rows) VALUES ({}, ", db.schema, literal(&db.sink()));
+    let progress = format!(
+        "INSERT INTO {}.kappa_progress (sink, time, rows) VALUES ({}, ",
+        db.schema,
+        literal(&db.sink())
+    );
     let mut batch = Batch { sql: String::new(), rows: 0, last: None };
     let flush = move |batch: &mut Batch, client: &mut postgres::Client| {
         let Some(last) = batch.last.take() else { return };
@@ -276,7 +281,10 @@ mod tests {
     #[test]
     fn urls_and_literals() {
         let p = Postgres::parse("postgres://u@h:5432/test?schema=Kx&sslmode=disable", "viewers").unwrap();
-        assert_eq!((p.url.as_str(), p.qualified()), ("postgres://u@h:5432/test?sslmode=disable", "kx.viewers".into()));
+        assert_eq!(
+            (p.url.as_str(), p.qualified()),
+            ("postgres://u@h:5432/test?sslmode=disable", "kx.viewers".into())
+        );
         assert!(Postgres::parse("postgres://h/test?schema=a;drop", "v").is_err());
         assert_eq!(literal("it's\0"), "'it''s\u{fffd}'");
     }

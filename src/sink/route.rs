@@ -121,7 +121,11 @@ impl Routes {
     /// The files routes write, as a job's side outputs.
     pub fn files(&self) -> Vec<(&'static str, PathBuf)> {
         let files = self.streams.values().flatten();
-        files.filter_map(|s| if let Sink::File { path, name } = s { Some((*name, path.clone())) } else { None }).collect()
+        files
+            .filter_map(
+                |s| if let Sink::File { path, name } = s { Some((*name, path.clone())) } else { None },
+            )
+            .collect()
     }
 
     /// The PostgreSQL sinks, with their streams.
@@ -146,8 +150,12 @@ where
             match sink {
                 Sink::Output => self.clone().write_counted(outputs, RESULTS),
                 Sink::File { name, .. } => self.clone().write_counted(outputs, name),
-                Sink::Dir(path) => super::partitioned::write(self.clone(), outputs, path.clone(), stream, routes.writes),
-                Sink::Postgres(db) => super::postgres::write(self.clone(), outputs, db.clone(), routes.writes),
+                Sink::Dir(path) => {
+                    super::partitioned::write(self.clone(), outputs, path.clone(), stream, routes.writes)
+                }
+                Sink::Postgres(db) => {
+                    super::postgres::write(self.clone(), outputs, db.clone(), routes.writes)
+                }
             }
         }
     }
@@ -160,7 +168,8 @@ mod tests {
     #[test]
     fn routes_name_known_streams_and_sinks() {
         let known = ["viewers", "alerts"];
-        let r = Routes::parse("viewers = [\"output\", \"dir:v\"]\nalerts = \"file:a.csv\"\n", &known).unwrap();
+        let r =
+            Routes::parse("viewers = [\"output\", \"dir:v\"]\nalerts = \"file:a.csv\"\n", &known).unwrap();
         assert_eq!(r.streams["viewers"], vec![Sink::Output, Sink::Dir("v".into())]);
         assert_eq!(r.files(), vec![("alerts.0", PathBuf::from("a.csv"))]);
         let err = |text: &str| Routes::parse(text, &known).unwrap_err();

@@ -77,7 +77,11 @@ impl Titles {
             }
             let fields: Vec<&str> = line.split(',').collect();
             let [id, name, genre] = fields[..] else {
-                return Err(format!("line {}: expected title_id,name,genre, found {} fields", i + 1, fields.len()));
+                return Err(format!(
+                    "line {}: expected title_id,name,genre, found {} fields",
+                    i + 1,
+                    fields.len()
+                ));
             };
             if id.is_empty() {
                 return Err(format!("line {}: empty title_id", i + 1));
@@ -163,7 +167,9 @@ pub fn pipeline<'outer, 'inner>(
         Deduped::Duplicate(_) => None,
     });
     let rejects = diags.flat_map(|d| match d {
-        Diag::Reject(r) => Some(DeadLetter { origin: r.origin, line: r.line, reason: r.reason, text: r.text }),
+        Diag::Reject(r) => {
+            Some(DeadLetter { origin: r.origin, line: r.line, reason: r.reason, text: r.text })
+        }
         _ => None,
     });
     let duplicates = deduped.flat_map(|d| match d {
@@ -204,17 +210,23 @@ pub fn pipeline<'outer, 'inner>(
         .window_aggregate(Windowing::Tumbling { size: HOUR_WINDOW })
         .map(|(end, title, plays)| ((title, (end, plays)), end - 1, 1isize));
     let dimension: Vec<_> = match df.inner.index() {
-        0 => titles.0.iter().map(|(id, t)| ((id.clone(), (t.name.clone(), t.genre.clone())), 0, 1isize)).collect(),
+        0 => titles
+            .0
+            .iter()
+            .map(|(id, t)| ((id.clone(), (t.name.clone(), t.genre.clone())), 0, 1isize))
+            .collect(),
         _ => Vec::new(),
     };
     let top_titles = df
         .collection(plays)
-        .join_map(dimension.to_stream(df.outer).as_collection(), |title_id, (end, plays), (name, genre)| TopTitle {
-            time: *end,
-            minus_plays: -plays,
-            title_id: title_id.clone(),
-            name: name.clone(),
-            genre: genre.clone(),
+        .join_map(dimension.to_stream(df.outer).as_collection(), |title_id, (end, plays), (name, genre)| {
+            TopTitle {
+                time: *end,
+                minus_plays: -plays,
+                title_id: title_id.clone(),
+                name: name.clone(),
+                genre: genre.clone(),
+            }
         })
         .inner
         .map(|(row, _time, _diff)| row)
@@ -233,7 +245,13 @@ pub fn spikes(m: &DeviceMinute) -> Vec<Alert> {
             [(Rule::ErrorSpike, c.errors, ERROR_SPIKE), (Rule::BufferingSpike, c.buffering, BUFFERING_SPIKE)]
         {
             if count * 10_000 >= threshold * c.events {
-                alerts.push(Alert { time: m.time, rule, device_type: m.device_type, count, events: c.events });
+                alerts.push(Alert {
+                    time: m.time,
+                    rule,
+                    device_type: m.device_type,
+                    count,
+                    events: c.events,
+                });
             }
         }
     }

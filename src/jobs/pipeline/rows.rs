@@ -8,7 +8,8 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::record::playback::{DeviceType, EventType};
-use crate::sink::{Cell, TableRow, Tabular};
+use crate::sink::postgres::TableRow;
+use crate::sink::{Cell, Tabular};
 use crate::time::Millis;
 
 /// Decimals of printed ratios.
@@ -107,7 +108,12 @@ impl Tabular for DeadLetter {
         vec!["origin", "line", "reason", "text"]
     }
     fn cells<'a>(&'a self, out: &mut Vec<Cell<'a>>) {
-        out.extend([Cell::Text(&self.origin), Cell::Int(self.line as i64), Cell::Text(&self.reason), Cell::Text(&self.text)]);
+        out.extend([
+            Cell::Text(&self.origin),
+            Cell::Int(self.line as i64),
+            Cell::Text(&self.reason),
+            Cell::Text(&self.text),
+        ]);
     }
 }
 

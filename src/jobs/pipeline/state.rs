@@ -52,7 +52,10 @@ impl KeyLogic<Event> for Dedup {
                 Some(first) if time < first + DEDUP_HORIZON => {
                     let reason = format!("duplicate event_id {} (first at {first})", event.event_id);
                     let text = format!("{} at {time}", event.event_id);
-                    out.push((time, Deduped::Duplicate(DeadLetter { origin: "dedup".into(), line: 0, reason, text })));
+                    out.push((
+                        time,
+                        Deduped::Duplicate(DeadLetter { origin: "dedup".into(), line: 0, reason, text }),
+                    ));
                 }
                 _ => {
                     self.kept = Some(time);
@@ -84,7 +87,11 @@ struct Open {
 
 impl Open {
     fn watching(&self) -> Watching {
-        Watching { sessions: 1, duration_ms: (self.last - self.first) as i64, buffering_ms: self.buffering_ms }
+        Watching {
+            sessions: 1,
+            duration_ms: (self.last - self.first) as i64,
+            buffering_ms: self.buffering_ms,
+        }
     }
 }
 
