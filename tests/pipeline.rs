@@ -211,7 +211,7 @@ fn every_route_equals_the_reference_fold() {
 }
 
 #[test]
-fn results_are_identical_for_one_two_three_workers_and_tcp() {
+fn results_are_identical_for_one_two_three_workers_two_processes_and_tcp() {
     let dir = TempDir::new("pipeline-workers");
     let (input, text) = generate(&dir, "8000", "9");
     let mut outputs = Vec::new();
@@ -222,6 +222,14 @@ fn results_are_identical_for_one_two_three_workers_and_tcp() {
     }
     assert_eq!(outputs[0], outputs[1]);
     assert_eq!(outputs[0], outputs[2]);
+    // Two processes: process 0 writes every route.
+    let out = dir.path("n2");
+    let routes_n2 = routes(&dir, &out, "");
+    let stdout = common::two_processes(
+        "pipeline",
+        &["--input", input.to_str().unwrap(), "--routes", routes_n2.to_str().unwrap(), "-q", "-w", "1"],
+    );
+    assert_eq!((stdout, files(&out)), outputs[0]);
     // tcp: two clients, the second half after the first; unbounded lateness so nothing is late.
     let out = dir.path("tcp");
     let port = port_base();
