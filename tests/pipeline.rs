@@ -425,3 +425,27 @@ fn a_database_that_goes_away_stops_the_job_and_a_restart_completes() {
     let want = [expected.devices, expected.viewers, expected.top, expected.alerts];
     assert_eq!(tables(&mut client, &schema.0), want);
 }
+
+#[test]
+fn bad_routes_and_unreachable_databases_are_one_line_usage_errors() {
+    let dir = TempDir::new("pipeline-usage");
+    let cases = [
+        ("nope = [\"output\"]", "unknown stream 'nope'"),
+        ("alerts = [\"kafka://127.0.0.1:9092/alerts\"]", "route alerts: kafka:// sinks are not built yet"),
+        (
+            "alerts = [\"postgres://postgres@127.0.0.1:1/test\"]",
+            "postgres public.alerts: error connecting to server",
+        ),
+        ("alerts = [", "line 1: "),
+        ("alerts = [\"output\"]\nviewers = [\"output\"]", "only one route may write to output"),
+    ];
+    for (text, reason) in cases {
+        let routes = dir.path("routes.toml");
+        std::fs::write(&routes, text).unwrap();
+        let out = run("pipeline", &["--routes", routes.to_str().unwrap(), "-q"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("pipeline: error: ") && err.contains(reason), "{text}: {err}");
+    }
+}

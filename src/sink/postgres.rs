@@ -131,9 +131,14 @@ impl Postgres {
     }
 }
 
-/// An error on one line.
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    let text = e.to_string();
+/// An error and its causes on one line.
+fn one_line(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
