@@ -105,12 +105,27 @@ pub struct JobSpec {
     /// Side outputs the job writes besides its results, such as alerts: each name (as
     /// sinks ask for it) and path. They are created before the job starts.
     pub sides: Vec<(&'static str, PathBuf)>,
+    /// Whether the job writes `--output` (a job whose routes leave it unused does not
+    /// create it, so `--checkpoint` needs no `--output FILE`).
+    pub results: bool,
 }
 
 impl JobSpec {
     /// A job reading `default_input` when none is given, with no side outputs.
     pub fn new(default_input: &'static str) -> Self {
-        JobSpec { default_input, sides: Vec::new() }
+        JobSpec { default_input, sides: Vec::new(), results: true }
+    }
+
+    /// Adds the side outputs `files`.
+    pub fn sides(mut self, files: Vec<(&'static str, PathBuf)>) -> Self {
+        self.sides.extend(files);
+        self
+    }
+
+    /// Whether the job writes `--output`.
+    pub fn results(mut self, results: bool) -> Self {
+        self.results = results;
+        self
     }
 
     /// Adds the side output `name` when `path` is given.
@@ -176,7 +191,10 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
     }
     let destination =
         |name, path: &PathBuf, what: &str| Destination { name, path: path.clone(), what: what.into() };
-    let mut destinations = vec![destination(RESULTS, &common.output, "output")];
+    let mut destinations = Vec::new();
+    if spec.results {
+        destinations.push(destination(RESULTS, &common.output, "output"));
+    }
     if let Some(path) = &common.rejects {
         destinations.push(destination(REJECTS, path, "rejects file"));
     }

@@ -11,5 +11,6 @@ pub mod ecommerce_report;
 pub mod event_counts;
 pub mod fraud_signals;
 pub mod ip_counts;
+pub mod pipeline;
 pub mod sales;
 pub mod sensor_stats;

@@ -179,8 +179,9 @@ fn parse_click(line: &str) -> Result<Click<'_>, ParseError> {
     Ok(Click { event_id, event_type, customer_id, product_id, timestamp, amount })
 }
 
-/// The click event's own fields, read from a [`Scan`].
-trait ClickFields<'a> {
+/// The click event's own fields, read from a [`Scan`]; ids and timestamps are read the
+/// same way by the other JSON-lines kinds ([`super::playback`]).
+pub(super) trait ClickFields<'a> {
     fn id(&mut self, field: &'static str) -> Result<Cow<'a, str>, ParseError>;
     fn event_type(&mut self) -> Result<EventType, ParseError>;
     fn timestamp(&mut self) -> Result<Millis, ParseError>;

@@ -17,6 +17,7 @@ pub mod access_log;
 pub mod click;
 pub mod csv;
 pub mod json;
+pub mod playback;
 pub mod registry;
 pub mod sensor;
 pub mod series;

@@ -5,6 +5,7 @@
 
 use super::access_log::AccessLogGen;
 use super::click::ClickGen;
+use super::playback::PlaybackGen;
 use super::sensor::{SensorArgs, SensorGen};
 use super::series::{SeriesArgs, SeriesGen};
 use super::transaction::{BurstArgs, TransactionGen};
@@ -46,6 +47,12 @@ pub const KINDS: &[Kind] = &[
         about: "Clickstream events as JSON lines (the notebook's Kafka demo).",
         args: no_args,
         make: |seed, timeline, _| Ok(Box::new(ClickGen::new(seed, timeline))),
+    },
+    Kind {
+        name: "playback",
+        about: "Playback events as JSON lines (the Keystone essay): sessions, long-tail titles, labelled error bursts, 0.5 % duplicates and 0.5 % malformed rows.",
+        args: no_args,
+        make: |seed, timeline, _| Ok(Box::new(PlaybackGen::new(seed, timeline))),
     },
     Kind {
         name: "access-log",

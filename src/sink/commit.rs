@@ -19,7 +19,7 @@ use crate::time::Millis;
 
 /// One output file's commits.
 pub struct Committer {
-    name: &'static str,
+    name: String,
     checkpoint: Arc<Checkpoint>,
     /// The file itself (a duplicate descriptor: it shares the writer's offset).
     file: File,
@@ -35,13 +35,13 @@ impl Committer {
     /// The commits of output `name`, written to `file`, resuming from `committed`;
     /// each is counted in `meters`.
     pub fn new(
-        name: &'static str,
+        name: impl Into<String>,
         checkpoint: Arc<Checkpoint>,
         file: File,
         committed: Commit,
         meters: Arc<Meters>,
     ) -> Self {
-        Committer { name, checkpoint, file, committed, pending: None, last: None, meters }
+        Committer { name: name.into(), checkpoint, file, committed, pending: None, last: None, meters }
     }
 
     /// Whether the file already holds something from an earlier run (its header, say).
@@ -82,7 +82,7 @@ impl Committer {
             self.file.sync_data()?;
         }
         let commit = Commit { time: Some(time), bytes: self.file.stream_position()? };
-        self.checkpoint.commit(self.name, commit)?;
+        self.checkpoint.commit(&self.name, commit)?;
         self.committed = commit;
         self.last = Some(Instant::now());
         if let Some(commits) = &self.meters.commits {

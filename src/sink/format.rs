@@ -26,7 +26,7 @@ pub enum Format {
 }
 
 impl Cell<'_> {
-    fn write_plain(&self, out: &mut Vec<u8>, iso_time: bool) {
+    pub(super) fn write_plain(&self, out: &mut Vec<u8>, iso_time: bool) {
         match *self {
             Cell::Time(t) if iso_time => write_iso8601(out, t),
             Cell::Time(t) => out.extend_from_slice(itoa::Buffer::new().format(t).as_bytes()),

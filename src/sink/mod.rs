@@ -25,6 +25,9 @@ pub mod commit;
 pub mod format;
 pub mod gather;
 pub mod html;
+pub mod partitioned;
+pub mod postgres;
+pub mod route;
 pub mod tabular;
 
 pub use change::Change;
@@ -62,6 +65,8 @@ pub struct Outputs {
     files: Mutex<BTreeMap<&'static str, Output>>,
     /// What each destination is and where, for messages: `alerts file /tmp/a.csv`.
     labels: Mutex<BTreeMap<&'static str, String>>,
+    /// With `--checkpoint`: the folder, for sinks that commit files of their own.
+    pub checkpoint: Mutex<Option<Arc<Checkpoint>>>,
     /// With `--checkpoint`: each file's commits, for its sink to take.
     committers: Mutex<BTreeMap<&'static str, Committer>>,
 }
@@ -87,6 +92,7 @@ impl Outputs {
             summary: Mutex::new(Counts::default()),
             files: Mutex::new(BTreeMap::new()),
             labels: Mutex::new(BTreeMap::new()),
+            checkpoint: Mutex::new(None),
             committers: Mutex::new(BTreeMap::new()),
         }
     }
@@ -104,6 +110,7 @@ impl Outputs {
         checkpoint: Option<&Arc<Checkpoint>>,
     ) -> Result<Outputs, String> {
         let outputs = Outputs::new(format, live, meters);
+        *outputs.checkpoint.lock().expect("outputs lock") = checkpoint.cloned();
         if writes {
             for d in destinations {
                 let out = match checkpoint {
@@ -198,6 +205,8 @@ pub trait WriteRows<'scope, R> {
     /// The same, to the side output `name` (such as alerts); these rows are not
     /// counted in the summary.
     fn write_side(self, outputs: &Arc<Outputs>, name: &'static str);
+    /// The same, to the destination `name`, counted in the summary like results.
+    fn write_counted(self, outputs: &Arc<Outputs>, name: &'static str);
 }
 
 impl<'scope, T, R> WriteRows<'scope, R> for Stream<'scope, T, Vec<R>>
@@ -211,6 +220,10 @@ where
 
     fn write_side(self, outputs: &Arc<Outputs>, name: &'static str) {
         write(self, outputs, name, false)
+    }
+
+    fn write_counted(self, outputs: &Arc<Outputs>, name: &'static str) {
+        write(self, outputs, name, true)
     }
 }
 
