@@ -236,7 +236,7 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
                 InputSpec::Kafka(spec) => {
                     let c = &common.cluster;
                     let place = (c.process as usize, c.processes as usize, c.threads as usize);
-                    kafka::subscribe(spec, place, intake, max_line, &replayed.next_line)?
+                    kafka::subscribe(spec, place, intake, &feed.origins, max_line, &replayed.next_line)?
                 }
                 _ => {
                     let stdin = live::stdin().map_err(|e| format!("stdin: {}", io_reason(&e)))?;

@@ -47,7 +47,7 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::lines::{Flaw, Line};
-use super::live::{Batcher, Intake, WAIT};
+use super::live::{Batcher, Intake, Origins, WAIT};
 use crate::exit::program_name;
 
 /// How long start-up waits for the broker's metadata and end offsets.
@@ -226,11 +226,13 @@ struct Part {
 /// Assigns process `process`'s partitions (of `processes`, `threads` workers each) to
 /// a consumer and reads them into `intake` on a thread of its own. `resume` gives the
 /// next line number (offset) per origin that the checkpoint's journal holds already.
+/// Each partition is registered in `origins`, so the watermark waits for it.
 /// Fails at start-up when the broker cannot be reached or a topic does not exist.
 pub fn subscribe(
     spec: &KafkaSpec,
     (process, processes, threads): (usize, usize, usize),
     intake: Intake,
+    origins: &Origins,
     max_line: usize,
     resume: &BTreeMap<Arc<str>, u64>,
 ) -> Result<(), String> {
@@ -264,6 +266,7 @@ pub fn subscribe(
             assignment
                 .add_partition_offset(topic, partition, Offset::Offset(next))
                 .map_err(|e| format!("{origin}: {e}"))?;
+            origins.register(Arc::clone(&origin));
             let batcher = Batcher::numbered(origin, next as u64);
             parts.push(Part {
                 topic: topic.clone(),
@@ -298,8 +301,6 @@ fn pump(
     started: i64,
     origin: &str,
 ) {
-    let index: BTreeMap<(String, i32), usize> =
-        parts.iter().enumerate().map(|(i, p)| ((p.topic.clone(), p.partition), i)).collect();
     let mut last_commit = Instant::now();
     let mut oldest: Option<Instant> = None;
     let mut warned = false;
@@ -309,7 +310,8 @@ fn pump(
         }
         match consumer.poll(WAIT) {
             Some(Ok(m)) => {
-                let Some(&i) = index.get(&(m.topic().to_owned(), m.partition())) else { continue };
+                let found = parts.iter().position(|p| p.partition == m.partition() && p.topic == m.topic());
+                let Some(i) = found else { continue };
                 let part = &mut parts[i];
                 if part.done || m.offset() < part.next {
                     continue;

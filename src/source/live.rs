@@ -380,6 +380,61 @@ pub struct Feed {
     rx: Receiver<Batch>,
     /// Workers to wake.
     pub wakers: Wakers,
+    /// For a partitioned input (Kafka): each partition's event-time progress.
+    pub origins: Arc<Origins>,
+}
+
+/// The event-time progress of each origin of a partitioned feed (each Kafka partition a
+/// process reads), shared by the process's workers: the watermark is the minimum over
+/// the origins, so a partition that lags does not see its records judged late against
+/// the others. An origin is registered by its intake before anything is read, so one
+/// that has sent nothing holds the watermark too, until it has been quiet for
+/// `--idle-timeout`.
+#[derive(Debug, Default)]
+pub struct Origins(Mutex<BTreeMap<Arc<str>, Clock>>);
+
+/// One origin's progress.
+#[derive(Debug)]
+struct Clock {
+    /// The largest event time seen from it.
+    max: Option<u64>,
+    /// When it last sent a record.
+    last: std::time::Instant,
+}
+
+impl Origins {
+    /// Adds an origin that has sent nothing yet.
+    pub fn register(&self, origin: Arc<str>) {
+        let clock = Clock { max: None, last: std::time::Instant::now() };
+        self.0.lock().expect("origins lock").insert(origin, clock);
+    }
+
+    /// Whether any origin is registered: the feed is partitioned.
+    pub fn partitioned(&self) -> bool {
+        !self.0.lock().expect("origins lock").is_empty()
+    }
+
+    /// Notes that `origin` sent records up to event time `max` at `now`.
+    pub fn seen(&self, origin: &str, max: u64, now: std::time::Instant) {
+        if let Some(c) = self.0.lock().expect("origins lock").get_mut(origin) {
+            c.max = Some(c.max.map_or(max, |m| m.max(max)));
+            c.last = now;
+        }
+    }
+
+    /// The smallest largest event time over the origins that have sent something within
+    /// `idle` (all, without it); `None` while one of them has sent nothing, or when all
+    /// are idle (the input's own idle rule applies then).
+    pub fn low(&self, now: std::time::Instant, idle: Option<Duration>) -> Option<u64> {
+        let clocks = self.0.lock().expect("origins lock");
+        let active = clocks.values().filter(|c| idle.is_none_or(|i| now.saturating_duration_since(c.last) < i));
+        let mut low: Option<u64> = None;
+        for c in active {
+            let max = c.max?;
+            low = Some(low.map_or(max, |l| l.min(max)));
+        }
+        low
+    }
 }
 
 impl Feed {
@@ -394,7 +449,8 @@ impl Feed {
 pub fn feed(stop: Arc<AtomicBool>) -> (Feed, Intake) {
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
     let wakers = Wakers::default();
-    (Feed { rx, wakers: wakers.clone() }, Intake { tx: Some(tx), wakers, stop, journal: None })
+    let feed = Feed { rx, wakers: wakers.clone(), origins: Arc::default() };
+    (feed, Intake { tx: Some(tx), wakers, stop, journal: None })
 }
 
 /// What a worker got from the feed.
