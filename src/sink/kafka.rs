@@ -102,9 +102,12 @@ pub struct TopicProducer {
 
 impl TopicProducer {
     /// Connects to `url`'s broker, creating the topic with `partitions` partitions if it
-    /// does not exist.
+    /// does not exist; one that exists must have at least as many.
     pub fn open(url: &TopicUrl, partitions: u32) -> Result<TopicProducer, String> {
-        create_topic(&url.broker, &url.topic, partitions)?;
+        let have = create_topic(&url.broker, &url.topic, partitions)?;
+        if have < partitions as usize {
+            return Err(format!("topic {url} has {have} partition(s), fewer than {partitions}"));
+        }
         let producer = client_config(&url.broker)
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")

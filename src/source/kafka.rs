@@ -138,8 +138,7 @@ pub fn client_config(broker: &str) -> ClientConfig {
     config
         .set("bootstrap.servers", broker)
         .set("socket.timeout.ms", "5000")
-        .set("log_level", "3")
-        .set("broker.address.family", "v4");
+        .set("log_level", "3");
     config
 }
 
@@ -163,9 +162,9 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// Creates `topic` with `partitions` partitions; a topic that exists already is fine
-/// if it has that many.
-pub fn create_topic(broker: &str, topic: &str, partitions: u32) -> Result<(), String> {
+/// Creates `topic` with `partitions` partitions unless it exists; returns how many
+/// partitions it has.
+pub fn create_topic(broker: &str, topic: &str, partitions: u32) -> Result<usize, String> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(broker).create().map_err(|e| format!("kafka://{broker}: {e}"))?;
     let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
@@ -176,18 +175,11 @@ pub fn create_topic(broker: &str, topic: &str, partitions: u32) -> Result<(), St
     for result in results {
         match result {
             Ok(_) => {}
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                let have = partition_count(broker, topic)?;
-                if have != partitions as usize {
-                    return Err(format!(
-                        "topic {topic} on kafka://{broker} exists with {have} partitions, not {partitions}"
-                    ));
-                }
-            }
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => return partition_count(broker, topic),
             Err((_, code)) => return Err(format!("cannot create topic {topic} on kafka://{broker}: {code}")),
         }
     }
-    Ok(())
+    Ok(partitions as usize)
 }
 
 /// How many partitions `topic` has.
