@@ -487,7 +487,8 @@ impl LiveReader {
                 let mut start = 0;
                 for (k, &(end, flaw)) in batch.ends.iter().enumerate() {
                     each(Line {
-                        index: batch.first_line - 1 + k as u64,
+                        // The line's own number: 1-based, or a Kafka offset (from 0).
+                        index: batch.first_line + k as u64,
                         bytes: &batch.data[start..end],
                         flaw,
                     });

@@ -256,7 +256,8 @@ impl Reader {
         match self {
             Reader::File(range) => (input.to_string(), range.line_number(index).unwrap_or(0)),
             Reader::Gen(_) => (input.to_string(), index + 1),
-            Reader::Live(live) => (live.origin().to_owned(), index + 1),
+            // A live feed's lines carry their own numbers (a Kafka offset may be 0).
+            Reader::Live(live) => (live.origin().to_owned(), index),
             Reader::Shard(shard) => (input.to_string(), shard.line_number(index).unwrap_or(0)),
         }
     }
