@@ -179,7 +179,8 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
             let mut counts = Counts::default();
             let shared = config.feed.as_ref().map(|_| Arc::clone(&config.shared_watermark));
             let mut watermark = Watermark::new(config.lateness, config.idle_timeout, shared);
-            let partitioned = config.feed.as_ref().map(|f| Arc::clone(&f.origins)).filter(|o| o.partitioned());
+            let partitioned =
+                config.feed.as_ref().map(|f| Arc::clone(&f.origins)).filter(|o| o.partitioned());
             if partitioned.is_some() {
                 watermark = watermark.partitioned();
             }

@@ -427,7 +427,8 @@ impl Origins {
     /// are idle (the input's own idle rule applies then).
     pub fn low(&self, now: std::time::Instant, idle: Option<Duration>) -> Option<u64> {
         let clocks = self.0.lock().expect("origins lock");
-        let active = clocks.values().filter(|c| idle.is_none_or(|i| now.saturating_duration_since(c.last) < i));
+        let active =
+            clocks.values().filter(|c| idle.is_none_or(|i| now.saturating_duration_since(c.last) < i));
         let mut low: Option<u64> = None;
         for c in active {
             let max = c.max?;
