@@ -297,7 +297,7 @@ fn a_kafka_to_kafka_job_killed_and_restarted_writes_every_row_once() {
     std::thread::sleep(Duration::from_millis(1000));
     let _ = child.kill();
     child.wait().unwrap();
-    let killed = 2;
+    let killed = 3;
     let last = command().output().unwrap();
     assert!(last.status.success(), "{}", String::from_utf8_lossy(&last.stderr));
     let rows: Vec<String> =

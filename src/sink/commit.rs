@@ -108,6 +108,10 @@ impl Committer {
             Target::File { .. } => self.tick(flush),
             Target::Topic(progress) => {
                 flush()?;
+                if crate::checkpoint::crash_armed("progress") {
+                    progress.sync()?;
+                    crash_point("progress");
+                }
                 progress.completed(time)?;
                 self.tick(|| Ok(()))
             }
