@@ -35,12 +35,17 @@ struct Args {
     common: CommonArgs,
     #[command(flatten)]
     window: WindowArgs,
+    /// The delivery check also demands that exactly N records were read: the number a
+    /// producer sent (`gen clicks --publish kafka://… --rows N`), so a message lost or
+    /// delivered twice on the way fails it.
+    #[arg(long, value_name = "N")]
+    produced: Option<u64>,
 }
 
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     let windowing = args.window.windowing();
-    let (first, quiet) = (args.common.cluster.process == 0, args.common.quiet);
+    let (first, quiet, produced) = (args.common.cluster.process == 0, args.common.quiet, args.produced);
     let spec = JobSpec::new("gen:clicks?count=100000&seed=42");
     let check = DeliveryCheck::new();
     let delivery = check.clone();
@@ -83,7 +88,11 @@ fn main() -> ExitCode {
     if code != ExitCode::SUCCESS || !first {
         return code;
     }
-    match check.delivery().map(|d| (d, d.check())) {
+    let checked = |d: kappa::operators::delivery::Delivery| match produced {
+        Some(n) => d.check_produced(n),
+        None => d.check(),
+    };
+    match check.delivery().map(|d| (d, checked(d))) {
         Some((d, Ok(processed))) => {
             if !quiet {
                 eprintln!(

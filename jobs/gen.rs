@@ -17,6 +17,7 @@ use kappa::cli::parse_command_or_exit;
 use kappa::exit::{EXIT_FAILURE, EXIT_USAGE, io_reason, program_name};
 use kappa::record::registry::{KINDS, kind};
 use kappa::record::{RowGenerator, Timeline};
+use kappa::sink::kafka::{self, TopicProducer, TopicUrl};
 use kappa::source::mqtt::{MqttSpec, publish};
 use kappa::time::{DAY_MS, Duration, parse_iso8601};
 
@@ -45,9 +46,13 @@ struct Options {
     #[arg(long, short = 'o', value_name = "PATH", conflicts_with = "publish")]
     output: Option<PathBuf>,
     /// Publish each row (without the header) as one message to mqtt://HOST:PORT/TOPIC
-    /// at QoS 1, instead of writing a file.
+    /// at QoS 1, or to kafka://HOST:PORT/TOPIC (row i to partition i mod --partitions,
+    /// idempotent producer), instead of writing a file.
     #[arg(long, value_name = "URL")]
     publish: Option<String>,
+    /// With --publish kafka://…: create the topic with this many partitions.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "publish", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    partitions: u32,
     /// With --publish, at most this many messages a second (default: as fast as the
     /// broker acknowledges them).
     #[arg(long, value_name = "N", requires = "publish", value_parser = clap::value_parser!(u64).range(1..))]
@@ -88,8 +93,38 @@ fn write_rows(out: &mut dyn Write, rows: u64, generator: &dyn RowGenerator) -> i
     out.flush()
 }
 
-/// Publishes rows `0..rows` to the MQTT topic `url` names, one message each.
-fn publish_rows(url: &str, rows: u64, rate: Option<u64>, generator: Box<dyn RowGenerator>) -> ExitCode {
+/// Publishes rows `0..rows` to the MQTT or Kafka topic `url` names, one message each.
+fn publish_rows(
+    url: &str,
+    rows: u64,
+    rate: Option<u64>,
+    partitions: u32,
+    generator: Box<dyn RowGenerator>,
+) -> ExitCode {
+    let each = move |i: u64, line: &mut Vec<u8>| {
+        if i >= rows {
+            return false;
+        }
+        generator.write_row(i, line);
+        true
+    };
+    if let Some(topic) = TopicUrl::parse(url) {
+        // A bad URL or an unreachable broker is found before anything is sent: exit 2.
+        let producer = match topic.and_then(|t| TopicProducer::open(&t, partitions)) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{}: error: --publish: {e}", program_name());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        return match kafka::publish(&producer, partitions, rate, each) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{}: error: {e}", program_name());
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
     let spec = match url.strip_prefix("mqtt://").map(MqttSpec::parse) {
         Some(Ok(spec)) => spec,
         Some(Err(e)) => {
@@ -97,16 +132,12 @@ fn publish_rows(url: &str, rows: u64, rate: Option<u64>, generator: Box<dyn RowG
             return ExitCode::from(EXIT_USAGE);
         }
         None => {
-            eprintln!("{}: error: --publish: expected mqtt://HOST:PORT/TOPIC, found '{url}'", program_name());
+            eprintln!(
+                "{}: error: --publish: expected mqtt://HOST:PORT/TOPIC or kafka://HOST:PORT/TOPIC, found '{url}'",
+                program_name()
+            );
             return ExitCode::from(EXIT_USAGE);
         }
-    };
-    let each = move |i: u64, line: &mut Vec<u8>| {
-        if i >= rows {
-            return false;
-        }
-        generator.write_row(i, line);
-        true
     };
     match publish(&spec.host, spec.port, &spec.filter, rate, each) {
         Ok(_) => ExitCode::SUCCESS,
@@ -121,7 +152,7 @@ fn main() -> ExitCode {
     let matches = parse_command_or_exit(command());
     let (name, sub) = matches.subcommand().expect("a subcommand is required");
     let kind = kind(name).expect("subcommands come from the registry");
-    let Options { rows, seed, start, days, ordered, jitter, output, publish, rate } =
+    let Options { rows, seed, start, days, ordered, jitter, output, publish, partitions, rate } =
         Options::from_arg_matches(sub).expect("clap checked the options");
     let span = days * DAY_MS;
     let timeline = if ordered {
@@ -138,7 +169,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(url) = publish {
-        return publish_rows(&url, rows, rate, generator);
+        return publish_rows(&url, rows, rate, partitions, generator);
     }
     let mut out: Box<dyn Write> = match &output {
         None => Box::new(io::stdout().lock()),

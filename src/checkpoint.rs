@@ -269,16 +269,11 @@ pub fn fingerprint(program: &str, args: impl IntoIterator<Item = String>) -> Str
 /// `POINT:N`, the Nth pass, from 1) and this is that pass. Points: `manifest` (after
 /// the manifest is written), `append` (after output rows are appended, before their
 /// commit), `rename` (before a commit record's rename), `renamed` (after it), `journal`
-/// (after a journal entry, before ingest sees its lines).
+/// (after a journal entry, before ingest sees its lines), `progress` (a Kafka sink:
+/// after a time's rows are delivered, before its progress record).
 pub fn crash_point(point: &str) {
-    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
     static PASSES: AtomicU64 = AtomicU64::new(0);
-    let target = TARGET.get_or_init(|| {
-        let spec = std::env::var("KAPPA_CRASH_AT").ok()?;
-        let (name, n) = spec.split_once(':').unwrap_or((&spec, "1"));
-        Some((name.to_owned(), n.parse().unwrap_or(1)))
-    });
-    if let Some((name, n)) = target
+    if let Some((name, n)) = crash_target()
         && name == point
         && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == *n
     {
@@ -287,6 +282,22 @@ pub fn crash_point(point: &str) {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
     }
+}
+
+/// Whether `KAPPA_CRASH_AT` names `point`: a caller may make the moment sharper first
+/// (a Kafka sink waits for its rows to be delivered before its `progress` point).
+pub fn crash_armed(point: &str) -> bool {
+    crash_target().as_ref().is_some_and(|(name, _)| name == point)
+}
+
+/// `KAPPA_CRASH_AT` as (point, pass).
+fn crash_target() -> &'static Option<(String, u64)> {
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        let spec = std::env::var("KAPPA_CRASH_AT").ok()?;
+        let (name, n) = spec.split_once(':').unwrap_or((&spec, "1"));
+        Some((name.to_owned(), n.parse().unwrap_or(1)))
+    })
 }
 
 #[cfg(test)]

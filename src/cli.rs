@@ -115,11 +115,12 @@ pub enum Mode {
 /// Options every job accepts.
 #[derive(Args, Clone, Debug)]
 pub struct CommonArgs {
-    /// Input: a file path, `-` (stdin), `tcp://HOST:PORT`, `tail:PATH` or
+    /// Input: a file path, `-` (stdin), `tcp://HOST:PORT`, `tail:PATH`,
+    /// `mqtt://HOST:PORT/FILTER`, `kafka://HOST:PORT/TOPIC?group=G[&until=end]` or
     /// `gen:KIND?rate=R&count=N&seed=S`. Defaults to the job's built-in data.
     #[arg(long, value_name = "SPEC")]
     pub input: Option<InputSpec>,
-    /// Where results go; `-` is stdout.
+    /// Where results go; `-` is stdout, `kafka://HOST:PORT/TOPIC` a Kafka topic.
     #[arg(long, value_name = "PATH", default_value = "-")]
     pub output: PathBuf,
     /// Output format.

@@ -31,7 +31,7 @@ use crate::operators::Windowing;
 use crate::operators::ingest::IngestConfig;
 use crate::sink::{Destination, LATE, Outputs, REJECTS, RESULTS};
 use crate::source::live::{self, Wakers};
-use crate::source::{InputSpec, LastLine, mqtt, tail, tcp};
+use crate::source::{InputSpec, LastLine, kafka, mqtt, tail, tcp};
 use crate::time::{Duration, Millis, Time};
 
 /// Default lateness of live inputs.
@@ -219,17 +219,25 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
     let meters = if checkpoint.is_some() { meters.checkpointed() } else { meters };
     let meters = Arc::new(meters);
     let (feed, wakers) = match &input {
-        InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) | InputSpec::Mqtt(_) => {
+        InputSpec::Stdin
+        | InputSpec::Tcp(_)
+        | InputSpec::Tail(_)
+        | InputSpec::Mqtt(_)
+        | InputSpec::Kafka(_) => {
             let (feed, intake) = live::feed(Arc::clone(&stop));
-            let (intake, accepted_before) = match (&checkpoint, &input) {
+            let (intake, replayed) = match (&checkpoint, &input) {
                 // A growing file can be read again from its start; stdin, tcp and mqtt
-                // cannot (the broker forgets what it saw acknowledged).
-                (Some(c), InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_)) => {
+                // cannot (the broker forgets what it saw acknowledged); a Kafka
+                // partition resumes after the last offset journaled.
+                (
+                    Some(c),
+                    InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_) | InputSpec::Kafka(_),
+                ) => {
                     let named = |e: std::io::Error| format!("checkpoint journal: {}", io_reason(&e));
                     let (journal, entries) = c.journal().map_err(named)?;
                     intake.journaled(journal, entries).map_err(named)?
                 }
-                _ => (intake, 0),
+                _ => (intake, live::Replayed::default()),
             };
             let max_line = common.max_line_bytes;
             match &input {
@@ -237,11 +245,16 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
                     let listener = spec.bind(common.cluster.process as usize)?;
                     let until_eof = common.live.until_eof;
                     let meters = Arc::clone(&meters);
-                    tcp::listen(listener, intake, spec, until_eof, max_line, meters, accepted_before)?;
+                    tcp::listen(listener, intake, spec, until_eof, max_line, meters, replayed.accepted)?;
                 }
                 InputSpec::Tail(spec) => tail::watch(spec.clone(), intake, max_line),
                 InputSpec::Mqtt(spec) => {
                     mqtt::subscribe(spec, common.cluster.process as usize, intake, max_line)?
+                }
+                InputSpec::Kafka(spec) => {
+                    let c = &common.cluster;
+                    let place = (c.process as usize, c.processes as usize, c.threads as usize);
+                    kafka::subscribe(spec, place, intake, &feed.origins, max_line, &replayed.next_line)?
                 }
                 _ => {
                     let stdin = live::stdin().map_err(|e| format!("stdin: {}", io_reason(&e)))?;

@@ -66,6 +66,26 @@ impl Delivery {
         }
         Ok(processed as u64)
     }
+
+    /// [`Delivery::check`], and that ingest read exactly the `produced` records the
+    /// producer sent (say to a Kafka topic): a message lost before ingest, or delivered
+    /// to it twice, fails here.
+    pub fn check_produced(&self, produced: u64) -> Result<u64, String> {
+        let processed = self.check()?;
+        let read = self.counts.read;
+        if read != produced {
+            let what = if read < produced {
+                format!("{} record(s) lost", produced - read)
+            } else {
+                format!("{} record(s) delivered twice", read - produced)
+            };
+            return Err(format!(
+                "DELIVERY CHECK FAILED: {produced} records produced, but {read} in = {processed} processed + {} rejected + {} late: {what}",
+                self.counts.rejected, self.counts.late
+            ));
+        }
+        Ok(processed)
+    }
 }
 
 /// Where worker 0 leaves the [`Delivery`] when both streams have ended.

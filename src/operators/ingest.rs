@@ -179,6 +179,11 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
             let mut counts = Counts::default();
             let shared = config.feed.as_ref().map(|_| Arc::clone(&config.shared_watermark));
             let mut watermark = Watermark::new(config.lateness, config.idle_timeout, shared);
+            let partitioned =
+                config.feed.as_ref().map(|f| Arc::clone(&f.origins)).filter(|o| o.partitioned());
+            if partitioned.is_some() {
+                watermark = watermark.partitioned();
+            }
             let mut rejects: Vec<(u64, ParseError, String)> = Vec::new();
             let mut lates: Vec<(u64, Millis, Millis, String)> = Vec::new();
             // Records per (closing time, millisecond they were due, if scheduled).
@@ -249,6 +254,14 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                 let now = Instant::now();
                 if counts.read > before.read {
                     watermark.data_at(now);
+                }
+                if let (Some(origins), Reader::Live(live)) = (&partitioned, &*reader)
+                    && watermark.is_partitioned()
+                {
+                    if let Some(max) = watermark.take_block_max() {
+                        origins.seen(live.origin(), max, now);
+                    }
+                    watermark.follow(origins.low(now, config.idle_timeout.map(Duration::to_std)));
                 }
                 let meters = &config.meters;
                 meters.read.fetch_add(counts.read - before.read, Ordering::Relaxed);

@@ -13,6 +13,10 @@
 //! * **Shared.** Workers that draw from one live feed share its watermark: a worker that
 //!   happened to get no records must not hold the frontier back.
 //! * **Hints.** A source that knows its future (a paced generator) may move the watermark.
+//! * **Partitioned.** Over a partitioned input (Kafka), records do not move the watermark
+//!   one by one: each block's largest event time is noted for its partition, and the
+//!   watermark follows the minimum over the process's partitions, less the lateness
+//!   ([`Watermark::follow`]). A partition quiet for `idle_timeout` drops out of the minimum.
 //! * **Idle inputs.** After `idle_timeout` without input, event time is taken to advance
 //!   with the wall clock from the last record seen (or from the wall clock itself for an
 //!   input that never sent one), and the watermark follows it.
@@ -32,6 +36,8 @@ pub struct Watermark {
     value: Millis,
     max_seen: Option<Millis>,
     last_data: Instant,
+    /// Over a partitioned input: the largest on-time event time of the current block.
+    block_max: Option<Option<Millis>>,
 }
 
 impl Watermark {
@@ -49,6 +55,34 @@ impl Watermark {
             value: 0,
             max_seen: None,
             last_data: Instant::now(),
+            block_max: None,
+        }
+    }
+
+    /// The same watermark over a partitioned input: records only judge lateness, and the
+    /// watermark moves by [`Watermark::follow`].
+    pub fn partitioned(mut self) -> Self {
+        if self.lateness.is_some() {
+            self.block_max = Some(None);
+        }
+        self
+    }
+
+    /// Whether the watermark is partitioned (and moves).
+    pub fn is_partitioned(&self) -> bool {
+        self.block_max.is_some()
+    }
+
+    /// The largest on-time event time observed since the last call, over a partitioned input.
+    pub fn take_block_max(&mut self) -> Option<Millis> {
+        self.block_max.as_mut().and_then(Option::take)
+    }
+
+    /// Over a partitioned input: moves the watermark to trail `low`, the minimum over the
+    /// partitions of their largest event times, by the lateness.
+    pub fn follow(&mut self, low: Option<Millis>) {
+        if let (Some(low), Some(l)) = (low, self.lateness) {
+            self.value = self.value.max(low.saturating_sub(l));
         }
     }
 
@@ -87,7 +121,10 @@ impl Watermark {
             if time < self.value {
                 return Err(self.value);
             }
-            self.value = self.value.max(time.saturating_sub(l));
+            match &mut self.block_max {
+                Some(block) => *block = Some(block.map_or(time, |m| m.max(time))),
+                None => self.value = self.value.max(time.saturating_sub(l)),
+            }
         }
         self.max_seen = Some(self.max_seen.map_or(time, |m| m.max(time)));
         Ok(())
@@ -199,6 +236,23 @@ mod tests {
         other.data_at(start);
         other.idle(start + StdDuration::from_secs(1), Some(2_000), 7_000);
         assert_eq!(other.value(), 2_000 + 1_000 - 5);
+    }
+
+    #[test]
+    fn a_partitioned_watermark_follows_the_slowest_partition() {
+        let mut w = Watermark::new(ms(10), None, None).partitioned();
+        assert!(w.is_partitioned());
+        w.observe(1_000).unwrap();
+        w.observe(500).unwrap();
+        assert_eq!(w.value(), 0, "records alone do not move it");
+        assert_eq!(w.take_block_max(), Some(1_000));
+        assert_eq!(w.take_block_max(), None);
+        w.follow(Some(300));
+        assert_eq!(w.value(), 290);
+        assert_eq!(w.observe(289), Err(290));
+        w.follow(Some(100));
+        assert_eq!(w.value(), 290, "never backwards");
+        assert!(!Watermark::new(None, None, None).partitioned().is_partitioned());
     }
 
     #[test]

@@ -7,22 +7,40 @@
 //! only the times after the committed one. Because the rows of a time are the same in
 //! every run (`gather` decides their order from the rows alone), the file ends
 //! byte-identical to one written by a run that never failed.
+//!
+//! A Kafka topic ([`super::kafka`]) is committed the same way, with the topic itself as
+//! the record: after each completed time a progress record, and on restart the topic
+//! read back instead of a commit record; its committer exists with or without
+//! `--checkpoint`, since progress records are always written.
 
 use std::fs::File;
 use std::io::{self, Seek};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::kafka::TopicProgress;
 use crate::checkpoint::{Checkpoint, Commit, crash_point};
 use crate::metrics::Meters;
 use crate::time::Millis;
 
-/// One output file's commits.
+/// What a committer commits.
+enum Target {
+    /// A file: commit records in the checkpoint.
+    File {
+        checkpoint: Arc<Checkpoint>,
+        /// The file itself (a duplicate descriptor: it shares the writer's offset).
+        file: File,
+    },
+    /// A Kafka topic: progress records in the topic.
+    Topic(Arc<TopicProgress>),
+}
+
+/// One output's commits.
 pub struct Committer {
     name: String,
-    checkpoint: Arc<Checkpoint>,
-    /// The file itself (a duplicate descriptor: it shares the writer's offset).
-    file: File,
+    target: Target,
+    /// How often to commit, at most.
+    every: std::time::Duration,
     committed: Commit,
     /// The latest completed time written but not yet committed.
     pending: Option<Millis>,
@@ -41,34 +59,78 @@ impl Committer {
         committed: Commit,
         meters: Arc<Meters>,
     ) -> Self {
-        Committer { name: name.into(), checkpoint, file, committed, pending: None, last: None, meters }
+        let every = checkpoint.every();
+        let target = Target::File { checkpoint, file };
+        Committer { name: name.into(), target, every, committed, pending: None, last: None, meters }
     }
 
-    /// Whether the file already holds something from an earlier run (its header, say).
+    /// The progress of a Kafka output topic, acknowledged by the broker at most every
+    /// `every`.
+    pub fn topic(
+        name: impl Into<String>,
+        progress: Arc<TopicProgress>,
+        every: std::time::Duration,
+        meters: Arc<Meters>,
+    ) -> Self {
+        let target = Target::Topic(progress);
+        Committer {
+            name: name.into(),
+            target,
+            every,
+            committed: Commit::default(),
+            pending: None,
+            last: None,
+            meters,
+        }
+    }
+
+    /// Whether the output already holds something from an earlier run (its header,
+    /// say). A topic never gets a header.
     pub fn resumed(&self) -> bool {
-        self.committed.bytes > 0
+        matches!(self.target, Target::Topic(_)) || self.committed.bytes > 0
     }
 
-    /// Whether the rows of `time` are in the file already: an earlier run committed them.
+    /// Whether rows are sent as keyed messages (to a Kafka topic).
+    pub fn keyed(&self) -> bool {
+        matches!(self.target, Target::Topic(_))
+    }
+
+    /// Whether the rows of `time` are in the output already: an earlier run committed them.
     pub fn skips(&self, time: Millis) -> bool {
-        self.committed.time.is_some_and(|c| time <= c)
+        match &self.target {
+            Target::File { .. } => self.committed.time.is_some_and(|c| time <= c),
+            Target::Topic(progress) => progress.skips(time),
+        }
     }
 
     /// Notes that every row of `time` has been handed to the writer; commits when the
     /// last commit is older than `--checkpoint-every`. `flush` empties the writer's buffer.
-    /// A time the file holds already (see [`Committer::skips`]) changes nothing.
+    /// A time the output holds already (see [`Committer::skips`]) changes nothing. A
+    /// topic gets the time's progress record at once, behind its rows.
     pub fn wrote(&mut self, time: Millis, flush: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        if !self.skips(time) {
-            self.pending = Some(time);
+        if self.skips(time) {
+            return self.tick(flush);
         }
-        self.tick(flush)
+        self.pending = Some(time);
+        match &self.target {
+            Target::File { .. } => self.tick(flush),
+            Target::Topic(progress) => {
+                flush()?;
+                if crate::checkpoint::crash_armed("progress") {
+                    progress.sync()?;
+                    crash_point("progress");
+                }
+                progress.completed(time)?;
+                self.tick(|| Ok(()))
+            }
+        }
     }
 
     /// Commits what is pending if the last commit is older than `--checkpoint-every`
     /// (or there was none): sinks call it whenever they run, so rows written before a
     /// quiet spell are committed too once the interval has passed and the sink runs.
     pub fn tick(&mut self, flush: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        let due = self.last.is_none_or(|at| at.elapsed() >= self.checkpoint.every());
+        let due = self.last.is_none_or(|at| at.elapsed() >= self.every);
         if due && self.pending.is_some() { self.commit(flush) } else { Ok(()) }
     }
 
@@ -78,12 +140,17 @@ impl Committer {
         let started = Instant::now();
         flush()?;
         crash_point("append");
-        if self.checkpoint.fsync() {
-            self.file.sync_data()?;
+        match &mut self.target {
+            Target::File { checkpoint, file } => {
+                if checkpoint.fsync() {
+                    file.sync_data()?;
+                }
+                let commit = Commit { time: Some(time), bytes: file.stream_position()? };
+                checkpoint.commit(&self.name, commit)?;
+                self.committed = commit;
+            }
+            Target::Topic(progress) => progress.sync()?,
         }
-        let commit = Commit { time: Some(time), bytes: self.file.stream_position()? };
-        self.checkpoint.commit(&self.name, commit)?;
-        self.committed = commit;
         self.last = Some(Instant::now());
         if let Some(commits) = &self.meters.commits {
             commits.made(started.elapsed());

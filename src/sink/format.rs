@@ -9,6 +9,7 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 
+use super::kafka::KEY_END;
 use super::tabular::{Cell, Layout, Tabular, shown_columns};
 use crate::time::write_iso8601;
 
@@ -69,12 +70,40 @@ pub struct RowWriter<W: Write> {
     columns: Vec<&'static str>,
     line: Vec<u8>,
     started: bool,
+    /// Each row's line starts with its key (see [`RowWriter::keyed`]).
+    keyed: bool,
 }
 
 impl<W: Write> RowWriter<W> {
     /// A writer for rows with `columns`.
     pub fn new(out: W, format: Format, columns: Vec<&'static str>) -> Self {
-        RowWriter { out, format, columns, line: Vec::with_capacity(256), started: false }
+        RowWriter { out, format, columns, line: Vec::with_capacity(256), started: false, keyed: false }
+    }
+
+    /// The same writer, starting each CSV or JSON row's line with the row's key, its
+    /// text cells joined by `,`, and the byte [`KEY_END`]: a Kafka topic's writer
+    /// splits the two into a message's key and value.
+    pub fn keyed(mut self) -> Self {
+        self.keyed = true;
+        self
+    }
+
+    /// Starts a row's line: empty, or its key and [`KEY_END`] when keyed.
+    fn begin_line(&mut self, cells: &[Cell<'_>]) {
+        self.line.clear();
+        if self.keyed {
+            let mut first = true;
+            for cell in cells {
+                if let Cell::Text(s) = cell {
+                    if !first {
+                        self.line.push(b',');
+                    }
+                    first = false;
+                    self.line.extend(s.bytes().filter(|&b| b != KEY_END && b != b'\n'));
+                }
+            }
+            self.line.push(KEY_END);
+        }
     }
 
     /// The same writer, for an output that has its header already.
@@ -117,7 +146,7 @@ impl<W: Write> RowWriter<W> {
                 for row in rows {
                     cells.clear();
                     row.cells(&mut cells);
-                    self.line.clear();
+                    self.begin_line(&cells);
                     for (i, cell) in cells.iter().enumerate() {
                         if i > 0 {
                             self.line.push(b',');
@@ -135,7 +164,7 @@ impl<W: Write> RowWriter<W> {
                 for row in rows {
                     cells.clear();
                     row.cells(&mut cells);
-                    self.line.clear();
+                    self.begin_line(&cells);
                     self.line.push(b'{');
                     for (i, (name, cell)) in self.columns.iter().zip(&cells).enumerate() {
                         if i > 0 {

@@ -25,6 +25,7 @@ pub mod commit;
 pub mod format;
 pub mod gather;
 pub mod html;
+pub mod kafka;
 pub mod partitioned;
 pub mod postgres;
 pub mod route;
@@ -113,6 +114,20 @@ impl Outputs {
         *outputs.checkpoint.lock().expect("outputs lock") = checkpoint.cloned();
         if writes {
             for d in destinations {
+                if let Some(url) = kafka::TopicUrl::parse(d.path.to_str().unwrap_or_default()) {
+                    let url = url?;
+                    if matches!(format, Format::Table | Format::Html) && d.name == RESULTS {
+                        return Err(format!("the {} {url} takes --format csv or json", d.what));
+                    }
+                    let progress = kafka::TopicProgress::open(&url, checkpoint.is_some())?;
+                    let every = checkpoint.map_or(std::time::Duration::from_secs(1), |c| c.every());
+                    let committer =
+                        Committer::topic(d.name, Arc::clone(&progress), every, Arc::clone(&outputs.meters));
+                    outputs.committers.lock().expect("outputs lock").insert(d.name, committer);
+                    outputs.add(d.name, Box::new(kafka::TopicWriter::new(progress)));
+                    outputs.labels.lock().expect("outputs lock").insert(d.name, format!("{} {url}", d.what));
+                    continue;
+                }
                 let out = match checkpoint {
                     Some(c) => {
                         let (out, committer) = resume(&d, c, &outputs.meters)?;
@@ -236,8 +251,10 @@ where
     let worker = stream.scope().index();
     let mut committer = outputs.committer(name, worker);
     let resumed = committer.as_ref().is_some_and(Committer::resumed);
+    let keyed = committer.as_ref().is_some_and(Committer::keyed);
     let mut writer = outputs.take(name, worker).map(|out| {
         let w = RowWriter::new(out, outputs.format, R::columns());
+        let w = if keyed { w.keyed() } else { w };
         // A resumed file has its header already.
         if resumed { w.started() } else { w }
     });

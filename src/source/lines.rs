@@ -39,7 +39,8 @@ pub enum Poll {
 /// One line handed out by a reader.
 #[derive(Debug)]
 pub struct Line<'a> {
-    /// The reader-relative index of this line (0 for the reader's first line).
+    /// The reader-relative index of this line (0 for the reader's first line); from a live
+    /// feed, the line's number within its origin (see `live::Batch::first_line`).
     pub index: u64,
     /// The line without its terminator; for an over-long line, only its first bytes.
     pub bytes: &'a [u8],

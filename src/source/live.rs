@@ -21,6 +21,7 @@
 //! read but not yet sent (at most one batch per connection); a tcp client learns of
 //! the kill only as a broken connection.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
@@ -114,6 +115,16 @@ pub struct Intake {
     journal: Option<Sender<Entry>>,
 }
 
+/// What a checkpoint's journal held when the job restarted.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// How many tcp connections were accepted.
+    pub accepted: usize,
+    /// Each origin's next line number after its last journaled line: where a source
+    /// that can seek (a Kafka partition, numbered by offset) resumes.
+    pub next_line: BTreeMap<Arc<str>, u64>,
+}
+
 /// What intake threads hand the journal thread.
 enum Entry {
     /// Lines to journal, then feed.
@@ -158,16 +169,25 @@ impl Intake {
     /// This intake, journaled. A thread of its own takes over the feed: it feeds
     /// `entries` (what the journal held) again first, then appends each new batch to
     /// `journal` before it feeds it, so the journal's order is ingest's and every line
-    /// ingest sees is in the journal. Returns the intake and how many tcp connections
-    /// the journal says were accepted.
-    pub fn journaled(mut self, mut journal: Journal, entries: Vec<Vec<u8>>) -> io::Result<(Intake, usize)> {
+    /// ingest sees is in the journal. Returns the intake and what the journal held.
+    pub fn journaled(
+        mut self,
+        mut journal: Journal,
+        entries: Vec<Vec<u8>>,
+    ) -> io::Result<(Intake, Replayed)> {
         let damaged = || io::Error::new(io::ErrorKind::InvalidData, "the checkpoint's journal is damaged");
         let mut batches = Vec::new();
-        let mut accepted = 0;
+        let mut replayed = Replayed::default();
         for entry in &entries {
             match entry.split_first() {
-                Some((&ENTRY_BATCH, rest)) => batches.push(decode(rest).ok_or_else(damaged)?),
-                Some((&ENTRY_ACCEPTED, _)) => accepted += 1,
+                Some((&ENTRY_BATCH, rest)) => {
+                    let batch = decode(rest).ok_or_else(damaged)?;
+                    let next = batch.first_line + batch.ends.len() as u64;
+                    let at = replayed.next_line.entry(Arc::clone(&batch.origin)).or_default();
+                    *at = (*at).max(next);
+                    batches.push(batch);
+                }
+                Some((&ENTRY_ACCEPTED, _)) => replayed.accepted += 1,
                 _ => return Err(damaged()),
             }
         }
@@ -210,7 +230,7 @@ impl Intake {
             wakers.wake_all();
         })?;
         self.journal = Some(journal_tx);
-        Ok((self, accepted))
+        Ok((self, replayed))
     }
 
     /// Reads `reader` to its end, or until the job stops, as lines from `origin`, in
@@ -304,14 +324,25 @@ pub struct Batcher {
 impl Batcher {
     /// A batcher for lines from `origin`, numbered from 1.
     pub fn new(origin: Arc<str>) -> Self {
-        Batcher { batch: Batch { origin, first_line: 1, ..Batch::default() }, next_line: 1 }
+        Batcher::numbered(origin, 1)
+    }
+
+    /// A batcher for lines from `origin`, numbered from `first` (a Kafka partition's
+    /// lines are numbered by their offsets).
+    pub fn numbered(origin: Arc<str>, first: u64) -> Self {
+        Batcher { batch: Batch { origin, first_line: first, ..Batch::default() }, next_line: first }
     }
 
     /// Restarts line numbering, e.g. after a rotated file is reopened.
     pub fn restart_numbering(&mut self, intake: &Intake) {
+        self.renumber(intake, 1);
+    }
+
+    /// Sends what has been collected and numbers the lines that follow from `next`.
+    pub fn renumber(&mut self, intake: &Intake, next: u64) {
         self.flush(intake);
-        self.next_line = 1;
-        self.batch.first_line = 1;
+        self.next_line = next;
+        self.batch.first_line = next;
     }
 
     /// Adds a line, sending the batch when it is full.
@@ -349,6 +380,62 @@ pub struct Feed {
     rx: Receiver<Batch>,
     /// Workers to wake.
     pub wakers: Wakers,
+    /// For a partitioned input (Kafka): each partition's event-time progress.
+    pub origins: Arc<Origins>,
+}
+
+/// The event-time progress of each origin of a partitioned feed (each Kafka partition a
+/// process reads), shared by the process's workers: the watermark is the minimum over
+/// the origins, so a partition that lags does not see its records judged late against
+/// the others. An origin is registered by its intake before anything is read, so one
+/// that has sent nothing holds the watermark too, until it has been quiet for
+/// `--idle-timeout`.
+#[derive(Debug, Default)]
+pub struct Origins(Mutex<BTreeMap<Arc<str>, Clock>>);
+
+/// One origin's progress.
+#[derive(Debug)]
+struct Clock {
+    /// The largest event time seen from it.
+    max: Option<u64>,
+    /// When it last sent a record.
+    last: std::time::Instant,
+}
+
+impl Origins {
+    /// Adds an origin that has sent nothing yet.
+    pub fn register(&self, origin: Arc<str>) {
+        let clock = Clock { max: None, last: std::time::Instant::now() };
+        self.0.lock().expect("origins lock").insert(origin, clock);
+    }
+
+    /// Whether any origin is registered: the feed is partitioned.
+    pub fn partitioned(&self) -> bool {
+        !self.0.lock().expect("origins lock").is_empty()
+    }
+
+    /// Notes that `origin` sent records up to event time `max` at `now`.
+    pub fn seen(&self, origin: &str, max: u64, now: std::time::Instant) {
+        if let Some(c) = self.0.lock().expect("origins lock").get_mut(origin) {
+            c.max = Some(c.max.map_or(max, |m| m.max(max)));
+            c.last = now;
+        }
+    }
+
+    /// The smallest largest event time over the origins that have sent something within
+    /// `idle` (all, without it); `None` while one of them has sent nothing, or when all
+    /// are idle (the input's own idle rule applies then).
+    pub fn low(&self, now: std::time::Instant, idle: Option<Duration>) -> Option<u64> {
+        let clocks = self.0.lock().expect("origins lock");
+        let active =
+            clocks.values().filter(|c| idle.is_none_or(|i| now.saturating_duration_since(c.last) < i));
+        let mut low: Option<u64> = None;
+        for c in active {
+            let max = c.max?;
+            low = Some(low.map_or(max, |l| l.min(max)));
+        }
+        low
+    }
 }
 
 impl Feed {
@@ -363,7 +450,8 @@ impl Feed {
 pub fn feed(stop: Arc<AtomicBool>) -> (Feed, Intake) {
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
     let wakers = Wakers::default();
-    (Feed { rx, wakers: wakers.clone() }, Intake { tx: Some(tx), wakers, stop, journal: None })
+    let feed = Feed { rx, wakers: wakers.clone(), origins: Arc::default() };
+    (feed, Intake { tx: Some(tx), wakers, stop, journal: None })
 }
 
 /// What a worker got from the feed.
@@ -400,7 +488,8 @@ impl LiveReader {
                 let mut start = 0;
                 for (k, &(end, flaw)) in batch.ends.iter().enumerate() {
                     each(Line {
-                        index: batch.first_line - 1 + k as u64,
+                        // The line's own number: 1-based, or a Kafka offset (from 0).
+                        index: batch.first_line + k as u64,
                         bytes: &batch.data[start..end],
                         flaw,
                     });

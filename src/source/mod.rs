@@ -7,6 +7,7 @@
 //! | `tcp://HOST:PORT` | listen for line clients; process `p` listens on `PORT + p` |
 //! | `tail:PATH` | follow a growing file, surviving rotation |
 //! | `mqtt://HOST:PORT/FILTER` | subscribe to an MQTT broker at QoS 1; each payload is a line ([`mqtt`]) |
+//! | `kafka://HOST:PORT/TOPIC[,TOPIC…]?group=G[&until=end]` | read Kafka topics, partition `p` on worker `p mod (n × w)` ([`kafka`]) |
 //! | `gen:KIND?rate=R&count=N&seed=S` | seeded records made inside the job, optionally paced |
 //! | a path with `{p}`, or a directory | each process's own local shard ([`shard`]) |
 //!
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 
 pub mod file;
 pub mod generate;
+pub mod kafka;
 pub mod lines;
 pub mod live;
 pub mod mqtt;
@@ -31,6 +33,7 @@ pub use lines::{Flaw, LastLine, Line, Poll};
 
 use file::FileRange;
 use generate::{GenRange, GenSpec};
+use kafka::KafkaSpec;
 use live::{Feed, LiveReader, Received};
 use mqtt::MqttSpec;
 use shard::{ShardReader, ShardSpec};
@@ -50,6 +53,8 @@ pub enum InputSpec {
     Tail(TailSpec),
     /// Messages from an MQTT broker.
     Mqtt(MqttSpec),
+    /// Records from Kafka topics.
+    Kafka(KafkaSpec),
     /// Records generated in the job.
     Gen(GenSpec),
     /// Each process's own file(s).
@@ -68,6 +73,9 @@ impl std::str::FromStr for InputSpec {
         }
         if let Some(rest) = text.strip_prefix("mqtt://") {
             return MqttSpec::parse(rest).map(InputSpec::Mqtt);
+        }
+        if let Some(rest) = text.strip_prefix("kafka://") {
+            return KafkaSpec::parse(rest).map(InputSpec::Kafka);
         }
         if let Some(rest) = text.strip_prefix("tail:") {
             return TailSpec::parse(rest).map(InputSpec::Tail);
@@ -91,6 +99,7 @@ impl std::fmt::Display for InputSpec {
             InputSpec::Tcp(spec) => write!(f, "tcp://{}:{}", spec.host, spec.port),
             InputSpec::Tail(spec) => write!(f, "tail:{}", spec.path.display()),
             InputSpec::Mqtt(spec) => write!(f, "{spec}"),
+            InputSpec::Kafka(spec) => write!(f, "{spec}"),
             InputSpec::Gen(spec) => write!(f, "gen:{}", spec.kind),
             InputSpec::Shard(spec) => write!(f, "{}", spec.origin()),
         }
@@ -108,6 +117,8 @@ impl InputSpec {
             // Unpaced, a generator is history however long it runs: it holds the
             // watermark like a file does.
             InputSpec::Gen(spec) => spec.rate.is_some(),
+            // Read to the end offsets captured at start, a topic is history like a file.
+            InputSpec::Kafka(spec) => !spec.until_end,
             InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) | InputSpec::Mqtt(_) => true,
         }
     }
@@ -129,6 +140,7 @@ impl InputSpec {
             | InputSpec::Tcp(_)
             | InputSpec::Tail(_)
             | InputSpec::Mqtt(_)
+            | InputSpec::Kafka(_)
             | InputSpec::Gen(_) => Ok(()),
             InputSpec::Shard(spec) => spec.validate(),
         }
@@ -140,7 +152,11 @@ impl InputSpec {
             InputSpec::File(path) => vec![path.clone()],
             InputSpec::Tail(spec) => vec![spec.path.clone()],
             InputSpec::Shard(spec) => spec.files().to_vec(),
-            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_) | InputSpec::Gen(_) => Vec::new(),
+            InputSpec::Stdin
+            | InputSpec::Tcp(_)
+            | InputSpec::Mqtt(_)
+            | InputSpec::Kafka(_)
+            | InputSpec::Gen(_) => Vec::new(),
         }
     }
 
@@ -168,7 +184,11 @@ impl InputSpec {
             InputSpec::File(path) => Reader::File(FileRange::open(path, part, parts, max_line)?),
             InputSpec::Gen(spec) => Reader::Gen(GenRange::new(spec, part, parts)),
             InputSpec::Shard(spec) => Reader::Shard(spec.open(part, parts, max_line)?),
-            InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Tail(_) | InputSpec::Mqtt(_) => {
+            InputSpec::Stdin
+            | InputSpec::Tcp(_)
+            | InputSpec::Tail(_)
+            | InputSpec::Mqtt(_)
+            | InputSpec::Kafka(_) => {
                 unreachable!("live inputs are read through their feed")
             }
         })
@@ -236,7 +256,8 @@ impl Reader {
         match self {
             Reader::File(range) => (input.to_string(), range.line_number(index).unwrap_or(0)),
             Reader::Gen(_) => (input.to_string(), index + 1),
-            Reader::Live(live) => (live.origin().to_owned(), index + 1),
+            // A live feed's lines carry their own numbers (a Kafka offset may be 0).
+            Reader::Live(live) => (live.origin().to_owned(), index),
             Reader::Shard(shard) => (input.to_string(), shard.line_number(index).unwrap_or(0)),
         }
     }
