@@ -72,6 +72,9 @@ pub trait TopK<'scope, G, V> {
 /// A change to a group's value, as differential carries it.
 type Update<G, V> = ((G, V), Millis, isize);
 
+/// The changes of one time, until the frontier passes it.
+type Changes<G, V> = Vec<((G, V), isize)>;
+
 impl<'scope, G, V> TopK<'scope, G, V> for VecCollection<'scope, Millis, (G, V), isize>
 where
     G: ExchangeData + Hashable + Ord + Clone,
@@ -85,7 +88,7 @@ where
                 move |_cap, _info| {
                     // Changes per time until the frontier passes it, and a capability at or
                     // before the earliest of those times.
-                    let mut pending: BTreeMap<Millis, Vec<((G, V), isize)>> = BTreeMap::new();
+                    let mut pending: BTreeMap<Millis, Changes<G, V>> = BTreeMap::new();
                     let mut held: Option<Capability<Millis>> = None;
                     // Each group's values, in order, with their multiplicities.
                     let mut groups: BTreeMap<G, BTreeMap<V, isize>> = BTreeMap::new();
