@@ -6,7 +6,7 @@
 //!    │                         ├─► viewers per title per 10 s ─────────┤
 //!    │                         ├─► devices per minute ─► alerts ───────┤   routes (TOML):
 //!    │                         ├─► sessions ─► buffering per hour ─────┼─► output, file:, dir:,
-//!    │                         └─► plays per hour ⋈ titles ─► top ─────┤   postgres://
+//!    │                         └─► plays per hour ⋈ titles ─► top ─────┤   postgres://, kafka://
 //!    └─ rejects + duplicates ─────────────────────────────────────► dead_letters
 //! ```
 
@@ -29,7 +29,7 @@ const STREAMS: [&str; 7] =
     ["events", "dead_letters", "viewers", "devices", "buffering", "alerts", "top_titles"];
 
 /// Playback events through cleansing, enrichment, aggregation and spike detection, each
-/// result stream routed to files, hour-partitioned folders, PostgreSQL tables or --output.
+/// result stream routed to files, hour-partitioned folders, PostgreSQL tables, Kafka topics or --output.
 ///
 /// With no arguments it runs over 100,000 seeded events generated in memory and writes
 /// the per-device minutes to --output. Example routing file (docs/pipeline.md):

@@ -319,3 +319,21 @@ fn an_unreachable_broker_is_a_one_line_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("?group=NAME"));
 }
+
+#[test]
+fn a_pipeline_route_to_a_topic_holds_the_rows_of_its_file_route() {
+    let Some(broker) = Broker::start() else { return };
+    let dir = TempDir::new("kafka-route");
+    let input = generate(&dir, "playback", 5_000, &[]);
+    let file = dir.path("devices.csv");
+    let routes = dir.path("routes.toml");
+    let topic = broker.url("devices");
+    std::fs::write(&routes, format!("devices = [\"file:{}\", \"{topic}\"]\n", file.display())).unwrap();
+    run_ok("pipeline", &["--input", input.to_str().unwrap(), "--routes", routes.to_str().unwrap(), "-q"]);
+    let want = std::fs::read_to_string(&file).unwrap();
+    let messages = broker.read("devices");
+    let rows: Vec<&str> =
+        messages.iter().filter(|(k, _)| k != PROGRESS_KEY).map(|(_, v)| v.as_str()).collect();
+    assert!(rows.len() > 10, "{}", rows.len());
+    assert_eq!(rows, want.lines().skip(1).collect::<Vec<_>>());
+}

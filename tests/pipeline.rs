@@ -489,7 +489,7 @@ fn bad_routes_and_unreachable_databases_are_one_line_usage_errors() {
     let dir = TempDir::new("pipeline-usage");
     let cases = [
         ("nope = [\"output\"]", "unknown stream 'nope'"),
-        ("alerts = [\"kafka://127.0.0.1:9092/alerts\"]", "route alerts: kafka:// sinks are not built yet"),
+        ("alerts = [\"kafka://127.0.0.1:1/alerts\"]", "cannot create topic alerts on kafka://127.0.0.1:1"),
         (
             "alerts = [\"postgres://postgres@127.0.0.1:1/test\"]",
             "postgres public.alerts: error connecting to server",

@@ -12,7 +12,7 @@
 //! | `file:PATH` | one file, committed per completed time with `--checkpoint` |
 //! | `dir:PATH` | one file per event hour, `PATH/2026-11-30T14.csv` ([`super::partitioned`]) |
 //! | `postgres://…?schema=S` | table `S.STREAM`, a transaction per batch of completed times ([`super::postgres`]) |
-//! | `kafka://…` | not built yet |
+//! | `kafka://HOST:PORT/TOPIC` | a topic, one message per row and a progress record per completed time ([`super::kafka`]) |
 //!
 //! Adding a sink kind is one variant of [`Sink`], one arm in [`Sink::parse`] and one in
 //! [`Route::route`].
@@ -44,6 +44,13 @@ pub enum Sink {
     Dir(PathBuf),
     /// A PostgreSQL table.
     Postgres(Postgres),
+    /// A Kafka topic; `name` is its destination among the job's outputs.
+    Topic {
+        /// `kafka://HOST:PORT/TOPIC`.
+        url: String,
+        /// Its name among the outputs (`STREAM.N`).
+        name: &'static str,
+    },
 }
 
 impl Sink {
@@ -60,10 +67,11 @@ impl Sink {
         } else if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
             Ok(Sink::Postgres(Postgres::parse(spec, stream)?))
         } else if spec.starts_with("kafka://") {
-            Err(format!("route {stream}: kafka:// sinks are not built yet"))
+            let name: &'static str = Box::leak(format!("{stream}.{index}").into_boxed_str());
+            Ok(Sink::Topic { url: spec.to_owned(), name })
         } else {
             Err(format!(
-                "route {stream}: unknown sink '{spec}' (expected output, file:PATH, dir:PATH or postgres://…)"
+                "route {stream}: unknown sink '{spec}' (expected output, file:PATH, dir:PATH, postgres://… or kafka://…)"
             ))
         }
     }
@@ -118,13 +126,16 @@ impl Routes {
         self.streams.values().flatten().any(|s| *s == Sink::Output)
     }
 
-    /// The files routes write, as a job's side outputs.
+    /// The files and topics routes write, as a job's side outputs (a `kafka://` path
+    /// opens a topic: see [`Outputs::open`]).
     pub fn files(&self) -> Vec<(&'static str, PathBuf)> {
         let files = self.streams.values().flatten();
         files
-            .filter_map(
-                |s| if let Sink::File { path, name } = s { Some((*name, path.clone())) } else { None },
-            )
+            .filter_map(|s| match s {
+                Sink::File { path, name } => Some((*name, path.clone())),
+                Sink::Topic { url, name } => Some((*name, PathBuf::from(url))),
+                _ => None,
+            })
             .collect()
     }
 
@@ -149,7 +160,9 @@ where
         for sink in routes.streams.get(stream).into_iter().flatten() {
             match sink {
                 Sink::Output => self.clone().write_counted(outputs, RESULTS),
-                Sink::File { name, .. } => self.clone().write_counted(outputs, name),
+                Sink::File { name, .. } | Sink::Topic { name, .. } => {
+                    self.clone().write_counted(outputs, name)
+                }
                 Sink::Dir(path) => {
                     super::partitioned::write(self.clone(), outputs, path.clone(), stream, routes.writes)
                 }
@@ -174,7 +187,8 @@ mod tests {
         assert_eq!(r.files(), vec![("alerts.0", PathBuf::from("a.csv"))]);
         let err = |text: &str| Routes::parse(text, &known).unwrap_err();
         assert!(err("nope = [\"output\"]").starts_with("unknown stream 'nope'"));
-        assert_eq!(err("alerts = [\"kafka://b:9092/t\"]"), "route alerts: kafka:// sinks are not built yet");
+        let topic = Routes::parse("alerts = [\"kafka://b:9092/t\"]", &known).unwrap();
+        assert_eq!(topic.files(), vec![("alerts.0", PathBuf::from("kafka://b:9092/t"))]);
         assert!(err("alerts = [\"ftp:x\"]").contains("unknown sink 'ftp:x'"));
         assert!(err("alerts = [\"output\"]\nviewers = [\"output\"]").starts_with("only one route"));
         assert!(err("alerts = [").starts_with("line 1"));
