@@ -286,18 +286,27 @@ fn a_kafka_to_kafka_job_killed_and_restarted_writes_every_row_once() {
             .stdin(Stdio::null());
         c
     };
-    // Killed with SIGKILL inside the sink (its third commit: rows and progress records
-    // handed to the producer, some delivered, some not), then once after a second.
+    // Killed with SIGKILL after a time's rows are delivered but before its progress
+    // record: the restart must skip exactly those rows, read back from the topic.
+    let status =
+        command().env("KAPPA_CRASH_AT", "progress:100").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert_eq!(status.unwrap().signal(), Some(9), "KAPPA_CRASH_AT=progress:100");
+    let written = broker.read("out");
+    let last_progress = written.iter().rposition(|(k, _)| k == PROGRESS_KEY).expect("progress records");
+    assert!(
+        last_progress + 1 < written.len(),
+        "rows after the last progress record, so the skip is exercised"
+    );
+    // Then inside the sink (its third commit: rows and progress records handed to the
+    // producer, some delivered, some not), then once after a second.
     let status =
         command().env("KAPPA_CRASH_AT", "append:3").stdout(Stdio::null()).stderr(Stdio::null()).status();
     assert_eq!(status.unwrap().signal(), Some(9), "KAPPA_CRASH_AT=append:3");
-    let partial = broker.read("out").len();
-    assert!(partial > 0, "the killed runs wrote rows, so the read-back is exercised");
     let mut child = command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1000));
     let _ = child.kill();
     child.wait().unwrap();
-    let killed = 3;
+    let killed = 4;
     let last = command().output().unwrap();
     assert!(last.status.success(), "{}", String::from_utf8_lossy(&last.stderr));
     let rows: Vec<String> =
