@@ -148,16 +148,7 @@ impl LineFormat for ClickJson {
 const FIELDS: [&str; 6] = ["event_id", "event_type", "customer_id", "product_id", "timestamp", "amount"];
 
 fn parse_click(line: &str) -> Result<Click<'_>, ParseError> {
-    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
-    let mut s = Scan::new(line);
-    s.ws();
-    match s.peek() {
-        Some(b'{') => s.i += 1,
-        None => return Err(ParseError::fixed("blank line")),
-        Some(_) => {
-            return Err(ParseError::from(format!("expected a JSON object, found {}", s.kind())));
-        }
-    }
+    let mut s = Scan::line_object(line)?;
     let mut event_id = Cow::Borrowed("");
     let mut event_type = EventType::View;
     let mut customer_id = Cow::Borrowed("");
@@ -179,11 +170,17 @@ fn parse_click(line: &str) -> Result<Click<'_>, ParseError> {
     Ok(Click { event_id, event_type, customer_id, product_id, timestamp, amount })
 }
 
-/// The click event's own fields, read from a [`Scan`]; ids and timestamps are read the
+/// The click event's own fields, read from a [`Scan`]; ids, names and timestamps are read the
 /// same way by the other JSON-lines kinds ([`super::playback`]).
 pub(super) trait ClickFields<'a> {
     fn id(&mut self, field: &'static str) -> Result<Cow<'a, str>, ParseError>;
     fn event_type(&mut self) -> Result<EventType, ParseError>;
+    fn named<T>(
+        &mut self,
+        field: &str,
+        from_name: fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<T, ParseError>;
     fn timestamp(&mut self) -> Result<Millis, ParseError>;
     fn amount(&mut self) -> Result<Option<Cents>, ParseError>;
 }
@@ -210,15 +207,22 @@ impl<'a> ClickFields<'a> for Scan<'a> {
 
     #[inline]
     fn event_type(&mut self) -> Result<EventType, ParseError> {
+        self.named("event_type", EventType::from_name, "purchase, cart_add, view or search")
+    }
+
+    /// A string field holding one of a fixed set of names.
+    fn named<T>(
+        &mut self,
+        field: &str,
+        from_name: fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<T, ParseError> {
         if self.peek() != Some(b'"') {
-            return Err(self.wrong_type("event_type", "a string"));
+            return Err(self.wrong_type(field, "a string"));
         }
         let name = self.string()?;
-        EventType::from_name(&name).ok_or_else(|| {
-            ParseError::from(format!(
-                "unknown event_type '{}' (expected purchase, cart_add, view or search)",
-                excerpt(&name)
-            ))
+        from_name(&name).ok_or_else(|| {
+            ParseError::from(format!("unknown {field} '{}' (expected {expected})", excerpt(&name)))
         })
     }
 

@@ -95,6 +95,22 @@ impl<'a> Scan<'a> {
         Scan { text, b: text.as_bytes(), i: 0 }
     }
 
+    /// A cursor inside the object that a JSON line holds, just after its `{` (a leading
+    /// byte-order mark and white space are skipped); a blank line or a line holding
+    /// something other than an object is an error that says what it found.
+    pub fn line_object(line: &'a str) -> Result<Self, ParseError> {
+        let mut s = Scan::new(line.strip_prefix('\u{feff}').unwrap_or(line));
+        s.ws();
+        match s.peek() {
+            Some(b'{') => {
+                s.i += 1;
+                Ok(s)
+            }
+            None => Err(ParseError::fixed("blank line")),
+            Some(_) => Err(ParseError::from(format!("expected a JSON object, found {}", s.kind()))),
+        }
+    }
+
     #[inline]
     /// The next byte, if any, without reading it.
     pub fn peek(&self) -> Option<u8> {

@@ -204,14 +204,7 @@ const FIELDS: [&str; 11] = [
 ];
 
 fn parse_playback(line: &str) -> Result<Playback<'_>, ParseError> {
-    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
-    let mut s = Scan::new(line);
-    s.ws();
-    match s.peek() {
-        Some(b'{') => s.i += 1,
-        None => return Err(ParseError::fixed("blank line")),
-        Some(_) => return Err(ParseError::from(format!("expected a JSON object, found {}", s.kind()))),
-    }
+    let mut s = Scan::line_object(line)?;
     let mut p = Playback {
         event_id: Cow::Borrowed(""),
         event_type: EventType::Play,
@@ -229,8 +222,7 @@ fn parse_playback(line: &str) -> Result<Playback<'_>, ParseError> {
             None => s.skip_value(1)?,
             Some(0) => p.event_id = s.id("event_id")?,
             Some(1) => {
-                p.event_type = named(
-                    s,
+                p.event_type = s.named(
                     "event_type",
                     EventType::from_name,
                     "play, pause, stop, seek, buffering, error, crash or click",
@@ -239,7 +231,7 @@ fn parse_playback(line: &str) -> Result<Playback<'_>, ParseError> {
             Some(2) => p.device_id = s.id("device_id")?,
             Some(3) => {
                 p.device_type =
-                    named(s, "device_type", DeviceType::from_name, "tv, phone, browser or console")?
+                    s.named("device_type", DeviceType::from_name, "tv, phone, browser or console")?
             }
             Some(4) => p.title_id = s.id("title_id")?,
             Some(5) => p.session_id = s.id("session_id")?,
@@ -263,25 +255,6 @@ fn parse_playback(line: &str) -> Result<Playback<'_>, ParseError> {
         }
         _ => Ok(p),
     }
-}
-
-/// A string field holding one of a fixed set of names.
-fn named<T>(
-    s: &mut Scan<'_>,
-    field: &str,
-    from_name: fn(&str) -> Option<T>,
-    expected: &str,
-) -> Result<T, ParseError> {
-    if s.peek() != Some(b'"') {
-        return Err(s.wrong_type(field, "a string"));
-    }
-    let name = s.string()?;
-    from_name(&name).ok_or_else(|| {
-        ParseError::from(format!(
-            "unknown {field} '{}' (expected {expected})",
-            crate::diag::excerpt(name.as_bytes(), 40)
-        ))
-    })
 }
 
 /// A whole number field in `0..=max`.
