@@ -128,7 +128,7 @@ where
                                 if values.is_empty() {
                                     groups.remove(group);
                                 }
-                                for (value, diff) in difference(before, after) {
+                                for (value, diff) in difference(&before, &after) {
                                     session.give(((group.clone(), value), time, diff));
                                 }
                             }
@@ -152,25 +152,10 @@ fn first<V: Clone>(values: &BTreeMap<V, isize>, k: usize) -> Vec<V> {
 
 /// What turns the sorted list `before` into the sorted list `after`: `-1` for each value
 /// only in `before`, `+1` for each only in `after`.
-fn difference<V: Ord>(before: Vec<V>, after: Vec<V>) -> Vec<(V, isize)> {
-    let mut out = Vec::new();
-    let (mut old, mut new) = (before.into_iter().peekable(), after.into_iter().peekable());
-    loop {
-        let step = match (old.peek(), new.peek()) {
-            (None, None) => return out,
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some(a), Some(b)) => a.cmp(b),
-        };
-        match step {
-            std::cmp::Ordering::Less => out.extend(old.next().map(|v| (v, -1))),
-            std::cmp::Ordering::Greater => out.extend(new.next().map(|v| (v, 1))),
-            std::cmp::Ordering::Equal => {
-                old.next();
-                new.next();
-            }
-        }
-    }
+fn difference<'a, V: Ord + Clone>(before: &'a [V], after: &'a [V]) -> impl Iterator<Item = (V, isize)> + 'a {
+    let gone = before.iter().filter(|v| after.binary_search(v).is_err()).map(|v| (v.clone(), -1));
+    let came = after.iter().filter(|v| before.binary_search(v).is_err()).map(|v| (v.clone(), 1));
+    gone.chain(came)
 }
 
 #[cfg(test)]
@@ -229,7 +214,11 @@ mod tests {
                 batch.push((gv, time, diff));
             }
             for g in 0..3 {
-                for (v, d) in difference(before[g as usize].clone(), top(&present, g)) {
+                let old: BTreeSet<u32> = before[g as usize].iter().copied().collect();
+                let new: BTreeSet<u32> = top(&present, g).into_iter().collect();
+                for (v, d) in
+                    old.difference(&new).map(|v| (*v, -1)).chain(new.difference(&old).map(|v| (*v, 1)))
+                {
                     *want.entry((time, (g, v))).or_insert(0) += d;
                 }
             }
