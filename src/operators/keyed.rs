@@ -24,7 +24,19 @@
 //! **State.** A key whose logic [`is_empty`](KeyLogic::is_empty), with nothing
 //! buffered and no wake time, is dropped: state behind the watermark does not grow
 //! with the history.
+//!
+//! **Cost.** Buffered events live in a few time-sorted runs, not in a buffer per key,
+//! and woken keys in a heap of wake times: when the frontier moves, the work is in
+//! proportion to the events released and the keys they and the wake times touch, not
+//! to the number of keys held. A frontier that jumps far (the end of a bounded input,
+//! which holds everything until then) is taken in slices of event time of about
+//! 65,536 events, as if it had moved slice by slice, so that downstream operators
+//! consume each slice before the next is made: the burst's memory is a slice, not
+//! the history. Slices are frontiers the operator observes, so this is deterministic
+//! for the same reason as above.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
 
 use rustc_hash::{FxHashMap, FxHasher};
@@ -68,18 +80,165 @@ pub trait KeyedOrdered<'scope, T: EventTime, K, V> {
         L::Out: Clone;
 }
 
-/// A key's logic and what is buffered for it.
-struct Slot<L, V> {
-    logic: L,
-    pending: Vec<(Millis, V)>,
-    wake: Option<Millis>,
-}
-
 /// The hash that routes a key to its worker.
 pub fn key_hash<K: Hash>(key: &K) -> u64 {
     let mut h = FxHasher::default();
     key.hash(&mut h);
     h.finish()
+}
+
+/// Events released to the keys' logic per activation, at most (rounded up to a whole
+/// time): the rest wait for the next activation, which comes at once.
+const RELEASE_LIMIT: usize = 1 << 16;
+
+/// A key's logic, its key (to forget it), how many of its events are buffered, and
+/// when it asked to be woken.
+struct Slot<K, L> {
+    key: K,
+    logic: L,
+    pending: usize,
+    wake: Option<Millis>,
+}
+
+/// An event waiting for the frontier: its time, its key's slot and where its value is.
+type Waiting = (Millis, u32, u32);
+
+/// Values of the events waiting, in place while their small [`Waiting`] entries are
+/// sorted and merged, so a large value is moved once in and once out.
+struct Values<V> {
+    slots: Vec<Option<V>>,
+    free: Vec<u32>,
+}
+
+impl<V> Values<V> {
+    fn new() -> Self {
+        Values { slots: Vec::new(), free: Vec::new() }
+    }
+
+    fn insert(&mut self, value: V) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(value);
+                i
+            }
+            None => {
+                self.slots.push(Some(value));
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 events waiting per worker")
+            }
+        }
+    }
+
+    fn get(&self, i: u32) -> &V {
+        self.slots[i as usize].as_ref().expect("a waiting value")
+    }
+
+    fn take(&mut self, i: u32) -> V {
+        let value = self.slots[i as usize].take().expect("a waiting value");
+        self.free.push(i);
+        if self.free.len() == self.slots.len() {
+            // All released: the memory a burst held goes back.
+            *self = Values::new();
+        }
+        value
+    }
+}
+
+/// Buffered events of all keys, in runs sorted by time with the latest first, so the
+/// events the frontier has passed are at the ends of the runs.
+///
+/// Arrivals are sorted into a new run when the frontier moves; a run at least half as
+/// long as the one before it is merged into it, so there are O(log n) runs and each
+/// event is merged O(log n) times. Releasing costs in proportion to the events
+/// released, not to the keys or events held.
+struct Runs {
+    fresh: Vec<Waiting>,
+    runs: Vec<Vec<Waiting>>,
+}
+
+impl Runs {
+    fn new() -> Self {
+        Runs { fresh: Vec::new(), runs: Vec::new() }
+    }
+
+    fn push(&mut self, event: Waiting) {
+        self.fresh.push(event);
+    }
+
+    /// Moves the events with times before `frontier` to `due`, earliest first, but
+    /// stops at the first time after `limit` events: returns the time up to which all
+    /// events were moved (`frontier`, or the time it stopped at).
+    fn release(&mut self, frontier: Millis, limit: usize, due: &mut Vec<Waiting>) -> Millis {
+        if !self.fresh.is_empty() {
+            let mut run = std::mem::take(&mut self.fresh);
+            run.sort_unstable_by_key(|e| Reverse(e.0));
+            self.runs.push(run);
+            while let [.., older, newer] = &self.runs[..]
+                && newer.len() * 2 >= older.len()
+            {
+                let newer = self.runs.pop().expect("two runs");
+                let older = self.runs.pop().expect("two runs");
+                self.runs.push(merge(older, newer));
+            }
+        }
+        let waiting = |run: &Vec<Waiting>| run.len() - run.partition_point(|e| e.0 >= frontier);
+        let upto = if self.runs.iter().map(waiting).sum::<usize>() <= limit {
+            for run in &mut self.runs {
+                while run.last().is_some_and(|e| e.0 < frontier) {
+                    due.push(run.pop().expect("a last event"));
+                }
+            }
+            frontier
+        } else {
+            // Earliest first across the runs, and never half of a time.
+            let mut taken = 0;
+            loop {
+                let next = self
+                    .runs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, run)| run.last().map(|e| (e.0, i)))
+                    .min()
+                    .filter(|e| e.0 < frontier);
+                let Some(next) = next else { break frontier };
+                if taken >= limit && due.last().is_none_or(|e| e.0 < next.0) {
+                    break next.0;
+                }
+                due.push(self.runs[next.1].pop().expect("a last event"));
+                taken += 1;
+            }
+        };
+        for run in &mut self.runs {
+            // A long-lived run that mostly drained gives its memory back.
+            if run.capacity() > 4 * run.len() + 1024 {
+                run.shrink_to_fit();
+            }
+        }
+        self.runs.retain(|run| !run.is_empty());
+        upto
+    }
+
+    /// The earliest time buffered.
+    fn earliest(&self) -> Option<Millis> {
+        let fresh = self.fresh.iter().map(|e| e.0).min();
+        self.runs.iter().filter_map(|run| run.last().map(|e| e.0)).chain(fresh).min()
+    }
+}
+
+/// Merges two runs sorted latest first.
+fn merge(a: Vec<Waiting>, b: Vec<Waiting>) -> Vec<Waiting> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 >= y.0 => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        merged.push(next.expect("a peeked event"));
+    }
+    merged
 }
 
 impl<'scope, T, K, V> KeyedOrdered<'scope, T, K, V> for Stream<'scope, T, Vec<Timed<(K, V)>>>
@@ -96,13 +255,24 @@ where
     where
         L::Out: Clone,
     {
+        let scope = self.scope();
         self.unary_frontier::<CapacityContainerBuilder<Vec<L::Out>>, _, _, _>(
             Exchange::new(|((key, _), _): &Timed<(K, V)>| key_hash(key)),
             name,
-            move |_cap, _info| {
-                let mut keys: FxHashMap<K, Slot<L, V>> = FxHashMap::default();
+            move |_cap, info| {
+                let activator = scope.activator_for(info.address);
+                let mut index: FxHashMap<K, u32> = FxHashMap::default();
+                let mut slots: Vec<Option<Slot<K, L>>> = Vec::new();
+                let mut free: Vec<u32> = Vec::new();
+                let mut runs = Runs::new();
+                let mut values: Values<V> = Values::new();
+                // Wake times, with stale entries (the slot's wake moved) skipped when popped.
+                let mut wakes: BinaryHeap<Reverse<(Millis, u32)>> = BinaryHeap::new();
                 let mut held: Option<Capability<T>> = None;
-                let mut seen_frontier: Option<Millis> = None;
+                // The frontier the keys have been advanced to.
+                let mut reached: Option<Millis> = None;
+                let mut due: Vec<Waiting> = Vec::new();
+                let mut woken: Vec<u32> = Vec::new();
                 let mut released: Vec<(Millis, V)> = Vec::new();
                 let mut out: Vec<(Millis, L::Out)> = Vec::new();
                 move |(input, frontier), output| {
@@ -114,47 +284,115 @@ where
                         }
                         for batch in data {
                             for ((key, value), time) in batch.drain(..) {
-                                let slot = keys.entry(key).or_insert_with_key(|k| Slot {
-                                    logic: new(k),
-                                    pending: Vec::new(),
-                                    wake: None,
-                                });
-                                slot.pending.push((time, value));
+                                let s = match index.get(&key) {
+                                    Some(&s) => s,
+                                    None => {
+                                        let slot = Slot {
+                                            logic: new(&key),
+                                            key: key.clone(),
+                                            pending: 0,
+                                            wake: None,
+                                        };
+                                        let s = match free.pop() {
+                                            Some(s) => {
+                                                slots[s as usize] = Some(slot);
+                                                s
+                                            }
+                                            None => {
+                                                slots.push(Some(slot));
+                                                u32::try_from(slots.len() - 1)
+                                                    .expect("fewer than 2^32 keys per worker")
+                                            }
+                                        };
+                                        index.insert(key, s);
+                                        s
+                                    }
+                                };
+                                slots[s as usize].as_mut().expect("an indexed slot").pending += 1;
+                                runs.push((time, s, values.insert(value)));
                             }
                         }
                     });
                     let f = event_frontier(&frontier.frontier());
                     // Nothing new can be released until the frontier moves.
-                    if seen_frontier == Some(f) {
+                    if reached == Some(f) {
                         return;
                     }
-                    seen_frontier = Some(f);
-                    let Some(cap) = held.as_mut() else { return };
-                    let mut next: Option<Millis> = None;
-                    let mut earliest = |t: Millis| next = Some(next.map_or(t, |n: Millis| n.min(t)));
-                    keys.retain(|_key, slot| {
-                        slot.pending.sort();
-                        let done = slot.pending.partition_point(|e| e.0 < f);
-                        if done > 0 || slot.wake.is_some_and(|w| w <= f) {
-                            released.clear();
-                            released.extend(slot.pending.drain(..done));
-                            slot.wake = slot.logic.advance(&mut released, f, &mut out);
-                        }
-                        if let Some(w) = slot.wake {
-                            earliest(w);
-                        }
-                        if let Some(e) = slot.pending.first() {
-                            earliest(e.0);
-                        }
-                        !(slot.logic.is_empty() && slot.pending.is_empty() && slot.wake.is_none())
-                    });
-                    out.sort_by_key(|(at, _)| *at);
-                    for run in out.chunk_by(|a, b| a.0 == b.0) {
-                        output
-                            .session(&cap.delayed(&cap.time().at_event(run[0].0)))
-                            .give_iterator(run.iter().map(|(_, r)| r.clone()));
+                    let Some(cap) = held.as_mut() else {
+                        reached = Some(f);
+                        return;
+                    };
+                    let live = |slots: &[Option<Slot<K, L>>], (t, s): (Millis, u32)| {
+                        slots[s as usize].as_ref().is_some_and(|slot| slot.wake == Some(t))
+                    };
+                    // A far jump is taken in slices; the next comes at once.
+                    let f = runs.release(f, RELEASE_LIMIT, &mut due);
+                    reached = Some(f);
+                    if f < event_frontier(&frontier.frontier()) {
+                        activator.activate();
                     }
-                    out.clear();
+                    while let Some(&Reverse((t, s))) = wakes.peek()
+                        && t <= f
+                    {
+                        wakes.pop();
+                        if live(&slots, (t, s)) {
+                            woken.push(s);
+                        }
+                    }
+                    // Each key's events in (time, value) order; keys in slot order.
+                    due.sort_unstable_by(|a, b| {
+                        (a.1, a.0).cmp(&(b.1, b.0)).then_with(|| values.get(a.2).cmp(values.get(b.2)))
+                    });
+                    woken.sort_unstable();
+                    woken.dedup();
+                    let mut events = due.drain(..).peekable();
+                    let mut woken_it = woken.drain(..).peekable();
+                    loop {
+                        let s = match (events.peek().map(|e| e.1), woken_it.peek()) {
+                            (None, None) => break,
+                            (Some(e), None) => e,
+                            (None, Some(&w)) => w,
+                            (Some(e), Some(&w)) => e.min(w),
+                        };
+                        while woken_it.next_if_eq(&s).is_some() {}
+                        released.clear();
+                        while let Some((time, _, value)) = events.next_if(|e| e.1 == s) {
+                            released.push((time, values.take(value)));
+                        }
+                        let slot = slots[s as usize].as_mut().expect("a buffered key's slot");
+                        slot.pending -= released.len();
+                        slot.wake = slot.logic.advance(&mut released, f, &mut out);
+                        if let Some(w) = slot.wake {
+                            wakes.push(Reverse((w, s)));
+                        }
+                        if slot.logic.is_empty() && slot.pending == 0 && slot.wake.is_none() {
+                            let slot = slots[s as usize].take().expect("a buffered key's slot");
+                            index.remove(&slot.key);
+                            free.push(s);
+                        }
+                    }
+                    drop(events);
+                    drop(woken_it);
+                    out.sort_by_key(|(at, _)| *at);
+                    let mut rows = out.drain(..).peekable();
+                    while let Some((at, row)) = rows.next() {
+                        let at_cap = cap.delayed(&cap.time().at_event(at));
+                        let mut session = output.session(&at_cap);
+                        session.give(row);
+                        while let Some((_, row)) = rows.next_if(|r| r.0 == at) {
+                            session.give(row);
+                        }
+                    }
+                    drop(rows);
+                    while let Some(&Reverse(w)) = wakes.peek()
+                        && !live(&slots, w)
+                    {
+                        wakes.pop();
+                    }
+                    let next = match (runs.earliest(), wakes.peek().map(|Reverse((t, _))| *t)) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                     match next {
                         // Later rows come at or after `w`; new input brings its own capability.
                         Some(w) => {
@@ -173,6 +411,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::operators::testing::collect;
 
@@ -252,6 +492,58 @@ mod tests {
         };
         assert_eq!(order(&streamed), order(&all));
         assert!(streamed.iter().all(|(at, r)| *at == r.1), "rows stamped at their event time");
+    }
+
+    /// Numbers each key's events in the order it sees them; never forgets a key.
+    struct Count {
+        key: u32,
+        seen: u64,
+    }
+
+    impl KeyLogic<u64> for Count {
+        type Out = (u32, Millis, u64, u64);
+        fn advance(
+            &mut self,
+            events: &mut Vec<(Millis, u64)>,
+            _frontier: Millis,
+            out: &mut Vec<(Millis, Self::Out)>,
+        ) -> Option<Millis> {
+            for (t, v) in events.drain(..) {
+                out.push((t, (self.key, t, v, self.seen)));
+                self.seen += 1;
+            }
+            None
+        }
+        fn is_empty(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_frontier_jump_over_more_than_a_release_releases_every_key_in_order() {
+        // Three releases' worth of events, many sharing a time, all held until the
+        // input ends: the end is taken in slices, and each key still sees its events
+        // in (time, value) order, numbered as a plain fold numbers them.
+        let n = 3 * RELEASE_LIMIT as u64;
+        let events: Vec<Event> =
+            (0..n).map(|i| (((i * 31 % 5_000) as u32, i), 10_000 + (i * 7_919) % 40_000)).collect();
+        let mut reference: Vec<Row> = Vec::new();
+        let mut by_key: BTreeMap<u32, Vec<(Millis, u64)>> = BTreeMap::new();
+        for ((k, v), t) in &events {
+            by_key.entry(*k).or_default().push((*t, *v));
+        }
+        for (k, mut seen) in by_key {
+            seen.sort();
+            reference.extend(seen.into_iter().enumerate().map(|(i, (t, v))| (t, (k, t, v, i as u64))));
+        }
+        reference.sort();
+        for workers in [1, 2] {
+            let out = collect(workers, vec![(0, events.clone())], |s| {
+                s.keyed_ordered("Count", |k: &u32| Count { key: *k, seen: 0 })
+            });
+            assert_eq!(out.len(), reference.len(), "-w {workers}");
+            assert!(out == reference, "-w {workers}: rows differ from the fold");
+        }
     }
 
     #[test]
