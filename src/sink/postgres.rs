@@ -7,6 +7,11 @@
 //! (Materialize's progress-record pattern). Several completed times may share one
 //! transaction (up to [`BATCH_ROWS`] rows), never split a time.
 //!
+//! **Bulk.** Rows go in with `COPY … FROM STDIN` (text format), not `INSERT` text. A
+//! table with a key is upserted from a session-local staging table in the same
+//! transaction: per key, the last row staged wins, as if each row were upserted in
+//! turn.
+//!
 //! **Restarts.** On a job's first start in a `--checkpoint` folder (or on any start
 //! without one) the sink starts its table over: it deletes the table's rows and its
 //! progress rows. A restart in the same folder reads the last applied time instead and
@@ -28,7 +33,7 @@ use crate::exit::fail;
 use crate::time::{EventTime, Millis};
 
 /// Most rows in one transaction (a time with more is applied alone).
-pub const BATCH_ROWS: usize = 20_000;
+pub const BATCH_ROWS: usize = 50_000;
 
 /// A row type stored as a table.
 pub trait TableRow: Tabular {
@@ -157,24 +162,100 @@ fn literal(text: &str) -> String {
     out
 }
 
-/// Appends a cell as a SQL value.
-fn push_value(sql: &mut String, cell: &Cell<'_>) {
+/// Appends a cell as a field of `COPY`'s text format: `\N` for no value; backslash,
+/// tab, newline and carriage return escaped; NUL, which text cannot hold, as U+FFFD.
+fn push_field(out: &mut Vec<u8>, cell: &Cell<'_>) {
     match cell {
-        Cell::Null => sql.push_str("NULL"),
-        Cell::Text(t) => sql.push_str(&literal(t)),
-        other => {
-            let mut bytes = Vec::new();
-            other.write_plain(&mut bytes, false);
-            sql.push_str(&String::from_utf8_lossy(&bytes));
+        Cell::Null => out.extend_from_slice(b"\\N"),
+        Cell::Text(t) => {
+            for c in t.chars() {
+                match c {
+                    '\\' => out.extend_from_slice(b"\\\\"),
+                    '\t' => out.extend_from_slice(b"\\t"),
+                    '\n' => out.extend_from_slice(b"\\n"),
+                    '\r' => out.extend_from_slice(b"\\r"),
+                    '\0' => out.extend_from_slice("\u{fffd}".as_bytes()),
+                    c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                }
+            }
         }
+        other => other.write_plain(out, false),
     }
 }
 
-/// The rows and times waiting for their transaction.
+/// The rows and times waiting for their transaction, as `COPY` text.
 struct Batch {
-    sql: String,
+    copy: Vec<u8>,
     rows: usize,
     last: Option<Millis>,
+}
+
+/// The statements that apply a batch.
+struct Statements {
+    /// `COPY` into the table, or into the staging table when the table has a key.
+    copy: String,
+    /// The upsert from the staging table (tables with a key).
+    upsert: Option<String>,
+    /// The start of the progress row's `INSERT`.
+    progress: String,
+}
+
+impl Statements {
+    fn new(db: &Postgres, columns: &[&str], keys: &[usize]) -> Statements {
+        let list = columns.join(", ");
+        let progress = format!(
+            "INSERT INTO {}.kappa_progress (sink, time, rows) VALUES ({}, ",
+            db.schema,
+            literal(&db.sink())
+        );
+        if keys.is_empty() {
+            let copy = format!("COPY {} ({list}) FROM STDIN", db.qualified());
+            return Statements { copy, upsert: None, progress };
+        }
+        let key: Vec<&str> = keys.iter().map(|&k| columns[k]).collect();
+        let key = key.join(", ");
+        let updates: Vec<String> = (0..columns.len())
+            .filter(|i| !keys.contains(i))
+            .map(|i| format!("{c} = EXCLUDED.{c}", c = columns[i]))
+            .collect();
+        let action = match updates.is_empty() {
+            true => "DO NOTHING".to_owned(),
+            false => format!("DO UPDATE SET {}", updates.join(", ")),
+        };
+        let upsert = format!(
+            "INSERT INTO {t} ({list}) SELECT DISTINCT ON ({key}) {list} FROM kappa_stage \
+             ORDER BY {key}, kappa_seq DESC ON CONFLICT ({key}) {action}",
+            t = db.qualified()
+        );
+        let copy = format!("COPY kappa_stage ({list}) FROM STDIN");
+        Statements { copy, upsert: Some(upsert), progress }
+    }
+
+    /// Creates the session's staging table (tables with a key).
+    fn stage(&self, db: &Postgres, client: &mut postgres::Client) -> Result<(), postgres::Error> {
+        if self.upsert.is_none() {
+            return Ok(());
+        }
+        client.batch_execute(&format!(
+            "CREATE TEMP TABLE kappa_stage (LIKE {}, kappa_seq bigserial) ON COMMIT DELETE ROWS",
+            db.qualified()
+        ))
+    }
+
+    /// Applies `batch` and its progress row in one transaction.
+    fn apply(&self, client: &mut postgres::Client, batch: &Batch, last: Millis) -> Result<(), String> {
+        use std::io::Write;
+        let pg = |e: postgres::Error| one_line(&e);
+        let mut tx = client.transaction().map_err(pg)?;
+        let mut copy = tx.copy_in(self.copy.as_str()).map_err(pg)?;
+        copy.write_all(&batch.copy).map_err(|e| e.to_string())?;
+        copy.finish().map_err(pg)?;
+        if let Some(upsert) = &self.upsert {
+            tx.batch_execute(upsert).map_err(pg)?;
+        }
+        tx.batch_execute(&format!("{}{last}, {})", self.progress, batch.rows)).map_err(pg)?;
+        tx.commit().map_err(pg)
+    }
 }
 
 /// Writes `stream` to its table (on worker 0 of process 0, when `writes`).
@@ -185,6 +266,7 @@ where
 {
     let writes = writes && stream.scope().index() == 0;
     let checkpoint = outputs.checkpoint.lock().expect("outputs lock").clone();
+    let statements = Statements::new(&db, &R::columns(), R::key_columns());
     let mut client = None;
     let mut applied: Option<Millis> = None;
     if writes {
@@ -193,6 +275,7 @@ where
         }
         let mut c = db.connect().unwrap_or_else(failed);
         db.create::<R>(&mut c).unwrap_or_else(failed);
+        statements.stage(&db, &mut c).unwrap_or_else(|e| failed(format!("{}: {}", db.sink(), one_line(&e))));
         // A commit record in the checkpoint folder marks that this sink has started there.
         let marker = format!("pg-{}", db.qualified());
         let fresh = match &checkpoint {
@@ -209,36 +292,13 @@ where
         }
         client = Some(c);
     }
-    let columns = R::columns();
-    let keys = R::key_columns();
-    let insert = format!("INSERT INTO {} ({}) VALUES ", db.qualified(), columns.join(", "));
-    let conflict = match keys {
-        [] => String::new(),
-        _ => {
-            let updates: Vec<String> = (0..columns.len())
-                .filter(|i| !keys.contains(i))
-                .map(|i| format!("{c} = EXCLUDED.{c}", c = columns[i]))
-                .collect();
-            let key: Vec<&str> = keys.iter().map(|&k| columns[k]).collect();
-            match updates.is_empty() {
-                true => format!(" ON CONFLICT ({}) DO NOTHING", key.join(", ")),
-                false => format!(" ON CONFLICT ({}) DO UPDATE SET {}", key.join(", "), updates.join(", ")),
-            }
-        }
-    };
-    let progress = format!(
-        "INSERT INTO {}.kappa_progress (sink, time, rows) VALUES ({}, ",
-        db.schema,
-        literal(&db.sink())
-    );
-    let mut batch = Batch { sql: String::new(), rows: 0, last: None };
+    let mut batch = Batch { copy: Vec::new(), rows: 0, last: None };
     let flush = move |batch: &mut Batch, client: &mut postgres::Client| {
         let Some(last) = batch.last.take() else { return };
-        let sql = format!("BEGIN;\n{}{progress}{last}, {});\nCOMMIT;", batch.sql, batch.rows);
-        if let Err(e) = client.batch_execute(&sql) {
-            fail(&format!("writing {}: {}", db.sink(), one_line(&e)));
+        if let Err(e) = statements.apply(client, batch, last) {
+            fail(&format!("writing {}: {e}", db.sink()));
         }
-        batch.sql.clear();
+        batch.copy.clear();
         batch.rows = 0;
     };
     stream.gather_sorted("Postgres", R::group_time, move |gathered| {
@@ -253,22 +313,16 @@ where
                     flush(&mut batch, client);
                 }
                 let mut cells = Vec::new();
-                for chunk in rows.chunks(1_000) {
-                    batch.sql.push_str(&insert);
-                    for (i, row) in chunk.iter().enumerate() {
-                        cells.clear();
-                        row.cells(&mut cells);
-                        batch.sql.push_str(if i == 0 { "(" } else { ", (" });
-                        for (j, cell) in cells.iter().enumerate() {
-                            if j > 0 {
-                                batch.sql.push_str(", ");
-                            }
-                            push_value(&mut batch.sql, cell);
+                for row in rows.iter() {
+                    cells.clear();
+                    row.cells(&mut cells);
+                    for (j, cell) in cells.iter().enumerate() {
+                        if j > 0 {
+                            batch.copy.push(b'\t');
                         }
-                        batch.sql.push(')');
+                        push_field(&mut batch.copy, cell);
                     }
-                    batch.sql.push_str(&conflict);
-                    batch.sql.push_str(";\n");
+                    batch.copy.push(b'\n');
                 }
                 batch.rows += rows.len();
                 batch.last = Some(time);
@@ -292,5 +346,9 @@ mod tests {
         );
         assert!(Postgres::parse("postgres://h/test?schema=a;drop", "v").is_err());
         assert_eq!(literal("it's\0"), "'it''s\u{fffd}'");
+        let mut field = Vec::new();
+        push_field(&mut field, &Cell::Text("a\tb\\c\nd\re\0"));
+        push_field(&mut field, &Cell::Null);
+        assert_eq!(String::from_utf8(field).unwrap(), "a\\tb\\\\c\\nd\\re\u{fffd}\\N");
     }
 }
