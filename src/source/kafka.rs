@@ -432,7 +432,9 @@ fn take(
     let payload = payload.strip_suffix(b"\r").unwrap_or(payload);
     let flaw = (payload.len() > max_line).then_some(Flaw::TooLong(payload.len() as u64));
     let bytes = if flaw.is_some() { &payload[..max_line] } else { payload };
-    part.batcher.push(&Line { index: m.offset() as u64, bytes, flaw }, intake);
+    // Latency is measured from the record's timestamp (when it was produced).
+    let stamp = m.timestamp().to_millis().map_or_else(crate::time::now_millis, |t| t.max(0) as u64);
+    part.batcher.push_stamped(&Line { index: m.offset() as u64, bytes, flaw }, stamp, intake);
     part.next = m.offset() + 1;
     part.last_record = now;
 }
