@@ -187,7 +187,11 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
             let mut rejects: Vec<(u64, ParseError, String)> = Vec::new();
             let mut lates: Vec<(u64, Millis, Millis, String)> = Vec::new();
             // Records per (closing time, millisecond they were due, if scheduled).
+            // Accepted records per (the time that releases them, when their wait began:
+            // ms after a paced generator's start, or a published time).
             let mut arrivals: FxHashMap<(Millis, Option<u64>), u64> = FxHashMap::default();
+            // Accepted lines of a block whose wait may begin at their published time.
+            let mut unpaced: Vec<(Millis, u64)> = Vec::new();
             activator.activate();
 
             move |_frontiers| {
@@ -240,9 +244,14 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                         }
                         counts.accepted += 1;
                         if measure {
-                            let due =
-                                schedule.map(|(_, rate)| (line.index as u128 * 1000 / rate as u128) as u64);
-                            *arrivals.entry((config.closes(time), due)).or_default() += 1;
+                            let closes = config.closes(time);
+                            match schedule {
+                                Some((_, rate)) => {
+                                    let due = (line.index as u128 * 1000 / rate as u128) as u64;
+                                    *arrivals.entry((closes, Some(due))).or_default() += 1;
+                                }
+                                None => unpaced.push((closes, line.index)),
+                            }
                         }
                         session.give((record, time));
                     });
@@ -252,6 +261,9 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                     }
                 };
                 let now = Instant::now();
+                for (closes, index) in unpaced.drain(..) {
+                    *arrivals.entry((closes, reader.published(index))).or_default() += 1;
+                }
                 if counts.read > before.read {
                     watermark.data_at(now);
                 }
@@ -274,9 +286,14 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                     && let Some(latency) = &meters.latency
                 {
                     let mut latency = latency.lock().expect("latency lock");
+                    let now_ms = crate::time::now_millis();
                     for ((closes, due), n) in arrivals.drain() {
                         let at = match (schedule, due) {
                             (Some((start, _)), Some(ms)) => start + std::time::Duration::from_millis(ms),
+                            // Published `ms` since the Unix epoch (a clock ahead of ours: now).
+                            (None, Some(ms)) => now
+                                .checked_sub(std::time::Duration::from_millis(now_ms.saturating_sub(ms)))
+                                .unwrap_or(now),
                             _ => now,
                         };
                         latency.arrived(closes, at, n);

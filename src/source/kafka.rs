@@ -42,8 +42,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::{Message, Timestamp};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::lines::{Flaw, Line};
@@ -56,6 +56,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// With `?until=end`, a partition at its captured end is done after this long without
 /// a record of it.
 pub const QUIET: Duration = Duration::from_millis(300);
+
+/// Messages the intake takes between two looks at the clock (see [`pump`]).
+pub const ROUND: usize = 1024;
 
 /// How often consumed offsets are committed to the group (for lag tools only).
 pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
@@ -136,6 +139,28 @@ pub fn worker_of(partition: i32, workers: usize) -> usize {
 pub fn client_config(broker: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", broker).set("socket.timeout.ms", "5000").set("log_level", "3");
+    config
+}
+
+/// The configuration of the input's consumer of `broker`, committing to `group`: kappa
+/// assigns partitions and keeps positions itself (see the module docs).
+pub fn consumer_config(broker: &str, group: &str) -> ClientConfig {
+    let mut config = client_config(broker);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Tansu 0.6 holds every fetch for about its max wait even when it has records
+        // (it sleeps after reading; half the wait from 500 ms on), and a fetch carries
+        // at most 5 MiB: with librdkafka's default 500 ms the input read about 200k
+        // records/s, whatever the broker's speed. Real Kafka answers as soon as it has
+        // data; a short wait only costs it more empty fetches of a caught-up partition.
+        .set("fetch.wait.max.ms", "10")
+        // A partition whose local queue holds more than `queued.min.messages` is not
+        // fetched again for this long; librdkafka's 1 s default stalls a partition
+        // after two 5 MiB fetches.
+        .set("fetch.queue.backoff.ms", "10");
     config
 }
 
@@ -230,11 +255,7 @@ pub fn subscribe(
     resume: &BTreeMap<Arc<str>, u64>,
 ) -> Result<(), String> {
     let started = crate::time::now_millis() as i64;
-    let consumer: BaseConsumer = client_config(&spec.broker)
-        .set("group.id", &spec.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
+    let consumer: BaseConsumer = consumer_config(&spec.broker, &spec.group)
         .set("client.id", format!("kappa-{}-p{process}", program_name()))
         .create()
         .map_err(|e| format!("kafka://{}: {e}", spec.broker))?;
@@ -289,12 +310,12 @@ pub fn subscribe(
 
 /// Takes records into per-partition batches and hands them to the intake.
 ///
-/// A partition resumed at an offset inside a record batch must start there: Tansu 0.6
-/// answers a fetch from the middle of a batch with the *next* batch, skipping the rest.
-/// So when the first record of a resumed partition is past the offset asked for, the
-/// partition is sought back to its beginning once and read forward (records before the
-/// offset are skipped); a gap that remains then is a real one (compaction, retention).
-/// Real Kafka starts at the offset asked for, and nothing is sought.
+/// It works in rounds: each round takes what the consumer holds without waiting, up to
+/// [`ROUND`] messages, and reads the clock once, not once a message (at two million
+/// messages a second the clock reads cost more than the rest of the intake). Collected
+/// lines are handed out as soon as the consumer holds nothing more, so a line waits for
+/// nothing but the next fetch, or once the oldest has waited [`WAIT`]. Only a round that
+/// finds nothing waits, at most [`WAIT`], for the next message.
 fn pump(
     consumer: BaseConsumer,
     mut parts: Vec<Part>,
@@ -306,79 +327,116 @@ fn pump(
     let mut last_commit = Instant::now();
     let mut oldest: Option<Instant> = None;
     let mut warned = false;
+    let mut warn = |e: KafkaError| {
+        if !std::mem::replace(&mut warned, true) {
+            eprintln!("{}: warning: {origin}: {e}", program_name());
+        }
+    };
     loop {
         if intake.stopping() || parts.iter().all(|p| p.done) {
             break;
         }
-        match consumer.poll(WAIT) {
-            Some(Ok(m)) => {
-                let found = parts.iter().position(|p| p.partition == m.partition() && p.topic == m.topic());
-                let Some(i) = found else { continue };
-                let part = &mut parts[i];
-                if part.done || m.offset() < part.next {
-                    part.verified |= m.offset() < part.next;
-                    continue;
-                }
-                if !part.verified {
-                    if m.offset() > part.next && !part.rewound {
-                        let (topic, partition) = (part.topic.clone(), part.partition);
-                        part.rewound = true;
-                        if consumer.seek(&topic, partition, Offset::Beginning, CONNECT_TIMEOUT).is_ok() {
-                            continue;
-                        }
-                    }
-                    part.verified = true;
-                }
-                if let Some(end) = part.end
-                    && m.offset() >= end
-                    && produced_after(m.timestamp(), started)
-                {
-                    part.done = true;
-                    continue;
-                }
-                if m.offset() != part.next {
-                    // A gap (compaction, transaction markers): number from here.
-                    part.batcher.renumber(&intake, m.offset() as u64);
-                }
-                let payload = m.payload().unwrap_or_default();
-                let payload = payload.strip_suffix(b"\n").unwrap_or(payload);
-                let payload = payload.strip_suffix(b"\r").unwrap_or(payload);
-                let flaw = (payload.len() > max_line).then_some(Flaw::TooLong(payload.len() as u64));
-                let bytes = if flaw.is_some() { &payload[..max_line] } else { payload };
-                part.batcher.push(&Line { index: m.offset() as u64, bytes, flaw }, &intake);
-                part.next = m.offset() + 1;
-                part.last_record = Instant::now();
-                oldest.get_or_insert_with(Instant::now);
-                if oldest.is_some_and(|o| o.elapsed() >= WAIT) {
-                    flush(&mut parts, &intake);
-                    oldest = None;
+        let now = Instant::now();
+        let (mut taken, mut empty) = (0, false);
+        while taken < ROUND {
+            match consumer.poll(Duration::ZERO) {
+                Some(Ok(m)) => take(&consumer, &m, &mut parts, &intake, (max_line, started), now),
+                Some(Err(e)) => warn(e),
+                None => {
+                    empty = true;
+                    break;
                 }
             }
-            Some(Err(e)) => {
-                if !warned {
-                    eprintln!("{}: warning: {origin}: {e}", program_name());
-                    warned = true;
+            taken += 1;
+        }
+        if taken > 0 {
+            oldest.get_or_insert(now);
+        }
+        if empty || oldest.is_some_and(|o| now.duration_since(o) >= WAIT) {
+            flush(&mut parts, &intake);
+            oldest = None;
+        }
+        if taken == 0 {
+            match consumer.poll(WAIT) {
+                Some(Ok(m)) => {
+                    let now = Instant::now();
+                    take(&consumer, &m, &mut parts, &intake, (max_line, started), now);
+                    oldest = Some(now);
                 }
-                flush(&mut parts, &intake);
-                oldest = None;
-            }
-            None => {
-                flush(&mut parts, &intake);
-                oldest = None;
+                Some(Err(e)) => warn(e),
+                None => {}
             }
         }
+        let now = Instant::now();
         for part in parts.iter_mut().filter(|p| !p.done) {
-            if part.end.is_some_and(|end| part.next >= end) && part.last_record.elapsed() >= QUIET {
+            if part.end.is_some_and(|end| part.next >= end) && now.duration_since(part.last_record) >= QUIET {
                 part.done = true;
             }
         }
-        if last_commit.elapsed() >= COMMIT_EVERY {
+        if now.duration_since(last_commit) >= COMMIT_EVERY {
             commit(&consumer, &parts);
-            last_commit = Instant::now();
+            last_commit = now;
         }
     }
     flush(&mut parts, &intake);
     commit(&consumer, &parts);
+}
+
+/// Takes message `m`, read at about `now`, into its partition's batch; `max_line` and
+/// `started` as for [`subscribe`].
+///
+/// A partition resumed at an offset inside a record batch must start there: Tansu 0.6
+/// answers a fetch from the middle of a batch with the *next* batch, skipping the rest.
+/// So when the first record of a resumed partition is past the offset asked for, the
+/// partition is sought back to its beginning once and read forward (records before the
+/// offset are skipped); a gap that remains then is a real one (compaction, retention).
+/// Real Kafka starts at the offset asked for, and nothing is sought.
+fn take(
+    consumer: &BaseConsumer,
+    m: &BorrowedMessage<'_>,
+    parts: &mut [Part],
+    intake: &Intake,
+    (max_line, started): (usize, i64),
+    now: Instant,
+) {
+    let found = parts.iter().position(|p| p.partition == m.partition() && p.topic == m.topic());
+    let Some(i) = found else { return };
+    let part = &mut parts[i];
+    if part.done || m.offset() < part.next {
+        part.verified |= m.offset() < part.next;
+        return;
+    }
+    if !part.verified {
+        if m.offset() > part.next && !part.rewound {
+            let (topic, partition) = (part.topic.clone(), part.partition);
+            part.rewound = true;
+            if consumer.seek(&topic, partition, Offset::Beginning, CONNECT_TIMEOUT).is_ok() {
+                return;
+            }
+        }
+        part.verified = true;
+    }
+    if let Some(end) = part.end
+        && m.offset() >= end
+        && produced_after(m.timestamp(), started)
+    {
+        part.done = true;
+        return;
+    }
+    if m.offset() != part.next {
+        // A gap (compaction, transaction markers): number from here.
+        part.batcher.renumber(intake, m.offset() as u64);
+    }
+    let payload = m.payload().unwrap_or_default();
+    let payload = payload.strip_suffix(b"\n").unwrap_or(payload);
+    let payload = payload.strip_suffix(b"\r").unwrap_or(payload);
+    let flaw = (payload.len() > max_line).then_some(Flaw::TooLong(payload.len() as u64));
+    let bytes = if flaw.is_some() { &payload[..max_line] } else { payload };
+    // Latency is measured from the record's timestamp (when it was produced).
+    let stamp = m.timestamp().to_millis().map_or_else(crate::time::now_millis, |t| t.max(0) as u64);
+    part.batcher.push_stamped(&Line { index: m.offset() as u64, bytes, flaw }, stamp, intake);
+    part.next = m.offset() + 1;
+    part.last_record = now;
 }
 
 /// Whether a record's timestamp says it was produced after `started` (ms).

@@ -83,6 +83,10 @@ pub struct Batch {
     pub data: Vec<u8>,
     /// Each line's end in `data` and its flaw, if it has one.
     pub ends: Vec<(usize, Option<Flaw>)>,
+    /// When each line was published, in ms since the Unix epoch (a Kafka record's
+    /// timestamp), one per line; empty for an origin that does not say. Latency is
+    /// measured from then. Not journaled: a replayed batch has none.
+    pub stamps: Vec<u64>,
 }
 
 /// Workers to wake when a batch arrives or the input ends.
@@ -304,7 +308,8 @@ fn decode(mut bytes: &[u8]) -> Option<Batch> {
         ends.push((end, flaw));
     }
     let data = bytes.to_vec();
-    ends.iter().all(|&(end, _)| end <= data.len()).then_some(Batch { origin, first_line, data, ends })
+    let fits = ends.iter().all(|&(end, _)| end <= data.len());
+    fits.then_some(Batch { origin, first_line, data, ends, stamps: Vec::new() })
 }
 
 impl Drop for Intake {
@@ -345,6 +350,13 @@ impl Batcher {
         self.batch.first_line = next;
     }
 
+    /// Adds a line published at `stamp` (ms since the Unix epoch), sending the batch
+    /// when it is full. A batcher's lines are either all stamped or none.
+    pub fn push_stamped(&mut self, line: &Line<'_>, stamp: u64, intake: &Intake) {
+        self.batch.stamps.push(stamp);
+        self.push(line, intake);
+    }
+
     /// Adds a line, sending the batch when it is full.
     pub fn push(&mut self, line: &Line<'_>, intake: &Intake) {
         self.batch.data.extend_from_slice(line.bytes);
@@ -368,6 +380,7 @@ impl Batcher {
                 first_line: self.next_line,
                 data: Vec::with_capacity(BATCH_BYTES / 4),
                 ends: Vec::with_capacity(256),
+                stamps: Vec::new(),
             },
         );
         intake.send(full);
@@ -468,12 +481,15 @@ pub enum Received {
 pub struct LiveReader {
     feed: Feed,
     origin: Arc<str>,
+    /// The last batch's first line number and stamps.
+    first_line: u64,
+    stamps: Vec<u64>,
 }
 
 impl LiveReader {
     /// A reader of `feed`.
     pub fn new(feed: Feed) -> Self {
-        LiveReader { feed, origin: Arc::from("") }
+        LiveReader { feed, origin: Arc::from(""), first_line: 0, stamps: Vec::new() }
     }
 
     /// The feed's wakers, so the worker can register itself.
@@ -496,6 +512,8 @@ impl LiveReader {
                     start = end;
                 }
                 self.origin = batch.origin;
+                self.first_line = batch.first_line;
+                self.stamps = batch.stamps;
                 Received::Batch
             }
             Err(TryRecvError::Empty) => Received::Empty,
@@ -506,5 +524,40 @@ impl LiveReader {
     /// The origin of the last batch handed out.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// When line `index` of the last batch handed out was published (ms since the Unix
+    /// epoch), if its origin says.
+    pub fn published(&self, index: u64) -> Option<u64> {
+        let k = index.checked_sub(self.first_line)?;
+        self.stamps.get(usize::try_from(k).ok()?).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamped_lines_reach_the_reader_with_their_published_times() {
+        let (feed, intake) = feed(Arc::new(AtomicBool::new(false)));
+        let mut batcher = Batcher::numbered(Arc::from("kafka://h:1/t/0"), 7);
+        for (k, text) in ["a", "b", "c"].iter().enumerate() {
+            let line = Line { index: 7 + k as u64, bytes: text.as_bytes(), flaw: None };
+            batcher.push_stamped(&line, 1_000 + k as u64, &intake);
+        }
+        batcher.flush(&intake);
+        let mut reader = LiveReader::new(feed);
+        let mut seen = Vec::new();
+        assert!(matches!(reader.next_block(|l| seen.push(l.index)), Received::Batch));
+        assert_eq!(seen, [7, 8, 9]);
+        let published: Vec<_> = (6..11).map(|i| reader.published(i)).collect();
+        assert_eq!(published, [None, Some(1_000), Some(1_001), Some(1_002), None]);
+        // An unstamped batch (a tcp feed's, or one replayed from the journal) has none.
+        let mut plain = Batcher::new(Arc::from("tcp:x"));
+        plain.push(&Line { index: 0, bytes: b"d", flaw: None }, &intake);
+        plain.flush(&intake);
+        assert!(matches!(reader.next_block(|_| {}), Received::Batch));
+        assert_eq!(reader.published(1), None);
     }
 }

@@ -251,6 +251,16 @@ impl Reader {
         }
     }
 
+    /// When the last block's line `index` was published, in ms since the Unix epoch, if
+    /// the input says (a Kafka record's timestamp): latency is measured from then, so the
+    /// time a record spent in the broker counts.
+    pub fn published(&self, index: u64) -> Option<u64> {
+        match self {
+            Reader::Live(live) => live.published(index),
+            Reader::File(_) | Reader::Gen(_) | Reader::Shard(_) => None,
+        }
+    }
+
     /// The origin and 1-based line number of the last block's `index`-th line, for messages.
     pub fn locate(&mut self, index: u64, input: &InputSpec) -> (String, u64) {
         match self {
