@@ -28,8 +28,8 @@ use differential_dataflow::difference::{IsZero, Semigroup};
 use rustc_hash::FxHashMap;
 use timely::ExchangeData;
 
-use super::SumTotal;
 use super::keyed::key_hash;
+use super::sum_total::SumTotal;
 use super::time_order::InTimeOrder;
 use crate::time::Millis;
 
