@@ -3,9 +3,8 @@
 //! ```text
 //! transactions ─► ingest ─► sale ─┬─ batch:       fold per customer ─► merge on worker 0 ─► report
 //!                                 └─ incremental: ((group, customer), totals) updates
-//!                                                   ├─ count_total per group ─────────────┐
-//!                                                   ├─ distinct customers ─► count_total ─┴─ join ─┐
-//!                                                   └─ customer totals ─► top N ─► ranks ──────────┴─► changes
+//!                                                   └─ sum + distinct customers per group ─┬─────────────────────────┬─► changes
+//!                                                                                          └─ customers ─► top N ─► ranks ─┘
 //! ```
 //!
 //! Sections: sales by category, daily sales, top customers, payment methods, age

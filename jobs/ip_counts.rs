@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! access log ─► ingest ─► hits ─┬─ (ip, 1) ─┬─ batch:       fold per window ─► [top K] ─► table
-//!                               │           └─ incremental: updates ─► count_total ─► [top K] ─► changes
+//!                               │           └─ incremental: updates ─► sum_total ─► [top K] ─► changes
 //!                               ├─ (ip, 1) per window, > N ─┐
 //!                               ├─ 5xx at event time ───────┴─► --alerts
 //!                               ├─ unusual request lines at event time ─► --unusual
@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use differential_dataflow::operators::CountTotal;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::{Filter, Map};
 
@@ -23,7 +22,7 @@ use kappa::job::{self, JobSpec};
 use kappa::jobs::ip_counts::report::{Facet, LogReport};
 use kappa::jobs::ip_counts::{Hit, IpAlert, IpCount, UnusualRequest};
 use kappa::operators::window::GLOBAL_END;
-use kappa::operators::{Ingest, StampBy, ToUpdates, TopK, TopPerTime, WindowAggregate, Windowing};
+use kappa::operators::{Ingest, StampBy, SumTotal, ToUpdates, TopK, TopPerTime, WindowAggregate, Windowing};
 use kappa::record::access_log::AccessLogFormat;
 use kappa::sink::{Change, ReportDiags, WriteRows};
 use kappa::time::epoch_of;
@@ -92,7 +91,7 @@ fn main() -> ExitCode {
             Mode::Incremental => {
                 let counts = df
                     .collection(per_ip.clone().to_updates(job.common.epoch, windowing))
-                    .count_total()
+                    .sum_total()
                     .map(|((window, ip), requests)| (window, (-requests, ip)));
                 let counts = if top > 0 { counts.top_k(top) } else { counts };
                 counts

@@ -6,14 +6,15 @@
 
 use std::collections::BTreeMap;
 
+use differential_dataflow::VecCollection;
 use differential_dataflow::hashable::Hashable;
-use differential_dataflow::{AsCollection, VecCollection};
 use timely::ExchangeData;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
+use super::time_order::InTimeOrder;
 use crate::time::{EventTime, Millis, event_frontier};
 
 /// The first `k` rows of each complete timestamp of a batch stream.
@@ -65,15 +66,11 @@ pub trait TopK<'scope, G, V> {
     /// applies a complete time's changes to them directly: a time costs in proportion to
     /// the values it changes plus `k` per group it touches, never the group's size. (A
     /// `reduce` would recompute a group once per distinct time in a batch, from its whole
-    /// history: quadratic when a bounded input releases every epoch at once.)
+    /// history: quadratic when a bounded input releases every epoch at once.) When every
+    /// value a time changes sorts after a full top `k`'s last, the top `k` cannot change
+    /// and the time costs its changes alone.
     fn top_k(self, k: usize) -> VecCollection<'scope, Millis, (G, V), isize>;
 }
-
-/// A change to a group's value, as differential carries it.
-type Update<G, V> = ((G, V), Millis, isize);
-
-/// The changes of one time, until the frontier passes it.
-type Changes<G, V> = Vec<((G, V), isize)>;
 
 impl<'scope, G, V> TopK<'scope, G, V> for VecCollection<'scope, Millis, (G, V), isize>
 where
@@ -81,73 +78,50 @@ where
     V: ExchangeData + Ord + Clone,
 {
     fn top_k(self, k: usize) -> VecCollection<'scope, Millis, (G, V), isize> {
-        self.inner
-            .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Update<G, V>>>, _, _, _>(
-                Exchange::new(|((g, _), _, _): &Update<G, V>| g.hashed().into()),
-                "TopK",
-                move |_cap, _info| {
-                    // Changes per time until the frontier passes it, and a capability at or
-                    // before the earliest of those times.
-                    let mut pending: BTreeMap<Millis, Changes<G, V>> = BTreeMap::new();
-                    let mut held: Option<Capability<Millis>> = None;
-                    // Each group's values, in order, with their multiplicities.
-                    let mut groups: BTreeMap<G, BTreeMap<V, isize>> = BTreeMap::new();
-                    move |(input, frontier), output| {
-                        input.for_each_time(|cap, data| {
-                            for batch in data {
-                                for (gv, time, diff) in batch.drain(..) {
-                                    if held.as_ref().is_none_or(|h| time < *h.time()) {
-                                        held = Some(cap.delayed(&time, 0));
-                                    }
-                                    pending.entry(time).or_default().push((gv, diff));
-                                }
-                            }
-                        });
-                        let Some(cap) = held.as_mut() else { return };
-                        let watermark = frontier.frontier().iter().min().copied().unwrap_or(Millis::MAX);
-                        let mut session = output.session(cap);
-                        while let Some(entry) = pending.first_entry() {
-                            if *entry.key() >= watermark {
-                                break;
-                            }
-                            let time = *entry.key();
-                            let mut changes = entry.remove();
-                            changes.sort_by(|a, b| a.0.0.cmp(&b.0.0));
-                            for chunk in changes.chunk_by(|a, b| a.0.0 == b.0.0) {
-                                let group = &chunk[0].0.0;
-                                let values = groups.entry(group.clone()).or_default();
-                                let before = first(values, k);
-                                for ((_, value), diff) in chunk {
-                                    let count = values.entry(value.clone()).or_insert(0);
-                                    *count += diff;
-                                    if *count == 0 {
-                                        values.remove(value);
-                                    }
-                                }
-                                let after = first(values, k);
-                                if values.is_empty() {
-                                    groups.remove(group);
-                                }
-                                for (value, diff) in difference(&before, &after) {
-                                    session.give(((group.clone(), value), time, diff));
-                                }
-                            }
-                        }
-                        drop(session);
-                        match pending.first_key_value() {
-                            Some((next, _)) => cap.downgrade(next),
-                            None => held = None,
-                        }
+        // Each group's values, in order, with their multiplicities.
+        let mut groups: BTreeMap<G, BTreeMap<V, isize>> = BTreeMap::new();
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        let route = |(g, _): &(G, V)| g.hashed().into();
+        self.in_time_order("TopK", route, move |_time, changes, out| {
+            changes.sort_by(|a, b| a.0.0.cmp(&b.0.0));
+            for chunk in changes.chunk_by(|a, b| a.0.0 == b.0.0) {
+                let group = &chunk[0].0.0;
+                let values = groups.entry(group.clone()).or_default();
+                // Changes behind a full top K's last value leave the top K as it is:
+                // the common case, with no list to compare.
+                let last = values.iter().filter(|(_, count)| **count > 0).nth(k.saturating_sub(1));
+                let behind = match last {
+                    Some((last, _)) if k > 0 => chunk.iter().all(|((_, value), _)| value > last),
+                    _ => k == 0,
+                };
+                if !behind {
+                    first(values, k, &mut before);
+                }
+                for ((_, value), diff) in chunk {
+                    let count = values.entry(value.clone()).or_insert(0);
+                    *count += diff;
+                    if *count == 0 {
+                        values.remove(value);
                     }
-                },
-            )
-            .as_collection()
+                }
+                if !behind {
+                    first(values, k, &mut after);
+                    for (value, diff) in difference(&before, &after) {
+                        out.push(((group.clone(), value), diff));
+                    }
+                }
+                if values.is_empty() {
+                    groups.remove(group);
+                }
+            }
+        })
     }
 }
 
-/// The first `k` values present in a group.
-fn first<V: Clone>(values: &BTreeMap<V, isize>, k: usize) -> Vec<V> {
-    values.iter().filter(|(_, count)| **count > 0).take(k).map(|(v, _)| v.clone()).collect()
+/// The first `k` values present in a group, into `out`.
+fn first<V: Clone>(values: &BTreeMap<V, isize>, k: usize, out: &mut Vec<V>) {
+    out.clear();
+    out.extend(values.iter().filter(|(_, count)| **count > 0).take(k).map(|(v, _)| v.clone()));
 }
 
 /// What turns the sorted list `before` into the sorted list `after`: `-1` for each value
@@ -164,6 +138,7 @@ mod tests {
 
     use std::collections::BTreeSet;
 
+    use differential_dataflow::AsCollection;
     use rand::{Rng, SeedableRng};
     use timely::dataflow::operators::vec::Map;
 

@@ -1,20 +1,22 @@
 //! The incremental report: every section kept up to date as differential collections.
 //!
 //! ```text
-//! sales ─► ((group, customer), totals) updates per --emit-every
-//!            ├─ count_total per group ─────────────┐
-//!            ├─ distinct customers ─► count_total ─┴─ join ─┐
-//!            └─ customer totals ─► top N ─► ranks ──────────┴─► changes
+//! sales ─► (grouping, totals) updates per --emit-every ─► ((group, customer), totals)
+//!            └─ sum and distinct customers per group ─┬──────────────────────────┬─► changes
+//!                                                     └─ customers ─► top N ─► ranks ─┘
 //! ```
 //!
-//! Top customers are ranked by [`TopK`](crate::operators::TopK), hierarchically, so a
-//! time re-ranks only the buckets its changed customers fall in.
+//! Each group's totals and distinct customers are kept by
+//! [`SumDistinct`](crate::operators::SumDistinct): a time costs in proportion to the
+//! sales it brings, not to the groups' histories.
+//!
+//! Top customers are ranked by [`TopK`](crate::operators::TopK), which keeps every
+//! customer in order: a time costs the customers it changes plus N, not a re-ranking.
 
 use std::cmp::Reverse;
 
 use compact_str::CompactString;
 use differential_dataflow::AsCollection;
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use timely::dataflow::operators::Leave;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::{Scope, Stream};
@@ -22,7 +24,7 @@ use timely::dataflow::{Scope, Stream};
 use super::{Sale, SalesRow, Section};
 use crate::jobs::sales::Totals;
 use crate::operators::ingest::Timed;
-use crate::operators::{ToUpdates, TopK, Windowing};
+use crate::operators::{SumDistinct, ToUpdates, TopK, Windowing};
 use crate::sink::Change;
 use crate::time::{Duration, Millis, Time};
 
@@ -48,31 +50,25 @@ impl<'scope> IncrementalReport<'scope> for Stream<'scope, Time, Vec<Timed<Sale>>
         top: usize,
         all_customers: bool,
     ) -> Stream<'outer, Millis, Vec<Change<SalesRow>>> {
-        // One update per (group, customer): its value is the difference.
-        let by_customer = self
-            .flat_map(|(sale, time)| {
-                let mut parts = Vec::with_capacity(6);
-                sale.for_each_group(time, |g| {
-                    parts.push((((g, sale.customer.clone()), sale.totals), time));
-                });
-                parts
-            })
+        // Sales are summed per grouping and epoch while the epoch is incomplete, and
+        // split into their groups only once complete, on their customer's worker.
+        let groups = self
+            .map(|(sale, time)| ((sale.grouping(time), sale.totals), time))
             .to_updates(every, Windowing::Global)
             .leave(outer)
             .as_collection()
-            .map(|(_window, group_customer)| group_customer);
-
-        let totals = by_customer.clone().map(|(g, _)| g).count_total();
-        let customers = by_customer.distinct_total().map(|(g, _)| g).count_total();
-        let groups = totals
+            .sum_distinct(
+                |(_window, grouping)| grouping.customer.clone(),
+                |(_window, grouping), groups| grouping.for_each_group(|g| groups.push(g)),
+            );
+        let rows = groups
             .clone()
-            .join(customers)
             .filter(move |(g, _)| g.section != Section::Customer || all_customers)
             .map(|(g, (t, c))| row(g.section, 0, g.key, t, c as i64));
 
-        let ranked = totals
+        let ranked = groups
             .filter(|(g, _)| g.section == Section::Customer)
-            .map(|(g, t)| ((), (Reverse(t.total), g.key, t)))
+            .map(|(g, (t, _))| ((), (Reverse(t.total), g.key, t)))
             .top_k(top)
             .reduce(|_, input, output| {
                 // At most `top` candidates: numbering them costs nothing.
@@ -82,11 +78,8 @@ impl<'scope> IncrementalReport<'scope> for Stream<'scope, Time, Vec<Timed<Sale>>
             })
             .map(|((), (rank, (_, customer, t)))| row(Section::TopCustomers, rank, customer, t, 1));
 
-        // The join sees its two inputs' changes at one time in separate batches;
-        // consolidating drops the pairs that cancel in between.
-        groups
-            .concat(ranked)
-            .consolidate()
+        // Each changes a row only when its value changes, so nothing here cancels.
+        rows.concat(ranked)
             .inner
             .map(|(row, time, diff)| Change::new(SalesRow { time, ..row }, diff as i64, time))
     }

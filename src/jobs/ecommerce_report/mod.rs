@@ -155,10 +155,44 @@ pub fn date_of(time: Millis) -> CompactString {
 
 impl Sale {
     /// Calls `each` with every group the sale at `time` belongs to.
-    pub fn for_each_group(&self, time: Millis, mut each: impl FnMut(Group)) {
+    pub fn for_each_group(&self, time: Millis, each: impl FnMut(Group)) {
+        self.grouping(time).for_each_group(each)
+    }
+
+    /// What decides the groups of the sale at `time`.
+    pub fn grouping(&self, time: Millis) -> Grouping {
+        Grouping {
+            customer: self.customer.clone(),
+            category: self.category.clone(),
+            payment: self.payment.clone(),
+            age: self.age,
+            day: time / DAY_MS,
+        }
+    }
+}
+
+/// What decides a sale's groups: all of it but its totals, and its UTC day. Sales with
+/// the same grouping can be summed before they are split into groups.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Grouping {
+    /// Customer id.
+    pub customer: CompactString,
+    /// Product category.
+    pub category: CompactString,
+    /// Payment method.
+    pub payment: CompactString,
+    /// Customer age.
+    pub age: u8,
+    /// Days since the Unix epoch, UTC.
+    pub day: Millis,
+}
+
+impl Grouping {
+    /// Calls `each` with every group of the sales with this grouping.
+    pub fn for_each_group(&self, mut each: impl FnMut(Group)) {
         let g = |section, key: &str| Group { section, key: CompactString::from(key) };
         each(g(Section::Category, &self.category));
-        each(Group { section: Section::Daily, key: date_of(time) });
+        each(Group { section: Section::Daily, key: date_of(self.day * DAY_MS) });
         each(g(Section::Customer, &self.customer));
         each(g(Section::Payment, &self.payment));
         if let Some(label) = age_group(self.age) {
