@@ -2,21 +2,20 @@
 //!
 //! ```text
 //! transactions ─► ingest ─► (category, totals) ─┬─ batch:       fold per window ─► table
-//!                                               └─ incremental: updates ─► count_total ─► changes
+//!                                               └─ incremental: updates ─► sum_total ─► changes
 //! ```
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use compact_str::CompactString;
-use differential_dataflow::operators::CountTotal;
 use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, WindowArgs, parse_or_exit};
 use kappa::job::{self, JobSpec};
 use kappa::jobs::category_totals::{CategoryRow, CategoryTotals};
 use kappa::jobs::sales::Totals;
-use kappa::operators::{Changes, Ingest, ToUpdates, WindowAggregate};
+use kappa::operators::{Changes, Ingest, SumTotal, ToUpdates, WindowAggregate};
 use kappa::record::transaction::TransactionCsv;
 use kappa::sink::{Change, ReportDiags, WriteRows};
 
@@ -48,7 +47,7 @@ fn main() -> ExitCode {
                 .write_rows(&job.out),
             Mode::Incremental => df
                 .collection(sales.to_updates(job.common.epoch, windowing))
-                .count_total()
+                .sum_total()
                 .changes()
                 .map(|d| {
                     Change::new(

@@ -4,14 +4,13 @@
 //!
 //! ```text
 //! click events ─► ingest ─► (event_type, stats) ─┬─ batch:       fold per window ──────────┬─► rows
-//!                   │                            └─ incremental: updates ─► count_total ──┤
+//!                   │                            └─ incremental: updates ─► sum_total ────┤
 //!                   └─ ingest counts ─────────────► delivery check ◄─ events in the rows ─┘
 //! ```
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use differential_dataflow::operators::CountTotal;
 use timely::dataflow::operators::Leave;
 use timely::dataflow::operators::vec::Map;
 
@@ -20,7 +19,7 @@ use kappa::exit::{EXIT_FAILURE, program_name};
 use kappa::job::{self, JobSpec};
 use kappa::jobs::event_counts::{EventRow, EventStats};
 use kappa::operators::delivery::{DeliveryCheck, copies_per_record};
-use kappa::operators::{Changes, Ingest, ToUpdates, TrackDelivery, WindowAggregate};
+use kappa::operators::{Changes, Ingest, SumTotal, ToUpdates, TrackDelivery, WindowAggregate};
 use kappa::record::click::ClickJson;
 use kappa::sink::{Change, ReportDiags, WriteRows};
 
@@ -67,17 +66,16 @@ fn main() -> ExitCode {
                 counted.leave(df.outer)
             }
             Mode::Incremental => {
-                let changes = df
-                    .collection(events.to_updates(job.common.epoch, windowing))
-                    .count_total()
-                    .changes()
-                    .map(|d| {
-                        Change::new(
-                            EventRow { time: d.time, event_type: d.key, stats: d.value },
-                            d.diff as i64,
-                            d.at,
-                        )
-                    });
+                let changes =
+                    df.collection(events.to_updates(job.common.epoch, windowing)).sum_total().changes().map(
+                        |d| {
+                            Change::new(
+                                EventRow { time: d.time, event_type: d.key, stats: d.value },
+                                d.diff as i64,
+                                d.at,
+                            )
+                        },
+                    );
                 let counted = changes.clone().map(|change| change.diff * change.row.stats.count);
                 changes.write_rows(&job.out);
                 counted
