@@ -103,43 +103,48 @@ struct Slot<K, L> {
 /// An event waiting for the frontier: its time, its key's slot and where its value is.
 type Waiting = (Millis, u32, u32);
 
-/// Values of the events waiting, in place while their small [`Waiting`] entries are
+/// Items by index, with freed indexes used again: the keys' slots, and the values of
+/// the events waiting, which stay in place while their small [`Waiting`] entries are
 /// sorted and merged, so a large value is moved once in and once out.
-struct Values<V> {
-    slots: Vec<Option<V>>,
+struct Slab<T> {
+    items: Vec<Option<T>>,
     free: Vec<u32>,
 }
 
-impl<V> Values<V> {
+impl<T> Slab<T> {
     fn new() -> Self {
-        Values { slots: Vec::new(), free: Vec::new() }
+        Slab { items: Vec::new(), free: Vec::new() }
     }
 
-    fn insert(&mut self, value: V) -> u32 {
+    fn insert(&mut self, item: T) -> u32 {
         match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(value);
+                self.items[i as usize] = Some(item);
                 i
             }
             None => {
-                self.slots.push(Some(value));
-                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 events waiting per worker")
+                self.items.push(Some(item));
+                u32::try_from(self.items.len() - 1).expect("fewer than 2^32 items per worker")
             }
         }
     }
 
-    fn get(&self, i: u32) -> &V {
-        self.slots[i as usize].as_ref().expect("a waiting value")
+    fn get(&self, i: u32) -> &T {
+        self.items[i as usize].as_ref().expect("a held item")
     }
 
-    fn take(&mut self, i: u32) -> V {
-        let value = self.slots[i as usize].take().expect("a waiting value");
+    fn get_mut(&mut self, i: u32) -> &mut T {
+        self.items[i as usize].as_mut().expect("a held item")
+    }
+
+    fn take(&mut self, i: u32) -> T {
+        let item = self.items[i as usize].take().expect("a held item");
         self.free.push(i);
-        if self.free.len() == self.slots.len() {
-            // All released: the memory a burst held goes back.
-            *self = Values::new();
+        if self.free.len() == self.items.len() {
+            // All taken: the memory a burst held goes back.
+            *self = Slab::new();
         }
-        value
+        item
     }
 }
 
@@ -262,10 +267,9 @@ where
             move |_cap, info| {
                 let activator = scope.activator_for(info.address);
                 let mut index: FxHashMap<K, u32> = FxHashMap::default();
-                let mut slots: Vec<Option<Slot<K, L>>> = Vec::new();
-                let mut free: Vec<u32> = Vec::new();
+                let mut slots: Slab<Slot<K, L>> = Slab::new();
                 let mut runs = Runs::new();
-                let mut values: Values<V> = Values::new();
+                let mut values: Slab<V> = Slab::new();
                 // Wake times, with stale entries (the slot's wake moved) skipped when popped.
                 let mut wakes: BinaryHeap<Reverse<(Millis, u32)>> = BinaryHeap::new();
                 let mut held: Option<Capability<T>> = None;
@@ -284,51 +288,35 @@ where
                         }
                         for batch in data {
                             for ((key, value), time) in batch.drain(..) {
-                                let s = match index.get(&key) {
-                                    Some(&s) => s,
-                                    None => {
-                                        let slot = Slot {
-                                            logic: new(&key),
-                                            key: key.clone(),
-                                            pending: 0,
-                                            wake: None,
-                                        };
-                                        let s = match free.pop() {
-                                            Some(s) => {
-                                                slots[s as usize] = Some(slot);
-                                                s
-                                            }
-                                            None => {
-                                                slots.push(Some(slot));
-                                                u32::try_from(slots.len() - 1)
-                                                    .expect("fewer than 2^32 keys per worker")
-                                            }
-                                        };
-                                        index.insert(key, s);
-                                        s
-                                    }
-                                };
-                                slots[s as usize].as_mut().expect("an indexed slot").pending += 1;
+                                let s = *index.entry(key).or_insert_with_key(|key| {
+                                    slots.insert(Slot {
+                                        logic: new(key),
+                                        key: key.clone(),
+                                        pending: 0,
+                                        wake: None,
+                                    })
+                                });
+                                slots.get_mut(s).pending += 1;
                                 runs.push((time, s, values.insert(value)));
                             }
                         }
                     });
-                    let f = event_frontier(&frontier.frontier());
+                    let target = event_frontier(&frontier.frontier());
                     // Nothing new can be released until the frontier moves.
-                    if reached == Some(f) {
+                    if reached == Some(target) {
                         return;
                     }
                     let Some(cap) = held.as_mut() else {
-                        reached = Some(f);
+                        reached = Some(target);
                         return;
                     };
-                    let live = |slots: &[Option<Slot<K, L>>], (t, s): (Millis, u32)| {
-                        slots[s as usize].as_ref().is_some_and(|slot| slot.wake == Some(t))
+                    let live = |slots: &Slab<Slot<K, L>>, (t, s): (Millis, u32)| {
+                        slots.items[s as usize].as_ref().is_some_and(|slot| slot.wake == Some(t))
                     };
                     // A far jump is taken in slices; the next comes at once.
-                    let f = runs.release(f, RELEASE_LIMIT, &mut due);
+                    let f = runs.release(target, RELEASE_LIMIT, &mut due);
                     reached = Some(f);
-                    if f < event_frontier(&frontier.frontier()) {
+                    if f < target {
                         activator.activate();
                     }
                     while let Some(&Reverse((t, s))) = wakes.peek()
@@ -359,20 +347,16 @@ where
                         while let Some((time, _, value)) = events.next_if(|e| e.1 == s) {
                             released.push((time, values.take(value)));
                         }
-                        let slot = slots[s as usize].as_mut().expect("a buffered key's slot");
+                        let slot = slots.get_mut(s);
                         slot.pending -= released.len();
                         slot.wake = slot.logic.advance(&mut released, f, &mut out);
                         if let Some(w) = slot.wake {
                             wakes.push(Reverse((w, s)));
                         }
                         if slot.logic.is_empty() && slot.pending == 0 && slot.wake.is_none() {
-                            let slot = slots[s as usize].take().expect("a buffered key's slot");
-                            index.remove(&slot.key);
-                            free.push(s);
+                            index.remove(&slots.take(s).key);
                         }
                     }
-                    drop(events);
-                    drop(woken_it);
                     out.sort_by_key(|(at, _)| *at);
                     let mut rows = out.drain(..).peekable();
                     while let Some((at, row)) = rows.next() {
@@ -383,16 +367,13 @@ where
                             session.give(row);
                         }
                     }
-                    drop(rows);
                     while let Some(&Reverse(w)) = wakes.peek()
                         && !live(&slots, w)
                     {
                         wakes.pop();
                     }
-                    let next = match (runs.earliest(), wakes.peek().map(|Reverse((t, _))| *t)) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    let next =
+                        runs.earliest().into_iter().chain(wakes.peek().map(|Reverse((t, _))| *t)).min();
                     match next {
                         // Later rows come at or after `w`; new input brings its own capability.
                         Some(w) => {
