@@ -114,6 +114,9 @@ pub type Time = Product<Millis, u64>;
 /// Implemented for [`Time`] and for plain event time ([`Millis`], always round 0), so
 /// operators work inside a job's checkpointed region and outside it, and in unit tests.
 pub trait EventTime: Timestamp + Copy {
+    /// Whether the time has a checkpoint round: operators in a scope of such times take
+    /// part in snapshots (see `crate::checkpoint::snapshot`).
+    const ROUNDS: bool;
     /// The event-time part, in milliseconds.
     fn event(&self) -> Millis;
     /// The checkpoint round (0 outside a checkpointed region).
@@ -125,6 +128,7 @@ pub trait EventTime: Timestamp + Copy {
 }
 
 impl EventTime for Millis {
+    const ROUNDS: bool = false;
     #[inline]
     fn event(&self) -> Millis {
         *self
@@ -144,6 +148,7 @@ impl EventTime for Millis {
 }
 
 impl EventTime for Time {
+    const ROUNDS: bool = true;
     #[inline]
     fn event(&self) -> Millis {
         self.outer

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod fold;
 pub mod ingest;
 pub mod keyed;
+pub mod round;
 pub mod stamp;
 pub mod sum_distinct;
 pub mod sum_total;

@@ -101,6 +101,18 @@ impl Watermark {
         self.max_seen
     }
 
+    /// Where the watermark stands after the records seen so far: its value and the
+    /// largest event time seen, for a snapshot.
+    pub fn position(&self) -> (Millis, Option<Millis>) {
+        (self.value, self.max_seen)
+    }
+
+    /// Puts the watermark back where [`Watermark::position`] said it was.
+    pub fn restore(&mut self, (value, max_seen): (Millis, Option<Millis>)) {
+        self.value = value;
+        self.max_seen = max_seen;
+    }
+
     /// The frontier to hold: the watermark rounded down to the epoch.
     pub fn frontier(&self, epoch: Duration) -> Millis {
         epoch_of(self.value, epoch)

@@ -19,9 +19,24 @@ use super::lines::{Line, LineSplitter};
 /// Block size for file reads.
 pub const BLOCK: usize = 1 << 20;
 
+/// Where a [`FileRange`] resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FilePosition {
+    /// The file offset of the next line to read.
+    pub next_line: u64,
+    /// Its index in the range (lines before it in the range).
+    pub index: u64,
+    /// The offset of the range's first line, for line numbers.
+    pub first_line_at: u64,
+    /// The file's size when it was first opened: a file that changed is refused.
+    pub size: u64,
+}
+
 /// One worker's byte range of a file.
 pub struct FileRange {
     splitter: LineSplitter<File>,
+    /// The file offset the splitter started reading at.
+    base: u64,
     /// Offset of the range's first line, once known.
     first_line_at: u64,
     /// Lines before the range's first line, computed on demand.
@@ -35,10 +50,42 @@ pub struct FileRange {
 impl FileRange {
     /// Opens the `part`-th of `parts` byte ranges of `path`.
     pub fn open(path: &Path, part: usize, parts: usize, max_line: usize) -> io::Result<Self> {
+        Self::resume(path, part, parts, max_line, None)
+    }
+
+    /// Opens the `part`-th of `parts` byte ranges of `path` at `at`, a position this
+    /// range reported ([`FileRange::position`]), or at its start.
+    pub fn resume(
+        path: &Path,
+        part: usize,
+        parts: usize,
+        max_line: usize,
+        at: Option<FilePosition>,
+    ) -> io::Result<Self> {
         let mut file = File::open(path)?;
         let size = file.metadata()?.len();
         let start = (size as u128 * part as u128 / parts as u128) as u64;
         let end = (size as u128 * (part as u128 + 1) / parts as u128) as u64;
+        if let Some(at) = at {
+            if size != at.size || at.next_line < start.saturating_sub(1) || at.next_line > size {
+                return Err(io::Error::other(format!(
+                    "changed since the checkpoint (size {size}, was {})",
+                    at.size
+                )));
+            }
+            file.seek(SeekFrom::Start(at.next_line))?;
+            let splitter = LineSplitter::new(file, BLOCK, max_line)
+                .stop_at(end.saturating_sub(at.next_line))
+                .starting_at(at.index);
+            return Ok(FileRange {
+                splitter,
+                base: at.next_line,
+                first_line_at: at.first_line_at,
+                lines_before: Some(0).filter(|_| start == 0),
+                size,
+                lines_in_file: None,
+            });
+        }
         let seek_to = start.saturating_sub(1);
         file.seek(SeekFrom::Start(seek_to))?;
         let mut splitter = LineSplitter::new(file, BLOCK, max_line).stop_at(end - seek_to);
@@ -50,10 +97,23 @@ impl FileRange {
         }
         Ok(FileRange {
             splitter,
+            base: seek_to,
             first_line_at,
             lines_before: Some(0).filter(|_| start == 0),
             size,
             lines_in_file: None,
+        })
+    }
+
+    /// Where the range would resume: the next line's offset and index. `None` in the
+    /// middle of an over-long line.
+    pub fn position(&self) -> Option<FilePosition> {
+        let (consumed, index) = self.splitter.between_lines()?;
+        Some(FilePosition {
+            next_line: self.base + consumed,
+            index,
+            first_line_at: self.first_line_at,
+            size: self.size,
         })
     }
 
@@ -143,6 +203,38 @@ mod tests {
             }
             assert_eq!(seen, (1..=500).collect::<Vec<_>>(), "parts {parts}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_range_resumed_at_its_reported_position_reads_the_rest_with_the_same_numbers() {
+        let dir = std::env::temp_dir().join(format!("kappa-range-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lines.txt");
+        let text: String = (1..=40_000).map(|i| format!("{}{}\n", i, "x".repeat(i % 53))).collect();
+        std::fs::write(&path, &text).unwrap();
+        let read_all = |range: &mut FileRange, out: &mut Vec<u64>| {
+            let mut got = Vec::new();
+            while range.next_block(|l| got.push(l.index)).unwrap() {}
+            out.extend(got.into_iter().map(|i| range.line_number(i).unwrap()));
+        };
+        for part in 0..3 {
+            let mut whole = Vec::new();
+            read_all(&mut FileRange::open(&path, part, 3, 1000).unwrap(), &mut whole);
+            // Stop after the first block, resume from the position in a new range.
+            let mut range = FileRange::open(&path, part, 3, 1000).unwrap();
+            let mut first = Vec::new();
+            range.next_block(|l| first.push(l.index)).unwrap();
+            let mut resumed: Vec<u64> = first.into_iter().map(|i| range.line_number(i).unwrap()).collect();
+            let at = range.position().unwrap();
+            read_all(&mut FileRange::resume(&path, part, 3, 1000, Some(at)).unwrap(), &mut resumed);
+            assert_eq!(resumed, whole, "part {part}");
+        }
+        std::fs::write(&path, "changed\n").unwrap();
+        let mut range = FileRange::open(&path, 0, 1, 1000).unwrap();
+        let at = FilePosition { size: 5, ..range.position().unwrap() };
+        assert!(FileRange::resume(&path, 0, 1, 1000, Some(at)).is_err(), "a changed file is refused");
+        while range.next_block(|_| {}).unwrap() {}
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

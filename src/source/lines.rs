@@ -176,6 +176,18 @@ impl<R: Read> LineSplitter<R> {
         self
     }
 
+    /// Between lines: the stream offset where the next line starts, and its index.
+    /// `None` in the middle of an over-long line.
+    pub fn between_lines(&self) -> Option<(u64, u64)> {
+        self.skipping.is_none().then(|| (self.consumed(), self.next_index))
+    }
+
+    /// Numbers lines from `index` on (a stream resumed in the middle).
+    pub fn starting_at(mut self, index: u64) -> Self {
+        self.next_index = index;
+        self
+    }
+
     /// Bytes of the stream consumed so far.
     pub fn consumed(&self) -> u64 {
         self.offset + self.head as u64

@@ -31,6 +31,7 @@ pub mod tcp;
 
 pub use lines::{Flaw, LastLine, Line, Poll};
 
+pub use file::FilePosition;
 use file::FileRange;
 use generate::{GenRange, GenSpec};
 use kafka::KafkaSpec;
@@ -177,11 +178,29 @@ impl InputSpec {
         max_line: usize,
         feed: Option<&Feed>,
     ) -> io::Result<Reader> {
+        self.open_at(part, parts, max_line, feed, None)
+    }
+
+    /// Whether a reader of this input can say where it is and resume there
+    /// ([`Reader::position`]): a file can.
+    pub fn resumable(&self) -> bool {
+        matches!(self, InputSpec::File(_))
+    }
+
+    /// The same, resuming a file's range at `at` (a position it reported before).
+    pub fn open_at(
+        &self,
+        part: usize,
+        parts: usize,
+        max_line: usize,
+        feed: Option<&Feed>,
+        at: Option<FilePosition>,
+    ) -> io::Result<Reader> {
         if let Some(feed) = feed {
             return Ok(Reader::Live(LiveReader::new(feed.clone())));
         }
         Ok(match self {
-            InputSpec::File(path) => Reader::File(FileRange::open(path, part, parts, max_line)?),
+            InputSpec::File(path) => Reader::File(FileRange::resume(path, part, parts, max_line, at)?),
             InputSpec::Gen(spec) => Reader::Gen(GenRange::new(spec, part, parts)),
             InputSpec::Shard(spec) => Reader::Shard(spec.open(part, parts, max_line)?),
             InputSpec::Stdin
@@ -232,6 +251,15 @@ impl Reader {
                 Received::Ended => Poll::Done,
             },
         })
+    }
+
+    /// Where the reader would resume, if it can ([`InputSpec::resumable`]) and is between
+    /// lines.
+    pub fn position(&self) -> Option<FilePosition> {
+        match self {
+            Reader::File(range) => range.position(),
+            Reader::Gen(_) | Reader::Live(_) | Reader::Shard(_) => None,
+        }
     }
 
     /// A lower bound on the event times of lines still to come, if the reader knows one.
