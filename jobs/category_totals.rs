@@ -34,7 +34,7 @@ struct Args {
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     let windowing = args.window.windowing();
-    let spec = JobSpec::new("gen:transactions?count=100000&seed=42");
+    let spec = JobSpec::new("gen:transactions?count=100000&seed=42").snapshots(true);
     job::run(args.common, spec, move |df, job| {
         let (sales, diags) = df.inner.ingest::<TransactionCsv, _, _>(&job.ingest_windowed(windowing), |t| {
             (CompactString::from(&*t.product_category), Totals::one(t.total_amount, t.quantity))

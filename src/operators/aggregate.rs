@@ -19,8 +19,9 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::ingest::Timed;
+use super::round::{RoundGate, Step};
 use super::window::{GLOBAL_END, Windowing};
-use crate::time::{EventTime, Millis, event_frontier};
+use crate::time::{EventTime, Millis, event_frontier, round_frontier};
 
 /// A result row: (time, key, value), where `time` bounds the covered event times from above.
 pub type Windowed<K, A> = (Millis, K, A);
@@ -48,41 +49,34 @@ where
     A: ExchangeData + Semigroup + Clone,
 {
     fn window_aggregate(self, windowing: Windowing) -> Stream<'scope, T, Vec<Windowed<K, A>>> {
+        let worker = self.scope().index();
         let partials = self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(Millis, K, A, Millis)>>, _, _, _>(
             Pipeline,
             "WindowFold",
-            move |_cap, _info| {
-                let mut pending: BTreeMap<Millis, Pending<T, K, A>> = BTreeMap::new();
+            move |initial, _info| {
+                let mut gate = RoundGate::new::<T>(worker, "WindowFold");
+                let mut pending = Windows::<T, K, A>::restore(&gate, &initial);
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
+                        let round = cap.time().round();
+                        if gate.holds(round) {
+                            gate.hold(round, cap.time().event(), cap.retain(0), data.flat_map(std::mem::take).collect());
+                            return;
+                        }
                         for batch in data {
-                            for ((key, value), time) in batch.drain(..) {
-                                windowing.for_each_window(time, |end| {
-                                    // Stamped with the window's last millisecond: released downstream as
-                                    // soon as the frontier reaches the end, not an epoch later.
-                                    let slot = pending.entry(end).or_insert_with(|| Pending {
-                                        capability: cap.delayed(&cap.time().at_event(end - 1), 0),
-                                        values: FxHashMap::default(),
-                                        max_event: 0,
-                                    });
-                                    slot.max_event = slot.max_event.max(time);
-                                    match slot.values.get_mut(&key) {
-                                        Some(v) => v.plus_equals(&value),
-                                        None => {
-                                            slot.values.insert(key.clone(), value.clone());
-                                        }
-                                    }
-                                });
-                            }
+                            pending.fold(windowing, batch.drain(..), |last| cap.delayed(&cap.time().at_event(last), 0));
                         }
                     });
-                    // Windows close in order of their ends, once the watermark reaches them.
-                    let watermark = event_frontier(&frontier.frontier());
-                    while let Some(entry) = pending.first_entry() {
-                        if watermark < *entry.key() {
-                            break;
+                    gate.advance(round_frontier(&frontier.frontier()), |step| match step {
+                        Step::Snapshot(snap) => snap.save(&pending.saved()),
+                        Step::Release(cap, data) => {
+                            pending.fold(windowing, data.into_iter(), |last| cap.delayed(&cap.time().at_event(last)))
                         }
-                        let (end, slot) = entry.remove_entry();
+                    });
+                    pending.move_to_round(gate.round());
+                    // Windows close in order of their ends, once the watermark reaches them.
+                    let watermark = gate.watermark(event_frontier(&frontier.frontier()));
+                    while let Some((end, slot)) = pending.pop_closed(watermark) {
                         let mut session = output.session(&slot.capability);
                         for (key, value) in slot.values {
                             session.give((end, key, value, slot.max_event));
@@ -95,34 +89,32 @@ where
         partials.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<Windowed<K, A>>>, _, _, _>(
             Exchange::new(|_: &(Millis, K, A, Millis)| 0u64),
             "WindowMerge",
-            move |_cap, _info| {
-                let mut pending: BTreeMap<Millis, Pending<T, K, A>> = BTreeMap::new();
+            move |initial, _info| {
+                let mut gate = RoundGate::new::<T>(worker, "WindowMerge");
+                let mut pending = Windows::<T, K, A>::restore(&gate, &initial);
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
-                        let end = cap.time().event() + 1;
-                        let slot = pending.entry(end).or_insert_with(|| Pending {
-                            capability: cap.retain(0),
-                            values: FxHashMap::default(),
-                            max_event: 0,
-                        });
+                        let round = cap.time().round();
+                        if gate.holds(round) {
+                            gate.hold(
+                                round,
+                                cap.time().event(),
+                                cap.retain(0),
+                                data.flat_map(std::mem::take).collect(),
+                            );
+                            return;
+                        }
                         for batch in data {
-                            for (_end, key, value, max_event) in batch.drain(..) {
-                                slot.max_event = slot.max_event.max(max_event);
-                                match slot.values.get_mut(&key) {
-                                    Some(v) => v.plus_equals(&value),
-                                    None => {
-                                        slot.values.insert(key, value);
-                                    }
-                                }
-                            }
+                            pending.merge(batch.drain(..), || cap.retain(0));
                         }
                     });
-                    let watermark = event_frontier(&frontier.frontier());
-                    while let Some(entry) = pending.first_entry() {
-                        if watermark < *entry.key() {
-                            break;
-                        }
-                        let (end, slot) = entry.remove_entry();
+                    gate.advance(round_frontier(&frontier.frontier()), |step| match step {
+                        Step::Snapshot(snap) => snap.save(&pending.saved()),
+                        Step::Release(cap, data) => pending.merge(data.into_iter(), || cap),
+                    });
+                    pending.move_to_round(gate.round());
+                    let watermark = gate.watermark(event_frontier(&frontier.frontier()));
+                    while let Some((end, slot)) = pending.pop_closed(watermark) {
                         let label = if end == GLOBAL_END { slot.max_event.saturating_add(1) } else { end };
                         let mut session = output.session(&slot.capability);
                         for (key, value) in slot.values {
@@ -132,6 +124,116 @@ where
                 }
             },
         )
+    }
+}
+
+/// Open windows by their end, each with a capability at its last millisecond.
+struct Windows<T: EventTime, K, A> {
+    open: BTreeMap<Millis, Pending<T, K, A>>,
+    /// The round the capabilities are in.
+    round: u64,
+}
+
+/// Open windows as a snapshot holds them: `(end, values, largest event time)`.
+type Saved<K, A> = Vec<(Millis, Vec<(K, A)>, Millis)>;
+
+/// The same, borrowed, to save.
+type SavedRef<'a, K, A> = Vec<(Millis, Vec<(&'a K, &'a A)>, Millis)>;
+
+impl<T, K, A> Windows<T, K, A>
+where
+    T: EventTime,
+    K: ExchangeData + Hash + Eq + Clone,
+    A: ExchangeData + Semigroup + Clone,
+{
+    /// The windows the gate's participant saved in the restored round, or none; their
+    /// capabilities come from the operator's `initial` one.
+    fn restore<D>(gate: &RoundGate<Capability<T>, D>, initial: &Capability<T>) -> Self {
+        let round = gate.round();
+        let mut open = BTreeMap::new();
+        for (end, values, max_event) in gate.restore::<Saved<K, A>>().unwrap_or_default() {
+            let capability = initial.delayed(&initial.time().at_event(end - 1).at_round(round));
+            open.insert(end, Pending { capability, values: values.into_iter().collect(), max_event });
+        }
+        Windows { open, round }
+    }
+
+    /// The open windows, to save.
+    fn saved(&self) -> SavedRef<'_, K, A> {
+        self.open.iter().map(|(&end, p)| (end, p.values.iter().collect(), p.max_event)).collect()
+    }
+
+    /// Adds `(key, value)` records into each of their windows; `mint` makes a new
+    /// window's capability at its last millisecond (in the records' round).
+    fn fold(
+        &mut self,
+        windowing: Windowing,
+        records: impl Iterator<Item = Timed<(K, A)>>,
+        mint: impl Fn(Millis) -> Capability<T>,
+    ) {
+        for ((key, value), time) in records {
+            windowing.for_each_window(time, |end| {
+                // Stamped with the window's last millisecond: released downstream as
+                // soon as the frontier reaches the end, not an epoch later.
+                let slot = self.open.entry(end).or_insert_with(|| Pending {
+                    capability: mint(end - 1),
+                    values: FxHashMap::default(),
+                    max_event: 0,
+                });
+                slot.max_event = slot.max_event.max(time);
+                match slot.values.get_mut(&key) {
+                    Some(v) => v.plus_equals(&value),
+                    None => {
+                        slot.values.insert(key.clone(), value.clone());
+                    }
+                }
+            });
+        }
+    }
+
+    /// Adds workers' partial sums `(end, key, value, largest event time)`; `cap` is the
+    /// capability of their message, at the window's last millisecond.
+    fn merge(
+        &mut self,
+        partials: impl Iterator<Item = (Millis, K, A, Millis)>,
+        cap: impl FnOnce() -> Capability<T>,
+    ) {
+        let mut cap = Some(cap);
+        for (end, key, value, max_event) in partials {
+            let slot = self.open.entry(end).or_insert_with(|| Pending {
+                capability: (cap.take().expect("one window per message"))(),
+                values: FxHashMap::default(),
+                max_event: 0,
+            });
+            slot.max_event = slot.max_event.max(max_event);
+            match slot.values.get_mut(&key) {
+                Some(v) => v.plus_equals(&value),
+                None => {
+                    slot.values.insert(key, value);
+                }
+            }
+        }
+    }
+
+    /// Moves every window's capability to `round`, once the operator has saved the
+    /// rounds before it: downstream operators may then reach it too.
+    fn move_to_round(&mut self, round: u64) {
+        if round <= self.round || round == u64::MAX {
+            return;
+        }
+        self.round = round;
+        for slot in self.open.values_mut() {
+            if slot.capability.time().round() < round {
+                let to = slot.capability.time().at_round(round);
+                slot.capability.downgrade(&to);
+            }
+        }
+    }
+
+    /// The first window, if the watermark has reached its end.
+    fn pop_closed(&mut self, watermark: Millis) -> Option<(Millis, Pending<T, K, A>)> {
+        let entry = self.open.first_entry()?;
+        (watermark >= *entry.key()).then(|| entry.remove_entry())
     }
 }
 

@@ -18,18 +18,21 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, Stream};
 
 use super::watermark::Watermark;
 use super::window::Windowing;
+use crate::checkpoint::snapshot::Participant;
 use crate::diag::{Counts, Diag, EXCERPT_BYTES, Late, Rejected, excerpt};
 use crate::exit::{fail, io_reason};
 use crate::metrics::Meters;
 use crate::record::{LineFormat, ParseError};
 use crate::source::live::{Feed, Wakers};
-use crate::source::{Flaw, InputSpec, Line, Poll, Reader};
+use crate::source::{FilePosition, Flaw, InputSpec, Line, Poll, Reader};
 use crate::time::{Duration, EventTime, Millis, epoch_of};
 
 /// A record with its event time.
@@ -165,9 +168,14 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
 
         let config = config.clone();
         let (part, parts) = (self.index(), self.peers());
+        // Only an input that can resume from a position takes part in snapshots.
+        let participant =
+            if T::ROUNDS && config.input.resumable() { Participant::register(part, "Ingest") } else { None };
+        let restored: Option<IngestState> = participant.as_ref().and_then(Participant::restore);
         let mut reader: Option<Reader> = None;
         let mut open_error: Option<io::Error> = None;
-        match config.input.open(part, parts, config.max_line, config.feed.as_ref()) {
+        let at = restored.as_ref().and_then(|r| r.at);
+        match config.input.open_at(part, parts, config.max_line, config.feed.as_ref(), at) {
             Ok(r) => reader = Some(r),
             Err(e) => open_error = Some(e),
         }
@@ -179,6 +187,31 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
             let mut counts = Counts::default();
             let shared = config.feed.as_ref().map(|_| Arc::clone(&config.shared_watermark));
             let mut watermark = Watermark::new(config.lateness, config.idle_timeout, shared);
+            // Snapshots: the round being read, when to cut the next, and whether the
+            // restored state had already read everything.
+            let mut round = participant.as_ref().map_or(0, Participant::round);
+            let every = participant.as_ref().map(|p| p.snapshots().every());
+            let mut next_cut = every.map(|e| Instant::now() + e);
+            let mut finished_before = false;
+            if let Some(state) = restored {
+                counts = state.counts;
+                watermark.restore(state.watermark);
+                finished_before = state.done;
+                let meters = &config.meters;
+                meters.read.fetch_add(counts.read, Ordering::Relaxed);
+                meters.rejected.fetch_add(counts.rejected, Ordering::Relaxed);
+                meters.late.fetch_add(counts.late, Ordering::Relaxed);
+                if let Some(m) = watermark.max_seen() {
+                    meters.max_event.fetch_max(m + 1, Ordering::Relaxed);
+                }
+                let at = |c: &Capability<T>| {
+                    let event = if watermark.moves() { watermark.frontier(config.epoch) } else { 0 };
+                    c.time().at_event(event).at_round(round)
+                };
+                for c in cap.iter_mut().chain(diag_cap.iter_mut()) {
+                    c.downgrade(&at(c));
+                }
+            }
             let partitioned =
                 config.feed.as_ref().map(|f| Arc::clone(&f.origins)).filter(|o| o.partitioned());
             if partitioned.is_some() {
@@ -196,6 +229,12 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
 
             move |_frontiers| {
                 let (Some(c), Some(dc)) = (cap.as_mut(), diag_cap.as_mut()) else { return };
+                if finished_before {
+                    // Its records and counts are in the restored state downstream.
+                    cap = None;
+                    diag_cap = None;
+                    return;
+                }
                 if let Some(e) = open_error.take() {
                     fail(&format!("{}: {}", config.input, io_reason(&e)));
                 }
@@ -334,10 +373,23 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                 if watermark.publish() {
                     config.wakers.wake_all();
                 }
+                // A cut: what was read so far is round `round`'s state; what is read
+                // from now on carries the next round.
+                if let (Some(p), Some(due)) = (&participant, next_cut)
+                    && state != Poll::Done
+                    && now >= due
+                    && let Some(at) = reader.position()
+                {
+                    round += 1;
+                    let watermark = watermark.position();
+                    p.save(round, &IngestState { at: Some(at), counts, watermark, done: false });
+                    next_cut = every.map(|e| Instant::now() + e);
+                }
                 let frontier = watermark.frontier(config.epoch);
-                if watermark.moves() && frontier > c.time().event() {
-                    c.downgrade(&c.time().at_event(frontier));
-                    dc.downgrade(&dc.time().at_event(frontier));
+                let event = if watermark.moves() { frontier.max(c.time().event()) } else { c.time().event() };
+                if event != c.time().event() || round != c.time().round() {
+                    c.downgrade(&c.time().at_event(event).at_round(round));
+                    dc.downgrade(&dc.time().at_event(event).at_round(round));
                 }
 
                 match state {
@@ -351,6 +403,10 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                     }
                     Poll::Done => {
                         diags_out.activate().session(dc).give(Diag::Counts(counts));
+                        if let Some(p) = &participant {
+                            let watermark = watermark.position();
+                            p.finish(&IngestState { at: None, counts, watermark, done: true });
+                        }
                         cap = None;
                         diag_cap = None;
                     }
@@ -360,6 +416,18 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
 
         (records, diags)
     }
+}
+
+/// Ingest's part of a snapshot: where its reader resumes and what it has counted.
+#[derive(Serialize, Deserialize)]
+struct IngestState {
+    /// The reader's position (a file's byte range).
+    at: Option<FilePosition>,
+    counts: Counts,
+    /// The watermark and the largest event time seen.
+    watermark: (Millis, Option<Millis>),
+    /// Everything was read: its records and counts went downstream before the round.
+    done: bool,
 }
 
 enum LineOutcome<P> {

@@ -24,7 +24,10 @@
 //! The updates are a stream in the operator's own scope; a job turns them into a
 //! collection in plain event time (`AsCollection`, after leaving its checkpointed region).
 
+use std::collections::BTreeMap;
 use std::hash::Hash;
+
+use rustc_hash::FxHashMap;
 
 use differential_dataflow::VecCollection;
 use differential_dataflow::difference::Semigroup;
@@ -37,10 +40,11 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::ingest::Timed;
+use super::round::{RoundGate, Step};
 use super::window::{GLOBAL_END, Windowing};
 use crate::exit::io_reason;
 use crate::spill::TimeQueue;
-use crate::time::{Duration, EventTime, Millis, epoch_of, event_frontier};
+use crate::time::{Duration, EventTime, Millis, epoch_of, event_frontier, round_frontier};
 
 /// Sums per operator held in memory before they spill to disk, unless
 /// `KAPPA_SPILL_SUMS` says otherwise.
@@ -74,67 +78,98 @@ where
 {
     fn to_updates(self, epoch: Duration, windowing: Windowing) -> Stream<'scope, T, Vec<Update<K, A>>> {
         let scope = self.scope();
+        let worker = scope.index();
         self.unary_frontier::<CapacityContainerBuilder<Vec<Update<K, A>>>, _, _, _>(
             Pipeline,
             "ToUpdates",
-            move |_cap, info| {
+            move |initial, info| {
                 let activator = scope.activator_for(info.address);
+                let mut gate = RoundGate::new::<T>(worker, "ToUpdates");
                 // Sums per update time, until the watermark passes it; and a capability at
                 // or before the earliest of those times.
                 // A shuffled bounded input holds every epoch until it ends: past
                 // the spill limit, they wait on disk.
                 let mut pending: TimeQueue<(Millis, K), A> = TimeQueue::new(spill_limit());
-                let mut held: Option<Capability<T>> = None;
+                // With snapshots, what was sent, to send again on a restart.
+                let mut sent = gate.active().then(Sent::<K, A>::default);
+                let mut replay = Vec::new();
+                if let Some(saved) = gate.restore::<Saved<K, A>>() {
+                    for (when, data, value) in saved.pending {
+                        push(&mut pending, when, data, value);
+                    }
+                    let sent = sent.insert(saved.sent);
+                    replay = sent.replay();
+                }
+                let first = replay.iter().map(|(_, when, _)| *when).chain(pending.first_time()).min();
+                let mut held: Option<Capability<T>> =
+                    first.map(|t| initial.delayed(&initial.time().at_event(t).at_round(gate.round())));
                 move |(input, frontier), output| {
+                    if !replay.is_empty()
+                        && let Some(cap) = held.as_ref()
+                    {
+                        output.session(cap).give_iterator(replay.drain(..));
+                    }
                     input.for_each_time(|cap, data| {
+                        let round = cap.time().round();
+                        if gate.holds(round) {
+                            let records = data.flat_map(std::mem::take).collect();
+                            gate.hold(round, cap.time().event(), cap.retain(0), records);
+                            return;
+                        }
                         if held.as_ref().is_none_or(|h| cap.time().event() < h.time().event()) {
                             held = Some(cap.retain(0));
                         }
                         for batch in data {
-                            for ((key, value), time) in batch.drain(..) {
-                                windowing.for_each_window(time, |end| {
-                                    // A window's total is stamped with its last millisecond, so
-                                    // it is released as soon as the frontier reaches its end.
-                                    let when =
-                                        if end == GLOBAL_END { epoch_of(time, epoch) } else { end - 1 };
-                                    let pushed =
-                                        pending.push(when, (end, key.clone()), value.clone(), |sum, v| {
-                                            sum.plus_equals(&v)
-                                        });
-                                    if let Err(e) = pushed {
-                                        crate::exit::fail(&format!(
-                                            "spilling updates to disk: {}",
-                                            io_reason(&e)
-                                        ));
-                                    }
-                                });
+                            add(&mut pending, epoch, windowing, batch.drain(..));
+                        }
+                    });
+                    gate.advance(round_frontier(&frontier.frontier()), |step| match step {
+                        Step::Snapshot(snap) => {
+                            let sent = sent.as_mut().expect("a gate that snapshots keeps what it sent");
+                            if let Some(floor) = crate::checkpoint::snapshot::active().and_then(|s| s.floor())
+                            {
+                                sent.compact(floor);
                             }
+                            snap.save(&SavedRef { pending: drain_all(&mut pending), sent });
+                        }
+                        Step::Release(cap, records) => {
+                            if held.as_ref().is_none_or(|h| cap.time().event() < h.time().event()) {
+                                held = Some(cap);
+                            }
+                            add(&mut pending, epoch, windowing, records.into_iter());
                         }
                     });
                     let Some(cap) = held.as_mut() else { return };
+                    if gate.round() != u64::MAX && cap.time().round() < gate.round() {
+                        let to = cap.time().at_round(gate.round());
+                        cap.downgrade(&to);
+                    }
                     // Every update at a time the watermark has passed is complete: send it.
-                    let watermark = event_frontier(&frontier.frontier());
+                    let watermark = gate.watermark(event_frontier(&frontier.frontier()));
                     // One session for all: a message per update time would cost a buffer each.
                     // At most a chunk at a time, in time order, moving the capability on after
                     // each: when a bounded input ends and releases its whole history at once,
                     // differential sees its frontier advance and compacts as it goes.
                     let mut session = output.session(cap);
-                    let mut sent = 0;
+                    let mut count = 0;
                     while let Some(when) = pending.first_time() {
                         if when >= watermark {
                             break;
                         }
-                        if sent >= CHUNK {
+                        if count >= CHUNK {
                             activator.activate();
                             break;
                         }
                         let popped = pending.pop_first(|data, diff| {
                             if !diff.is_zero() {
+                                if let Some(sent) = sent.as_mut() {
+                                    sent.note(when, &data, &diff);
+                                }
                                 session.give((data, when, diff));
                             }
                         });
                         match popped {
-                            Ok(popped) => sent += popped.map_or(0, |(_, n)| n),
+                            Ok(popped) => count += popped.map_or(0, |(_, n)| n),
                             Err(e) => {
                                 crate::exit::fail(&format!("reading spilled updates: {}", io_reason(&e)))
                             }
@@ -150,6 +185,138 @@ where
             },
         )
     }
+}
+
+/// Adds records into their update times' sums.
+fn add<K, A>(
+    pending: &mut TimeQueue<(Millis, K), A>,
+    epoch: Duration,
+    windowing: Windowing,
+    records: impl Iterator<Item = Timed<(K, A)>>,
+) where
+    K: Hash + Eq + Clone + Serialize + DeserializeOwned,
+    A: Semigroup + Clone + Serialize + DeserializeOwned,
+{
+    for ((key, value), time) in records {
+        windowing.for_each_window(time, |end| {
+            // A window's total is stamped with its last millisecond, so it is released
+            // as soon as the frontier reaches its end.
+            let when = if end == GLOBAL_END { epoch_of(time, epoch) } else { end - 1 };
+            push(pending, when, (end, key.clone()), value.clone());
+        });
+    }
+}
+
+fn push<K, A>(pending: &mut TimeQueue<(Millis, K), A>, when: Millis, data: (Millis, K), value: A)
+where
+    K: Hash + Eq + Clone + Serialize + DeserializeOwned,
+    A: Semigroup + Clone + Serialize + DeserializeOwned,
+{
+    if let Err(e) = pending.push(when, data, value, |sum, v| sum.plus_equals(&v)) {
+        crate::exit::fail(&format!("spilling updates to disk: {}", io_reason(&e)));
+    }
+}
+
+/// Every update waiting, in time order, put back after being read: a snapshot's copy.
+fn drain_all<K, A>(pending: &mut TimeQueue<(Millis, K), A>) -> Vec<(Millis, (Millis, K), A)>
+where
+    K: Hash + Eq + Clone + Serialize + DeserializeOwned,
+    A: Semigroup + Clone + Serialize + DeserializeOwned,
+{
+    let mut all = Vec::new();
+    while let Some(when) = pending.first_time() {
+        let popped = pending.pop_first(|data, value| all.push((when, data, value)));
+        if let Err(e) = popped {
+            crate::exit::fail(&format!("reading spilled updates: {}", io_reason(&e)));
+        }
+    }
+    for (when, data, value) in &all {
+        push(pending, *when, data.clone(), value.clone());
+    }
+    all
+}
+
+/// Sums by update, each `((window_end, key), value)`.
+type Sums<K, A> = Vec<((Millis, K), A)>;
+
+/// What a [`ToUpdates`] operator has sent, kept with snapshots so that a restart can
+/// rebuild the collection downstream: sums at or before a time every output after it has
+/// committed (sent again at that time, where the restarted sinks skip what they cause),
+/// and each update since, as it was.
+#[derive(Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize, A: Serialize",
+    deserialize = "K: DeserializeOwned, A: DeserializeOwned"
+))]
+struct Sent<K: Hash + Eq, A> {
+    /// The time the compacted sums are sent at: the latest update they hold.
+    at: Millis,
+    /// Sums of the global window's updates at or before `at`. A closed window's updates
+    /// are dropped: nothing changes it again, and its rows are committed.
+    compacted: Sums<K, A>,
+    /// Updates after `at`, by time.
+    recent: BTreeMap<Millis, Sums<K, A>>,
+}
+
+impl<K: Hash + Eq, A> Default for Sent<K, A> {
+    fn default() -> Self {
+        Sent { at: 0, compacted: Vec::new(), recent: BTreeMap::new() }
+    }
+}
+
+impl<K, A> Sent<K, A>
+where
+    K: Hash + Eq + Clone,
+    A: Semigroup + Clone,
+{
+    fn note(&mut self, when: Millis, data: &(Millis, K), value: &A) {
+        self.recent.entry(when).or_default().push((data.clone(), value.clone()));
+    }
+
+    /// Folds the updates at or before `floor` into the compacted sums.
+    fn compact(&mut self, floor: Millis) {
+        let later = self.recent.split_off(&floor.saturating_add(1));
+        let old = std::mem::replace(&mut self.recent, later);
+        let Some(&last) = old.keys().next_back() else { return };
+        let mut sums: FxHashMap<(Millis, K), A> = self.compacted.drain(..).collect();
+        for (data, value) in old.into_values().flatten() {
+            if data.0 != GLOBAL_END {
+                continue;
+            }
+            match sums.get_mut(&data) {
+                Some(sum) => sum.plus_equals(&value),
+                None => {
+                    sums.insert(data, value);
+                }
+            }
+        }
+        self.compacted = sums.into_iter().filter(|(_, v)| !v.is_zero()).collect();
+        self.at = self.at.max(last);
+    }
+
+    /// The updates to send again on a restart.
+    fn replay(&self) -> Vec<Update<K, A>> {
+        let compacted = self.compacted.iter().map(|(d, v)| (d.clone(), self.at, v.clone()));
+        let recent =
+            self.recent.iter().flat_map(|(&t, u)| u.iter().map(move |(d, v)| (d.clone(), t, v.clone())));
+        compacted.chain(recent).collect()
+    }
+}
+
+/// A [`ToUpdates`] operator's part of a snapshot.
+#[derive(serde::Deserialize)]
+#[serde(bound(deserialize = "K: DeserializeOwned + Hash + Eq, A: DeserializeOwned"))]
+struct Saved<K: Hash + Eq, A> {
+    pending: Vec<(Millis, (Millis, K), A)>,
+    sent: Sent<K, A>,
+}
+
+/// The same, borrowed, to save.
+#[derive(Serialize)]
+#[serde(bound(serialize = "K: Serialize + Hash + Eq, A: Serialize"))]
+struct SavedRef<'a, K: Hash + Eq, A> {
+    pending: Vec<(Millis, (Millis, K), A)>,
+    sent: &'a Sent<K, A>,
 }
 
 /// A change to a key's value, reported by [`Changes::changes`].

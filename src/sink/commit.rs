@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::kafka::TopicProgress;
+use crate::checkpoint::snapshot::Snapshots;
 use crate::checkpoint::{Checkpoint, Commit, crash_point};
 use crate::metrics::Meters;
 use crate::time::Millis;
@@ -44,9 +45,13 @@ pub struct Committer {
     committed: Commit,
     /// The latest completed time written but not yet committed.
     pending: Option<Millis>,
+    /// Rows written so far, committed or not.
+    rows: u64,
     /// When the last commit was made; `None` before the first, which is made at once.
     last: Option<Instant>,
     meters: Arc<Meters>,
+    /// Snapshots to tell about each commit (an output after differential).
+    floor: Option<Arc<Snapshots>>,
 }
 
 impl Committer {
@@ -61,7 +66,18 @@ impl Committer {
     ) -> Self {
         let every = checkpoint.every();
         let target = Target::File { checkpoint, file };
-        Committer { name: name.into(), target, every, committed, pending: None, last: None, meters }
+        let rows = committed.rows;
+        Committer {
+            name: name.into(),
+            target,
+            every,
+            committed,
+            pending: None,
+            rows,
+            last: None,
+            meters,
+            floor: None,
+        }
     }
 
     /// The progress of a Kafka output topic, acknowledged by the broker at most every
@@ -79,8 +95,33 @@ impl Committer {
             every,
             committed: Commit::default(),
             pending: None,
+            rows: 0,
             last: None,
             meters,
+            floor: None,
+        }
+    }
+
+    /// Tells `snapshots` about every commit: this output is rebuilt from replayed
+    /// history, which may be compacted only at or before what it has committed.
+    pub fn report_to(&mut self, snapshots: &Arc<Snapshots>) {
+        if matches!(self.target, Target::File { .. }) {
+            snapshots.committed(&self.name, self.committed.time);
+            self.floor = Some(Arc::clone(snapshots));
+        }
+    }
+
+    /// Notes that every row before `frontier` has been handed to the writer: the output
+    /// is complete up to `frontier - 1`, rows or not, and commits may say so. Only an
+    /// output that reports to snapshots needs it: an output without rows for a while
+    /// must not hold back their compaction.
+    pub fn reached(&mut self, frontier: Millis) {
+        if self.floor.is_none() || frontier == 0 || frontier == Millis::MAX {
+            return;
+        }
+        let time = frontier - 1;
+        if self.committed.time.is_none_or(|c| c < time) && self.pending.is_none_or(|p| p < time) {
+            self.pending = Some(time);
         }
     }
 
@@ -88,6 +129,17 @@ impl Committer {
     /// say). A topic never gets a header.
     pub fn resumed(&self) -> bool {
         matches!(self.target, Target::Topic(_)) || self.committed.bytes > 0
+    }
+
+    /// Rows an earlier run committed: the summary counts them, since a restart writes
+    /// them no more (a topic does not keep the count: 0, and its rows count again).
+    pub fn committed_rows(&self) -> u64 {
+        self.committed.rows
+    }
+
+    /// Notes `n` more rows handed to the writer.
+    pub fn add_rows(&mut self, n: usize) {
+        self.rows += n as u64;
     }
 
     /// Whether rows are sent as keyed messages (to a Kafka topic).
@@ -145,9 +197,12 @@ impl Committer {
                 if checkpoint.fsync() {
                     file.sync_data()?;
                 }
-                let commit = Commit { time: Some(time), bytes: file.stream_position()? };
+                let commit = Commit { time: Some(time), bytes: file.stream_position()?, rows: self.rows };
                 checkpoint.commit(&self.name, commit)?;
                 self.committed = commit;
+                if let Some(snapshots) = &self.floor {
+                    snapshots.committed(&self.name, commit.time);
+                }
             }
             Target::Topic(progress) => progress.sync()?,
         }

@@ -11,17 +11,22 @@ use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::time::{EventTime, Millis, event_frontier};
+use crate::operators::round::{RoundGate, Step};
+use crate::time::{EventTime, Millis, event_frontier, round_frontier};
 
 /// What a gathering sink sees.
 pub enum Gathered<R> {
-    /// The input frontier moved (`Millis::MAX` once it is empty).
+    /// The input frontier moved (`Millis::MAX` once it is empty): every record before
+    /// it has been released.
     Frontier(Millis),
     /// All records of one complete event time, sorted, with that time: it grows
     /// strictly from one call to the next.
     Complete(Millis, Vec<R>),
     /// The input is exhausted: nothing more will come.
     Closed,
+    /// A snapshot is taken: commit every row written so far, so that the snapshot
+    /// (which holds only rows not yet complete) and the output agree.
+    Cut,
 }
 
 /// Gathers records to worker 0 and releases them in timestamp order.
@@ -44,20 +49,35 @@ impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for St
         group: impl Fn(&R) -> Option<Millis> + 'static,
         mut each: impl FnMut(Gathered<R>) + 'static,
     ) {
-        let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
+        let mut gate: RoundGate<Millis, R> = RoundGate::new::<T>(self.scope().index(), name);
+        // A snapshot holds the rows not complete yet; those written are committed.
+        let mut pending: BTreeMap<Millis, Vec<R>> = gate.restore().unwrap_or_default();
         let mut closed = false;
+        let add = move |pending: &mut BTreeMap<Millis, Vec<R>>, at: Millis, records: &mut Vec<R>| {
+            for record in records.drain(..) {
+                let key = group(&record).map_or(at, |t| t.max(at));
+                pending.entry(key).or_default().push(record);
+            }
+        };
         self.sink(Exchange::new(|_: &R| 0), name, move |(input, frontier)| {
-            let watermark = event_frontier(&frontier.frontier());
-            each(Gathered::Frontier(watermark));
             input.for_each_time(|time, data| {
-                let at = time.time().event();
+                let (at, round) = (time.time().event(), time.time().round());
+                if gate.holds(round) {
+                    gate.hold(round, at, at, data.flat_map(std::mem::take).collect());
+                    return;
+                }
                 for batch in data {
-                    for record in batch.drain(..) {
-                        let key = group(&record).map_or(at, |t| t.max(at));
-                        pending.entry(key).or_default().push(record);
-                    }
+                    add(&mut pending, at, batch);
                 }
             });
+            gate.advance(round_frontier(&frontier.frontier()), |step| match step {
+                Step::Snapshot(snap) => {
+                    each(Gathered::Cut);
+                    snap.save(&pending);
+                }
+                Step::Release(at, mut records) => add(&mut pending, at, &mut records),
+            });
+            let watermark = gate.watermark(event_frontier(&frontier.frontier()));
             while let Some(entry) = pending.first_entry() {
                 if *entry.key() >= watermark {
                     break;
@@ -67,6 +87,7 @@ impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for St
                 records.sort();
                 each(Gathered::Complete(time, records));
             }
+            each(Gathered::Frontier(watermark));
             if frontier.is_empty() && !closed {
                 closed = true;
                 each(Gathered::Closed);
@@ -98,7 +119,7 @@ mod tests {
                     "Test",
                     |_| None,
                     move |g| match g {
-                        Gathered::Frontier(_) => {}
+                        Gathered::Frontier(_) | Gathered::Cut => {}
                         Gathered::Complete(_, rows) => {
                             log.lock().unwrap().push((worker, format!("{rows:?}")))
                         }

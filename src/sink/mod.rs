@@ -41,7 +41,8 @@ use crate::checkpoint::Checkpoint;
 use crate::diag::{Counts, Diag, Late, Rejected};
 use crate::exit::{io_reason, write_failed};
 use crate::metrics::Meters;
-use crate::time::EventTime;
+use crate::operators::round::{RoundGate, Step};
+use crate::time::{EventTime, Millis};
 
 /// A destination for rows.
 pub type Output = Box<dyn Write + Send>;
@@ -250,6 +251,13 @@ where
     let what = outputs.label(name);
     let worker = stream.scope().index();
     let mut committer = outputs.committer(name, worker);
+    // After differential, outside the rounds: a snapshot compacts history only up to
+    // what this output has committed.
+    if !T::ROUNDS
+        && let (Some(c), Some(snapshots)) = (committer.as_mut(), crate::checkpoint::snapshot::active())
+    {
+        c.report_to(snapshots);
+    }
     let resumed = committer.as_ref().is_some_and(Committer::resumed);
     let keyed = committer.as_ref().is_some_and(Committer::keyed);
     let mut writer = outputs.take(name, worker).map(|out| {
@@ -261,6 +269,9 @@ where
     if let Some(Err(e)) = writer.as_mut().map(RowWriter::start) {
         write_failed(&what, &e);
     }
+    if main && let Some(c) = &committer {
+        outputs.meters.rows_out.fetch_add(c.committed_rows(), Ordering::Relaxed);
+    }
     let outputs = Arc::clone(outputs);
     // Live results and tables are flushed as they complete, so readers see them at once.
     let flush = outputs.live || outputs.format == Format::Table;
@@ -271,13 +282,22 @@ where
                     outputs.meters.output_frontier_is(f);
                 }
                 match (writer.as_mut(), committer.as_mut()) {
-                    (Some(w), Some(c)) => c.tick(|| w.flush()),
+                    (Some(w), Some(c)) => {
+                        c.reached(f);
+                        c.tick(|| w.flush())
+                    }
                     _ => Ok(()),
                 }
             }
             Gathered::Complete(time, rows) => {
-                if main {
+                // Rows an earlier run committed are counted from its commit, not again;
+                // a topic keeps no count, so its rows all count again.
+                let skipped = writer.is_some() && committer.as_ref().is_some_and(|c| c.skips(time));
+                if main && (!skipped || keyed) {
                     outputs.meters.rows_out.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                }
+                if !skipped && let Some(c) = committer.as_mut() {
+                    c.add_rows(rows.len());
                 }
                 if let Some(latest) = &outputs.meters.latest {
                     let mut cells = Vec::new();
@@ -300,6 +320,10 @@ where
                 w.finish()?;
                 committer.as_mut().map_or(Ok(()), |c| c.commit(|| w.flush()))
             }),
+            Gathered::Cut => match (writer.as_mut(), committer.as_mut()) {
+                (Some(w), Some(c)) => c.commit(|| w.flush()),
+                _ => Ok(()),
+            },
         };
         if let Err(e) = result {
             write_failed(&what, &e);
@@ -323,23 +347,53 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
         let mut rejects = DiagFile::take(outputs, REJECTS, worker);
         let mut late = DiagFile::take(outputs, LATE, worker);
         let outputs = Arc::clone(outputs);
+        let mut gate: RoundGate<Millis, Diag> = RoundGate::new::<T>(worker, "ReportDiags");
         // Rejects grow with the input and a bounded input's complete only at its end:
         // each time's diagnostics are sorted in bounded memory, spilling to disk.
-        let mut pending: BTreeMap<crate::time::Millis, crate::spill::SortedRuns<Diag>> = BTreeMap::new();
+        let mut pending: BTreeMap<Millis, crate::spill::SortedRuns<Diag>> = BTreeMap::new();
+        // Counts added to the summary so far: a snapshot holds them too.
+        let mut counted = Counts::default();
+        if let Some((saved, restored)) = gate.restore::<(Vec<(Millis, Vec<Diag>)>, Counts)>() {
+            for (time, diags) in saved {
+                push_diags(pending.entry(time).or_default(), diags);
+            }
+            counted = restored;
+            *outputs.summary.lock().expect("summary lock") += counted;
+        }
         let mut closed = false;
         self.sink(Exchange::new(|_: &Diag| 0), "ReportDiags", move |(input, frontier)| {
             let watermark = crate::time::event_frontier(&frontier.frontier());
             rejects.iter_mut().chain(late.iter_mut()).for_each(DiagFile::tick);
             input.for_each_time(|time, data| {
-                let runs = pending.entry(time.time().event()).or_default();
-                for batch in data {
-                    for diag in batch.drain(..) {
-                        if let Err(e) = runs.push(diag) {
-                            write_failed("diagnostics (spilling to the temporary directory)", &e);
-                        }
-                    }
+                let (at, round) = (time.time().event(), time.time().round());
+                let diags = data.flat_map(std::mem::take);
+                if gate.holds(round) {
+                    gate.hold(round, at, at, diags.collect());
+                } else {
+                    push_diags(pending.entry(at).or_default(), diags);
                 }
             });
+            gate.advance(crate::time::round_frontier(&frontier.frontier()), |step| match step {
+                Step::Snapshot(snap) => {
+                    rejects.iter_mut().chain(late.iter_mut()).for_each(DiagFile::commit);
+                    let mut saved = Vec::new();
+                    for (&time, runs) in pending.iter_mut() {
+                        let mut diags = Vec::new();
+                        let read = runs.drain(|d| {
+                            diags.push(d);
+                            Ok(())
+                        });
+                        if let Err(e) = read {
+                            write_failed("diagnostics (reading back from the temporary directory)", &e);
+                        }
+                        push_diags(runs, diags.iter().cloned());
+                        saved.push((time, diags));
+                    }
+                    snap.save(&(saved, counted));
+                }
+                Step::Release(at, diags) => push_diags(pending.entry(at).or_default(), diags),
+            });
+            let watermark = gate.watermark(watermark);
             while let Some(entry) = pending.first_entry() {
                 if *entry.key() >= watermark {
                     break;
@@ -366,6 +420,7 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
                     // Not asked for, or committed by an earlier run.
                     (Diag::Reject(_) | Diag::Late(_), _, _) => Ok(()),
                 });
+                counted += counts;
                 *outputs.summary.lock().expect("summary lock") += counts;
                 if let Err(e) = step {
                     write_failed(failed, &e);
@@ -377,6 +432,15 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
                 rejects.iter_mut().chain(late.iter_mut()).for_each(DiagFile::close);
             }
         });
+    }
+}
+
+/// Adds `diags` to a time's sorted runs.
+fn push_diags(runs: &mut crate::spill::SortedRuns<Diag>, diags: impl IntoIterator<Item = Diag>) {
+    for diag in diags {
+        if let Err(e) = runs.push(diag) {
+            write_failed("diagnostics (spilling to the temporary directory)", &e);
+        }
     }
 }
 
@@ -416,6 +480,15 @@ impl DiagFile {
     fn tick(&mut self) {
         if let Some(c) = &mut self.commits
             && let Err(e) = c.tick(|| self.out.flush())
+        {
+            write_failed(&self.label, &e);
+        }
+    }
+
+    /// Commits everything written (a snapshot is taken).
+    fn commit(&mut self) {
+        if let Some(c) = &mut self.commits
+            && let Err(e) = c.commit(|| self.out.flush())
         {
             write_failed(&self.label, &e);
         }

@@ -66,6 +66,10 @@ pub fn write<T, R>(
                 Some(Partition { writer, commits: Some(c), .. }) => c.tick(|| writer.flush()),
                 _ => Ok(()),
             },
+            Gathered::Cut => match &mut current {
+                Some(Partition { writer, commits: Some(c), .. }) => c.commit(|| writer.flush()),
+                _ => Ok(()),
+            },
             Gathered::Complete(time, rows) => {
                 let hour = time - time % HOUR_MS;
                 if current.as_ref().is_none_or(|p| p.hour != hour) {

@@ -286,7 +286,7 @@ where
             db.begin(&mut c, fresh).unwrap_or_else(|e| failed(format!("{}: {}", db.sink(), one_line(&e))));
         if let Some(ck) = &checkpoint
             && fresh
-            && let Err(e) = ck.commit(&marker, Commit { time: None, bytes: 0 })
+            && let Err(e) = ck.commit(&marker, Commit::default())
         {
             fail(&format!("checkpoint: {}", crate::exit::io_reason(&e)));
         }
@@ -304,7 +304,7 @@ where
     stream.gather_sorted("Postgres", R::group_time, move |gathered| {
         let Some(client) = client.as_mut() else { return };
         match gathered {
-            Gathered::Frontier(_) => flush(&mut batch, client),
+            Gathered::Frontier(_) | Gathered::Cut => flush(&mut batch, client),
             Gathered::Complete(time, rows) => {
                 if applied.is_some_and(|a| time <= a) {
                     return;
