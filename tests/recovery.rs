@@ -259,6 +259,36 @@ fn a_restart_resumes_from_the_last_complete_snapshot_after_a_crash_at_any_step()
 }
 
 #[test]
+fn ip_counts_with_top_and_alerts_resumes_from_a_snapshot() {
+    let dir = TempDir::new("recovery-ip-snapshots");
+    let log = dir.path("access.log");
+    let args = ["access-log", "--rows", "300000", "--seed", "7", "--ordered", "--jitter", "2m"];
+    common::run_ok("gen", &[&args[..], &["-o", log.to_str().unwrap()]].concat());
+    let args = ["--input", log.to_str().unwrap(), "--window", "1h", "--lateness", "1m", "--top", "5"];
+    let files = [("--output", "out.csv"), ("--alerts", "alerts.csv"), ("--late", "late.txt")];
+    let case = Case::new("ip_counts", &args, &files);
+    let reference = case.finish(case.command(&dir, "ref", &[]));
+    for point in ["snapshotted:3", "snapshot:4"] {
+        let checkpoint = dir.path(&format!("checkpoint-{point}"));
+        let ck = ["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "10ms"];
+        let status = case.command(&dir, "ck", &ck).env("KAPPA_CRASH_AT", point).status().unwrap();
+        assert_eq!(status.signal(), Some(9), "KAPPA_CRASH_AT={point} did not crash: {status}");
+        let out = case.command(&dir, "ck", &ck).stderr(Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "after {point}: {stderr}");
+        if point == "snapshotted:3" {
+            assert!(stderr.contains("resuming from the checkpoint's round 3"), "{stderr}");
+        }
+        assert_eq!(counts(&stderr), reference, "summary after a crash at {point}");
+        assert!(
+            case.outputs(&dir, "ck") == case.outputs(&dir, "ref"),
+            "files differ after a crash at {point}"
+        );
+    }
+    assert!(!case.outputs(&dir, "ref")["alerts.csv"].is_empty(), "the test needs alerts");
+}
+
+#[test]
 fn two_processes_restarted_by_the_launch_script_resume() {
     let dir = TempDir::new("recovery-cluster");
     let input = transactions(&dir, ROWS, &["--ordered", "--jitter", "2m"]);

@@ -14,8 +14,9 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
+use super::round::{RoundGate, Step};
 use super::time_order::InTimeOrder;
-use crate::time::{EventTime, Millis, event_frontier};
+use crate::time::{EventTime, Millis, event_frontier, round_frontier};
 
 /// The first `k` rows of each complete timestamp of a batch stream.
 pub trait TopPerTime<'scope, T: EventTime, D> {
@@ -27,21 +28,54 @@ pub trait TopPerTime<'scope, T: EventTime, D> {
 
 impl<'scope, T: EventTime, D: ExchangeData> TopPerTime<'scope, T, D> for Stream<'scope, T, Vec<D>> {
     fn top_per_time<K: Ord>(self, k: usize, order: impl Fn(&D) -> K + 'static) -> Stream<'scope, T, Vec<D>> {
+        let worker = self.scope().index();
         self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<D>>, _, _, _>(
             Exchange::new(|_: &D| 0u64),
             "TopPerTime",
-            move |_cap, _info| {
+            move |initial, _info| {
+                let mut gate = RoundGate::new::<T>(worker, "TopPerTime");
                 // Rows per event time, with the capability of the first of them.
                 let mut pending: BTreeMap<Millis, (Capability<T>, Vec<D>)> = BTreeMap::new();
+                let restored: Vec<(Millis, Vec<D>)> = gate.restore().unwrap_or_default();
+                for (time, rows) in restored {
+                    let cap = initial.delayed(&initial.time().at_event(time).at_round(gate.round()));
+                    pending.insert(time, (cap, rows));
+                }
+                let mut moved = gate.round();
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
-                        let slot =
-                            pending.entry(cap.time().event()).or_insert_with(|| (cap.retain(0), Vec::new()));
+                        let (at, round) = (cap.time().event(), cap.time().round());
+                        if gate.holds(round) {
+                            gate.hold(round, at, cap.retain(0), data.flat_map(std::mem::take).collect());
+                            return;
+                        }
+                        let slot = pending.entry(at).or_insert_with(|| (cap.retain(0), Vec::new()));
                         for batch in data {
                             slot.1.append(batch);
                         }
                     });
-                    let watermark = event_frontier(&frontier.frontier());
+                    gate.advance(round_frontier(&frontier.frontier()), |step| match step {
+                        Step::Snapshot(snap) => {
+                            let saved: Vec<(&Millis, &Vec<D>)> =
+                                pending.iter().map(|(t, (_, rows))| (t, rows)).collect();
+                            snap.save(&saved);
+                        }
+                        Step::Release(cap, mut rows) => {
+                            let slot = pending.entry(cap.time().event()).or_insert_with(|| (cap, Vec::new()));
+                            slot.1.append(&mut rows);
+                        }
+                    });
+                    // Capabilities move to the round saved, so operators downstream reach it.
+                    if gate.round() != u64::MAX && gate.round() > moved {
+                        moved = gate.round();
+                        for (cap, _) in pending.values_mut() {
+                            if cap.time().round() < gate.round() {
+                                let to = cap.time().at_round(gate.round());
+                                cap.downgrade(&to);
+                            }
+                        }
+                    }
+                    let watermark = gate.watermark(event_frontier(&frontier.frontier()));
                     while let Some(entry) = pending.first_entry() {
                         if *entry.key() >= watermark {
                             break;
