@@ -54,6 +54,12 @@ use crate::time::{EventTime, Millis, event_frontier};
 pub trait KeyLogic<V>: 'static {
     /// The rows it emits.
     type Out;
+    /// Whether its rows name their own event time (a sink's
+    /// [`group_time`](crate::sink::Tabular::group_time), or a [`Timed`] row's time), so
+    /// that all rows of an activation may travel in one message stamped with the earliest
+    /// row's time. When false (the default) each distinct time is a message of its own,
+    /// which costs a buffer each when every row has its own time.
+    const ROWS_NAME_THEIR_TIME: bool = false;
     /// Takes the key's events whose times the `frontier` has passed, sorted by
     /// `(time, value)` (it may drain them), and pushes `(time, row)` pairs to `out`.
     /// Returns the earliest time at which it may emit again without new events.
@@ -357,6 +363,12 @@ where
                             index.remove(&slots.take(s).key);
                         }
                     }
+                    if L::ROWS_NAME_THEIR_TIME
+                        && let Some(at) = out.iter().map(|(at, _)| *at).min()
+                    {
+                        let at_cap = cap.delayed(&cap.time().at_event(at));
+                        output.session(&at_cap).give_iterator(out.drain(..).map(|(_, row)| row));
+                    }
                     out.sort_by_key(|(at, _)| *at);
                     let mut rows = out.drain(..).peekable();
                     while let Some((at, row)) = rows.next() {
@@ -524,6 +536,45 @@ mod tests {
             });
             assert_eq!(out.len(), reference.len(), "-w {workers}");
             assert!(out == reference, "-w {workers}: rows differ from the fold");
+        }
+    }
+
+    /// [`Count`], with rows that name their time.
+    struct Batched(Count);
+
+    impl KeyLogic<u64> for Batched {
+        type Out = (u32, Millis, u64, u64);
+        const ROWS_NAME_THEIR_TIME: bool = true;
+        fn advance(
+            &mut self,
+            events: &mut Vec<(Millis, u64)>,
+            frontier: Millis,
+            out: &mut Vec<(Millis, Self::Out)>,
+        ) -> Option<Millis> {
+            self.0.advance(events, frontier, out)
+        }
+        fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+
+    #[test]
+    fn rows_that_name_their_time_are_the_same_rows_stamped_no_later() {
+        let input: Vec<(Millis, Vec<Event>)> = events().chunks(50).map(|c| (0, c.to_vec())).collect();
+        for workers in [1, 2] {
+            let plain = collect(workers, input.clone(), |s| {
+                s.keyed_ordered("Count", |k: &u32| Count { key: *k, seen: 0 })
+            });
+            let batched = collect(workers, input.clone(), |s| {
+                s.keyed_ordered("Batched", |k: &u32| Batched(Count { key: *k, seen: 0 }))
+            });
+            assert!(batched.iter().all(|(at, r)| *at <= r.1), "-w {workers}: stamped at or before");
+            let rows = |v: &[Row]| {
+                let mut r: Vec<_> = v.iter().map(|(_, r)| *r).collect();
+                r.sort();
+                r
+            };
+            assert_eq!(rows(&batched), rows(&plain), "-w {workers}");
         }
     }
 
