@@ -23,7 +23,8 @@
 //!
 //! **State.** A key whose logic [`is_empty`](KeyLogic::is_empty), with nothing
 //! buffered and no wake time, is dropped: state behind the watermark does not grow
-//! with the history.
+//! with the history. Once the input has ended, every key with nothing buffered and no
+//! wake time is dropped, since nothing can wake it again.
 //!
 //! **Cost.** Buffered events live in a few time-sorted runs, not in a buffer per key,
 //! and woken keys in a heap of wake times: when the frontier moves, the work is in
@@ -316,6 +317,12 @@ where
                         reached = Some(target);
                         return;
                     };
+                    // Once the input has ended no key is looked up again: the index goes
+                    // whole, not key by key as the keys are released.
+                    let ended = frontier.is_empty();
+                    if ended && !index.is_empty() {
+                        index = FxHashMap::default();
+                    }
                     let live = |slots: &Slab<Slot<K, L>>, (t, s): (Millis, u32)| {
                         slots.items[s as usize].as_ref().is_some_and(|slot| slot.wake == Some(t))
                     };
@@ -359,8 +366,13 @@ where
                         if let Some(w) = slot.wake {
                             wakes.push(Reverse((w, s)));
                         }
-                        if slot.logic.is_empty() && slot.pending == 0 && slot.wake.is_none() {
-                            index.remove(&slots.take(s).key);
+                        // After the input's end a key with nothing pending and no wake is
+                        // never visited again, whatever its logic holds.
+                        if (ended || slot.logic.is_empty()) && slot.pending == 0 && slot.wake.is_none() {
+                            let slot = slots.take(s);
+                            if !ended {
+                                index.remove(&slot.key);
+                            }
                         }
                     }
                     if L::ROWS_NAME_THEIR_TIME
