@@ -4,8 +4,6 @@
 //! bytes written depend only on the records, never on the number of workers or on the
 //! order in which records arrived.
 
-use std::collections::BTreeMap;
-
 use timely::ExchangeData;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
@@ -44,7 +42,9 @@ impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for St
         group: impl Fn(&R) -> Option<Millis> + 'static,
         mut each: impl FnMut(Gathered<R>) + 'static,
     ) {
-        let mut pending: BTreeMap<Millis, Vec<R>> = BTreeMap::new();
+        // Records with their group's time, in arrival order, and the earliest such time.
+        let mut pending: Vec<(Millis, R)> = Vec::new();
+        let mut earliest = Millis::MAX;
         let mut closed = false;
         self.sink(Exchange::new(|_: &R| 0), name, move |(input, frontier)| {
             let watermark = event_frontier(&frontier.frontier());
@@ -54,18 +54,44 @@ impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for St
                 for batch in data {
                     for record in batch.drain(..) {
                         let key = group(&record).map_or(at, |t| t.max(at));
-                        pending.entry(key).or_default().push(record);
+                        earliest = earliest.min(key);
+                        pending.push((key, record));
                     }
                 }
             });
-            while let Some(entry) = pending.first_entry() {
-                if *entry.key() >= watermark {
-                    break;
+            if earliest < watermark {
+                // The complete records leave in arrival order; each time's records are
+                // sorted (stably, as ties keep arrival order) through their indexes, so a
+                // large record moves only out of `pending` and into its group.
+                let mut rest = Millis::MAX;
+                let (times, mut records): (Vec<Millis>, Vec<Option<R>>) = pending
+                    .extract_if(.., |(key, _)| {
+                        let due = *key < watermark;
+                        if !due {
+                            rest = rest.min(*key);
+                        }
+                        due
+                    })
+                    .map(|(key, record)| (key, Some(record)))
+                    .unzip();
+                earliest = rest;
+                if pending.capacity() > 4 * pending.len() + 1024 {
+                    pending.shrink_to_fit();
                 }
-                let time = *entry.key();
-                let mut records = entry.remove();
-                records.sort();
-                each(Gathered::Complete(time, records));
+                let mut order: Vec<u32> = (0..u32::try_from(times.len()).expect("< 2^32 records")).collect();
+                order.sort_unstable_by(|&a, &b| {
+                    let (a, b) = (a as usize, b as usize);
+                    times[a].cmp(&times[b]).then_with(|| records[a].cmp(&records[b])).then(a.cmp(&b))
+                });
+                let mut order = order.into_iter().map(|i| i as usize).peekable();
+                while let Some(first) = order.next() {
+                    let time = times[first];
+                    let mut group = vec![records[first].take().expect("each record once")];
+                    while let Some(i) = order.next_if(|&i| times[i] == time) {
+                        group.push(records[i].take().expect("each record once"));
+                    }
+                    each(Gathered::Complete(time, group));
+                }
             }
             if frontier.is_empty() && !closed {
                 closed = true;
