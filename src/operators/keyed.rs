@@ -23,7 +23,8 @@
 //!
 //! **State.** A key whose logic [`is_empty`](KeyLogic::is_empty), with nothing
 //! buffered and no wake time, is dropped: state behind the watermark does not grow
-//! with the history.
+//! with the history. Once the input has ended, every key with nothing buffered and no
+//! wake time is dropped, since nothing can wake it again.
 //!
 //! **Cost.** Buffered events live in a few time-sorted runs, not in a buffer per key,
 //! and woken keys in a heap of wake times: when the frontier moves, the work is in
@@ -54,6 +55,12 @@ use crate::time::{EventTime, Millis, event_frontier};
 pub trait KeyLogic<V>: 'static {
     /// The rows it emits.
     type Out;
+    /// Whether its rows name their own event time (a sink's
+    /// [`group_time`](crate::sink::Tabular::group_time), or a [`Timed`] row's time), so
+    /// that all rows of an activation may travel in one message stamped with the earliest
+    /// row's time. When false (the default) each distinct time is a message of its own,
+    /// which costs a buffer each when every row has its own time.
+    const ROWS_NAME_THEIR_TIME: bool = false;
     /// Takes the key's events whose times the `frontier` has passed, sorted by
     /// `(time, value)` (it may drain them), and pushes `(time, row)` pairs to `out`.
     /// Returns the earliest time at which it may emit again without new events.
@@ -310,6 +317,12 @@ where
                         reached = Some(target);
                         return;
                     };
+                    // Once the input has ended no key is looked up again: the index goes
+                    // whole, not key by key as the keys are released.
+                    let ended = frontier.is_empty();
+                    if ended && !index.is_empty() {
+                        index = FxHashMap::default();
+                    }
                     let live = |slots: &Slab<Slot<K, L>>, (t, s): (Millis, u32)| {
                         slots.items[s as usize].as_ref().is_some_and(|slot| slot.wake == Some(t))
                     };
@@ -353,9 +366,20 @@ where
                         if let Some(w) = slot.wake {
                             wakes.push(Reverse((w, s)));
                         }
-                        if slot.logic.is_empty() && slot.pending == 0 && slot.wake.is_none() {
-                            index.remove(&slots.take(s).key);
+                        // After the input's end a key with nothing pending and no wake is
+                        // never visited again, whatever its logic holds.
+                        if (ended || slot.logic.is_empty()) && slot.pending == 0 && slot.wake.is_none() {
+                            let slot = slots.take(s);
+                            if !ended {
+                                index.remove(&slot.key);
+                            }
                         }
+                    }
+                    if L::ROWS_NAME_THEIR_TIME
+                        && let Some(at) = out.iter().map(|(at, _)| *at).min()
+                    {
+                        let at_cap = cap.delayed(&cap.time().at_event(at));
+                        output.session(&at_cap).give_iterator(out.drain(..).map(|(_, row)| row));
                     }
                     out.sort_by_key(|(at, _)| *at);
                     let mut rows = out.drain(..).peekable();
@@ -524,6 +548,45 @@ mod tests {
             });
             assert_eq!(out.len(), reference.len(), "-w {workers}");
             assert!(out == reference, "-w {workers}: rows differ from the fold");
+        }
+    }
+
+    /// [`Count`], with rows that name their time.
+    struct Batched(Count);
+
+    impl KeyLogic<u64> for Batched {
+        type Out = (u32, Millis, u64, u64);
+        const ROWS_NAME_THEIR_TIME: bool = true;
+        fn advance(
+            &mut self,
+            events: &mut Vec<(Millis, u64)>,
+            frontier: Millis,
+            out: &mut Vec<(Millis, Self::Out)>,
+        ) -> Option<Millis> {
+            self.0.advance(events, frontier, out)
+        }
+        fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+
+    #[test]
+    fn rows_that_name_their_time_are_the_same_rows_stamped_no_later() {
+        let input: Vec<(Millis, Vec<Event>)> = events().chunks(50).map(|c| (0, c.to_vec())).collect();
+        for workers in [1, 2] {
+            let plain = collect(workers, input.clone(), |s| {
+                s.keyed_ordered("Count", |k: &u32| Count { key: *k, seen: 0 })
+            });
+            let batched = collect(workers, input.clone(), |s| {
+                s.keyed_ordered("Batched", |k: &u32| Batched(Count { key: *k, seen: 0 }))
+            });
+            assert!(batched.iter().all(|(at, r)| *at <= r.1), "-w {workers}: stamped at or before");
+            let rows = |v: &[Row]| {
+                let mut r: Vec<_> = v.iter().map(|(_, r)| *r).collect();
+                r.sort();
+                r
+            };
+            assert_eq!(rows(&batched), rows(&plain), "-w {workers}");
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod aggregate;
 pub mod delivery;
+pub mod fan_out;
 pub mod fold;
 pub mod ingest;
 pub mod keyed;
@@ -22,6 +23,7 @@ pub mod window;
 
 pub use aggregate::WindowAggregate;
 pub use delivery::TrackDelivery;
+pub use fan_out::{Branches, FanOut};
 pub use fold::FoldAtEnd;
 pub use ingest::Ingest;
 pub use keyed::{KeyLogic, KeyedOrdered};

@@ -4,8 +4,6 @@
 //! bytes written depend only on the records, never on the number of workers or on the
 //! order in which records arrived.
 
-use std::collections::BTreeMap;
-
 use timely::ExchangeData;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
@@ -50,15 +48,19 @@ impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for St
         mut each: impl FnMut(Gathered<R>) + 'static,
     ) {
         let mut gate: RoundGate<Millis, R> = RoundGate::new::<T>(self.scope().index(), name);
-        // A snapshot holds the rows not complete yet; those written are committed.
-        let mut pending: BTreeMap<Millis, Vec<R>> = gate.restore().unwrap_or_default();
+        // Records with their group's time, in arrival order, and the earliest such time.
+        // A snapshot holds these, the rows not complete yet; those written are committed.
+        let mut pending: Vec<(Millis, R)> = gate.restore().unwrap_or_default();
+        let mut earliest = pending.iter().map(|(key, _)| *key).min().unwrap_or(Millis::MAX);
         let mut closed = false;
-        let add = move |pending: &mut BTreeMap<Millis, Vec<R>>, at: Millis, records: &mut Vec<R>| {
-            for record in records.drain(..) {
-                let key = group(&record).map_or(at, |t| t.max(at));
-                pending.entry(key).or_default().push(record);
-            }
-        };
+        let add =
+            move |pending: &mut Vec<(Millis, R)>, earliest: &mut Millis, at: Millis, records: &mut Vec<R>| {
+                for record in records.drain(..) {
+                    let key = group(&record).map_or(at, |t| t.max(at));
+                    *earliest = (*earliest).min(key);
+                    pending.push((key, record));
+                }
+            };
         self.sink(Exchange::new(|_: &R| 0), name, move |(input, frontier)| {
             input.for_each_time(|time, data| {
                 let (at, round) = (time.time().event(), time.time().round());
@@ -67,7 +69,7 @@ impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for St
                     return;
                 }
                 for batch in data {
-                    add(&mut pending, at, batch);
+                    add(&mut pending, &mut earliest, at, batch);
                 }
             });
             gate.advance(round_frontier(&frontier.frontier()), |step| match step {
@@ -75,17 +77,42 @@ impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for St
                     each(Gathered::Cut);
                     snap.save(&pending);
                 }
-                Step::Release(at, mut records) => add(&mut pending, at, &mut records),
+                Step::Release(at, mut records) => add(&mut pending, &mut earliest, at, &mut records),
             });
             let watermark = gate.watermark(event_frontier(&frontier.frontier()));
-            while let Some(entry) = pending.first_entry() {
-                if *entry.key() >= watermark {
-                    break;
+            if earliest < watermark {
+                // The complete records leave in arrival order; each time's records are
+                // sorted (stably, as ties keep arrival order) through their indexes, so a
+                // large record moves only out of `pending` and into its group.
+                let mut rest = Millis::MAX;
+                let (times, mut records): (Vec<Millis>, Vec<Option<R>>) = pending
+                    .extract_if(.., |(key, _)| {
+                        let due = *key < watermark;
+                        if !due {
+                            rest = rest.min(*key);
+                        }
+                        due
+                    })
+                    .map(|(key, record)| (key, Some(record)))
+                    .unzip();
+                earliest = rest;
+                if pending.capacity() > 4 * pending.len() + 1024 {
+                    pending.shrink_to_fit();
                 }
-                let time = *entry.key();
-                let mut records = entry.remove();
-                records.sort();
-                each(Gathered::Complete(time, records));
+                let mut order: Vec<u32> = (0..u32::try_from(times.len()).expect("< 2^32 records")).collect();
+                order.sort_unstable_by(|&a, &b| {
+                    let (a, b) = (a as usize, b as usize);
+                    times[a].cmp(&times[b]).then_with(|| records[a].cmp(&records[b])).then(a.cmp(&b))
+                });
+                let mut order = order.into_iter().map(|i| i as usize).peekable();
+                while let Some(first) = order.next() {
+                    let time = times[first];
+                    let mut group = vec![records[first].take().expect("each record once")];
+                    while let Some(i) = order.next_if(|&i| times[i] == time) {
+                        group.push(records[i].take().expect("each record once"));
+                    }
+                    each(Gathered::Complete(time, group));
+                }
             }
             each(Gathered::Frontier(watermark));
             if frontier.is_empty() && !closed {

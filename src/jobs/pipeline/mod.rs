@@ -27,16 +27,16 @@ use timely::dataflow::operators::vec::{Map, ToStream};
 use crate::diag::Diag;
 use crate::job::Dataflow;
 use crate::operators::ingest::Timed;
-use crate::operators::{KeyedOrdered, StampBy, TopPerTime, WindowAggregate, Windowing};
+use crate::operators::{FanOut, KeyedOrdered, StampBy, TopPerTime, WindowAggregate, Windowing};
 use crate::record::ParseError;
-use crate::record::playback::{EventType, Playback};
+use crate::record::playback::{DeviceType, EventType, Playback};
 use crate::time::{Duration, Millis, Time};
 
 pub mod rows;
 pub mod state;
 
 use rows::{Alert, Buffering, DeadLetter, DeviceCounts, DeviceMinute, Event, Rule, TopTitle, Viewers};
-use state::{Dedup, Deduped, Session};
+use state::{Dedup, Deduped, Session, Step};
 
 /// Concurrent viewers are counted per window of this length.
 pub const VIEWER_WINDOW: Duration = Duration::from_secs(10);
@@ -134,6 +134,16 @@ pub fn cleanse(titles: &Titles, p: &Playback<'_>) -> Result<Event, ParseError> {
     })
 }
 
+/// The branches' rows of a clean event: the event itself, `(title, session)` for viewers,
+/// device counts, a session step, and a play of a title.
+type Branches = (
+    Vec<Event>,
+    Vec<Timed<((CompactString, CompactString), i64)>>,
+    Vec<Timed<(DeviceType, DeviceCounts)>>,
+    Vec<Timed<(CompactString, Step)>>,
+    Vec<Timed<(CompactString, i64)>>,
+);
+
 /// The pipeline's result streams.
 pub struct Streams<'outer, 'inner> {
     /// Clean events: checked, and not duplicates.
@@ -162,51 +172,48 @@ pub fn pipeline<'outer, 'inner>(
     let deduped = events
         .map(|(event, time)| ((event.event_id.clone(), event), time))
         .keyed_ordered("Dedup", |_: &CompactString| Dedup::default());
-    let clean = deduped.clone().flat_map(|d| match d {
-        Deduped::Clean(e) => Some(e),
-        Deduped::Duplicate(_) => None,
-    });
+    let (clean, duplicates) =
+        deduped.fan_out("Duplicates", |d, (clean, letters): &mut (Vec<Event>, Vec<_>)| match d {
+            Deduped::Clean(e) => clean.push(e),
+            Deduped::Duplicate(letter) => letters.push(letter),
+        });
     let rejects = diags.flat_map(|d| match d {
         Diag::Reject(r) => {
-            Some(DeadLetter { origin: r.origin, line: r.line, reason: r.reason, text: r.text })
+            Some(DeadLetter { origin: r.origin, line: r.line, reason: r.reason, text: r.text, time: None })
         }
         _ => None,
     });
-    let duplicates = deduped.flat_map(|d| match d {
-        Deduped::Duplicate(letter) => Some(letter),
-        Deduped::Clean(_) => None,
-    });
     let dead_letters = timely::dataflow::operators::Concat::concat(rejects, duplicates);
-    let timed = clean.clone().map(|e| {
+    // Each branch gets its own small rows, projected once; the events move on whole.
+    let (clean, viewers, devices, sessions, plays) = clean.fan_out("Branches", |e, b: &mut Branches| {
         let time = e.time;
-        (e, time)
+        b.1.push((((e.title_id.clone(), e.session_id.clone()), 1), time));
+        b.2.push(((e.device_type, DeviceCounts::one(e.event_type)), time));
+        b.3.push(((e.session_id.clone(), Step::of(&e)), time));
+        if e.event_type == EventType::Play {
+            b.4.push(((e.title_id.clone(), 1), time));
+        }
+        b.0.push(e);
     });
 
     let viewer_window = Windowing::Tumbling { size: VIEWER_WINDOW };
-    let viewers = timed
-        .clone()
-        .map(|(e, time)| (((e.title_id, e.session_id), 1i64), time))
+    let viewers = viewers
         .window_aggregate(viewer_window)
         .map(|(end, (title, _session), _)| ((title, 1i64), end - 1))
         .window_aggregate(viewer_window)
         .map(|(time, title_id, viewers)| Viewers { time, title_id, viewers });
 
-    let devices = timed
-        .clone()
-        .map(|(e, time)| ((e.device_type, DeviceCounts::one(e.event_type)), time))
+    let devices = devices
         .window_aggregate(Windowing::Tumbling { size: DEVICE_WINDOW })
         .map(|(time, device_type, counts)| DeviceMinute { time, device_type, counts });
     let alerts = devices.clone().flat_map(|m| spikes(&m));
 
-    let buffering = timed
-        .clone()
-        .map(|(e, time)| ((e.session_id.clone(), e), time))
+    let buffering = sessions
         .keyed_ordered("Sessions", |_: &CompactString| Session::default())
         .window_aggregate(Windowing::Tumbling { size: HOUR_WINDOW })
         .map(|(time, device_type, watching)| Buffering { time, device_type, watching });
 
-    let plays = timed
-        .flat_map(|(e, time)| (e.event_type == EventType::Play).then_some(((e.title_id, 1i64), time)))
+    let plays = plays
         .window_aggregate(Windowing::Tumbling { size: HOUR_WINDOW })
         .map(|(end, title, plays)| ((title, (end, plays)), end - 1, 1isize));
     let dimension: Vec<_> = match df.inner.index() {

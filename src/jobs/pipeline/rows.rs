@@ -79,6 +79,9 @@ impl Tabular for Event {
             self.error_code.as_deref().map_or(Cell::Null, Cell::Text),
         ]);
     }
+    fn group_time(&self) -> Option<Millis> {
+        Some(self.time)
+    }
 }
 
 impl TableRow for Event {
@@ -101,6 +104,9 @@ pub struct DeadLetter {
     pub reason: String,
     /// The line, or the duplicate's event id and time.
     pub text: String,
+    /// A duplicate's event time, which it is written at (not a column); `None` for a
+    /// rejected line, written at ingest's time.
+    pub time: Option<Millis>,
 }
 
 impl Tabular for DeadLetter {
@@ -114,6 +120,9 @@ impl Tabular for DeadLetter {
             Cell::Text(&self.reason),
             Cell::Text(&self.text),
         ]);
+    }
+    fn group_time(&self) -> Option<Millis> {
+        self.time
     }
 }
 

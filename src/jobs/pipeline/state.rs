@@ -4,6 +4,9 @@
 //! Both run under [`crate::operators::KeyedOrdered`], which hands each key's events
 //! sorted by `(time, event)`, so what they emit does not depend on delivery or workers.
 
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
 use crate::operators::KeyLogic;
 use crate::operators::ingest::Timed;
 use crate::record::playback::{DeviceType, EventType};
@@ -39,6 +42,8 @@ pub struct Dedup {
 
 impl KeyLogic<Event> for Dedup {
     type Out = Deduped;
+    // Clean events and duplicates' letters carry their time.
+    const ROWS_NAME_THEIR_TIME: bool = true;
 
     fn advance(
         &mut self,
@@ -54,7 +59,13 @@ impl KeyLogic<Event> for Dedup {
                     let text = format!("{} at {time}", event.event_id);
                     out.push((
                         time,
-                        Deduped::Duplicate(DeadLetter { origin: "dedup".into(), line: 0, reason, text }),
+                        Deduped::Duplicate(DeadLetter {
+                            origin: "dedup".into(),
+                            line: 0,
+                            reason,
+                            text,
+                            time: Some(time),
+                        }),
                     ));
                 }
                 _ => {
@@ -68,6 +79,32 @@ impl KeyLogic<Event> for Dedup {
 
     fn is_empty(&self) -> bool {
         self.kept.is_none_or(|k| k.saturating_add(DEDUP_HORIZON) <= self.frontier)
+    }
+}
+
+/// What a session needs of a clean event.
+///
+/// Ordered by `event_id` first: among clean events `(time, event_id)` is unique (a second
+/// event of an id within the dedup horizon is a duplicate), so a session's steps sorted
+/// by `(time, Step)` are in the order of its events sorted by `(time, Event)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Step {
+    /// The event's id.
+    pub event_id: CompactString,
+    /// What happened.
+    pub event_type: EventType,
+    /// The device's kind.
+    pub device_type: DeviceType,
+}
+
+impl Step {
+    /// The step of a clean event.
+    pub fn of(event: &Event) -> Step {
+        Step {
+            event_id: event.event_id.clone(),
+            event_type: event.event_type,
+            device_type: event.device_type,
+        }
     }
 }
 
@@ -95,12 +132,13 @@ impl Open {
     }
 }
 
-impl KeyLogic<Event> for Session {
+impl KeyLogic<Step> for Session {
     type Out = Timed<(DeviceType, Watching)>;
+    const ROWS_NAME_THEIR_TIME: bool = true;
 
     fn advance(
         &mut self,
-        events: &mut Vec<(Millis, Event)>,
+        events: &mut Vec<(Millis, Step)>,
         frontier: Millis,
         out: &mut Vec<(Millis, Self::Out)>,
     ) -> Option<Millis> {
