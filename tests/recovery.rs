@@ -220,6 +220,25 @@ fn a_crash_at_every_step_of_a_commit_resumes_to_the_same_bytes() {
     }
 }
 
+/// Runs `case` with snapshots every 10 ms until `KAPPA_CRASH_AT=point` kills it, then
+/// again to its end: files and counts must equal the uninterrupted run's (`reference`).
+/// After a crash at `snapshotted:3`, the restart must resume from round 3.
+fn crash_and_resume(dir: &TempDir, case: &Case, reference: &str, tag: &str, point: &str) {
+    let checkpoint = dir.path(&format!("checkpoint-{tag}"));
+    let ck = ["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "10ms"];
+    let status = case.command(dir, "ck", &ck).env("KAPPA_CRASH_AT", point).status().unwrap();
+    assert_eq!(status.signal(), Some(9), "{tag}: KAPPA_CRASH_AT={point} did not crash: {status}");
+    let out = case.command(dir, "ck", &ck).stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{tag}: {stderr}");
+    if point == "snapshotted:3" {
+        // The third complete round: it is the one the restart reads.
+        assert!(stderr.contains("resuming from the checkpoint's round 3"), "{tag}: {stderr}");
+    }
+    assert_eq!(counts(&stderr), reference, "{tag}: summary after the crash");
+    assert!(case.outputs(dir, "ck") == case.outputs(dir, "ref"), "{tag}: files differ after the crash");
+}
+
 #[test]
 fn a_restart_resumes_from_the_last_complete_snapshot_after_a_crash_at_any_step() {
     let dir = TempDir::new("recovery-snapshots");
@@ -237,22 +256,7 @@ fn a_restart_resumes_from_the_last_complete_snapshot_after_a_crash_at_any_step()
         let reference = case.finish(case.command(&dir, "ref", &[]));
         // After a round is complete, in the middle of one, and while committing output.
         for point in ["snapshotted:3", "snapshot:5", "append:6", "renamed:9"] {
-            let checkpoint = dir.path(&format!("checkpoint-{mode}-{point}"));
-            let ck = ["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "10ms"];
-            let status = case.command(&dir, "ck", &ck).env("KAPPA_CRASH_AT", point).status().unwrap();
-            assert_eq!(status.signal(), Some(9), "{mode}: KAPPA_CRASH_AT={point} did not crash: {status}");
-            let out = case.command(&dir, "ck", &ck).stderr(Stdio::piped()).output().unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{mode} after {point}: {stderr}");
-            if point == "snapshotted:3" {
-                // The third complete round: it is the one the restart reads.
-                assert!(stderr.contains("resuming from the checkpoint's round 3"), "{mode}: {stderr}");
-            }
-            assert_eq!(counts(&stderr), reference, "{mode}: summary after a crash at {point}");
-            assert!(
-                case.outputs(&dir, "ck") == case.outputs(&dir, "ref"),
-                "{mode}: files differ after a crash at {point}"
-            );
+            crash_and_resume(&dir, &case, &reference, &format!("{mode}-{point}"), point);
         }
         assert!(!case.outputs(&dir, "ref")["late.txt"].is_empty(), "the test needs late records");
     }
@@ -269,21 +273,7 @@ fn ip_counts_with_top_and_alerts_resumes_from_a_snapshot() {
     let case = Case::new("ip_counts", &args, &files);
     let reference = case.finish(case.command(&dir, "ref", &[]));
     for point in ["snapshotted:3", "snapshot:4"] {
-        let checkpoint = dir.path(&format!("checkpoint-{point}"));
-        let ck = ["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "10ms"];
-        let status = case.command(&dir, "ck", &ck).env("KAPPA_CRASH_AT", point).status().unwrap();
-        assert_eq!(status.signal(), Some(9), "KAPPA_CRASH_AT={point} did not crash: {status}");
-        let out = case.command(&dir, "ck", &ck).stderr(Stdio::piped()).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "after {point}: {stderr}");
-        if point == "snapshotted:3" {
-            assert!(stderr.contains("resuming from the checkpoint's round 3"), "{stderr}");
-        }
-        assert_eq!(counts(&stderr), reference, "summary after a crash at {point}");
-        assert!(
-            case.outputs(&dir, "ck") == case.outputs(&dir, "ref"),
-            "files differ after a crash at {point}"
-        );
+        crash_and_resume(&dir, &case, &reference, point, point);
     }
     assert!(!case.outputs(&dir, "ref")["alerts.csv"].is_empty(), "the test needs alerts");
 }
