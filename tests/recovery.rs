@@ -279,6 +279,15 @@ fn ip_counts_with_top_and_alerts_resumes_from_a_snapshot() {
 }
 
 #[test]
+fn a_generator_resumes_from_a_snapshot_at_its_next_row() {
+    let dir = TempDir::new("recovery-gen-snapshots");
+    let args = ["--input", "gen:transactions?count=400000&seed=9", "--window", "1h", "-w", "2"];
+    let case = Case::new("category_totals", &args, &[("--output", "out.csv")]);
+    let reference = case.finish(case.command(&dir, "ref", &[]));
+    crash_and_resume(&dir, &case, &reference, "gen", "snapshotted:3");
+}
+
+#[test]
 fn two_processes_restarted_by_the_launch_script_resume() {
     let dir = TempDir::new("recovery-cluster");
     let input = transactions(&dir, ROWS, &["--ordered", "--jitter", "2m"]);

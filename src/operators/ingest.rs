@@ -32,7 +32,7 @@ use crate::exit::{fail, io_reason};
 use crate::metrics::Meters;
 use crate::record::{LineFormat, ParseError};
 use crate::source::live::{Feed, Wakers};
-use crate::source::{FilePosition, Flaw, InputSpec, Line, Poll, Reader};
+use crate::source::{Flaw, InputSpec, Line, Poll, Position, Reader};
 use crate::time::{Duration, EventTime, Millis, epoch_of};
 
 /// A record with its event time.
@@ -421,8 +421,8 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
 /// Ingest's part of a snapshot: where its reader resumes and what it has counted.
 #[derive(Serialize, Deserialize)]
 struct IngestState {
-    /// The reader's position (a file's byte range).
-    at: Option<FilePosition>,
+    /// The reader's position (in a file's byte range, or a generator's rows).
+    at: Option<Position>,
     counts: Counts,
     /// The watermark and the largest event time seen.
     watermark: (Millis, Option<Millis>),

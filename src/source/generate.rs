@@ -118,6 +118,17 @@ impl GenRange {
         }
     }
 
+    /// The next row this range makes: where it resumes.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// Resumes at row `next`, a position this range reported: each row depends only on
+    /// the seed and its number, so the rows that follow are the ones it would have made.
+    pub fn resume_at(&mut self, next: u64) {
+        self.next = next;
+    }
+
     /// For a paced generator: when it started and its rate; row `i` is due `i / rate`
     /// seconds after the start.
     pub fn pace(&self) -> Option<(Instant, u64)> {

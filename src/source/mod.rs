@@ -182,26 +182,42 @@ impl InputSpec {
     }
 
     /// Whether a reader of this input can say where it is and resume there
-    /// ([`Reader::position`]): a file can.
+    /// ([`Reader::position`]): a file and a generator can.
     pub fn resumable(&self) -> bool {
-        matches!(self, InputSpec::File(_))
+        matches!(self, InputSpec::File(_) | InputSpec::Gen(_))
     }
 
-    /// The same, resuming a file's range at `at` (a position it reported before).
+    /// The same, resuming at `at` (a position the same worker's reader reported before).
     pub fn open_at(
         &self,
         part: usize,
         parts: usize,
         max_line: usize,
         feed: Option<&Feed>,
-        at: Option<FilePosition>,
+        at: Option<Position>,
     ) -> io::Result<Reader> {
         if let Some(feed) = feed {
             return Ok(Reader::Live(LiveReader::new(feed.clone())));
         }
+        let misplaced = || io::Error::other("the checkpoint's position is not one of this input's");
         Ok(match self {
-            InputSpec::File(path) => Reader::File(FileRange::resume(path, part, parts, max_line, at)?),
-            InputSpec::Gen(spec) => Reader::Gen(GenRange::new(spec, part, parts)),
+            InputSpec::File(path) => {
+                let at = match at {
+                    None => None,
+                    Some(Position::File(at)) => Some(at),
+                    Some(_) => return Err(misplaced()),
+                };
+                Reader::File(FileRange::resume(path, part, parts, max_line, at)?)
+            }
+            InputSpec::Gen(spec) => {
+                let mut range = GenRange::new(spec, part, parts);
+                match at {
+                    None => {}
+                    Some(Position::Gen(next)) => range.resume_at(next),
+                    Some(_) => return Err(misplaced()),
+                }
+                Reader::Gen(range)
+            }
             InputSpec::Shard(spec) => Reader::Shard(spec.open(part, parts, max_line)?),
             InputSpec::Stdin
             | InputSpec::Tcp(_)
@@ -212,6 +228,15 @@ impl InputSpec {
             }
         })
     }
+}
+
+/// Where a worker's reader resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Position {
+    /// In a file's byte range.
+    File(FilePosition),
+    /// At a generator's next row.
+    Gen(u64),
 }
 
 /// One worker's share of an input.
@@ -255,10 +280,11 @@ impl Reader {
 
     /// Where the reader would resume, if it can ([`InputSpec::resumable`]) and is between
     /// lines.
-    pub fn position(&self) -> Option<FilePosition> {
+    pub fn position(&self) -> Option<Position> {
         match self {
-            Reader::File(range) => range.position(),
-            Reader::Gen(_) | Reader::Live(_) | Reader::Shard(_) => None,
+            Reader::File(range) => range.position().map(Position::File),
+            Reader::Gen(range) => Some(Position::Gen(range.position())),
+            Reader::Live(_) | Reader::Shard(_) => None,
         }
     }
 
