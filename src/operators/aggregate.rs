@@ -67,13 +67,15 @@ where
                             pending.fold(windowing, batch.drain(..), |last| cap.delayed(&cap.time().at_event(last), 0));
                         }
                     });
-                    gate.advance(round_frontier(&frontier.frontier()), |step| match step {
+                    let lifted = gate.advance(round_frontier(&frontier.frontier()), |step| match step {
                         Step::Snapshot(snap) => snap.save(&pending.saved()),
                         Step::Release(cap, data) => {
                             pending.fold(windowing, data.into_iter(), |last| cap.delayed(&cap.time().at_event(last)))
                         }
                     });
-                    pending.move_to_round(gate.round());
+                    if lifted {
+                        pending.lift(&gate);
+                    }
                     // Windows close in order of their ends, once the watermark reaches them.
                     let watermark = gate.watermark(event_frontier(&frontier.frontier()));
                     while let Some((end, slot)) = pending.pop_closed(watermark) {
@@ -108,11 +110,13 @@ where
                             pending.merge(batch.drain(..), || cap.retain(0));
                         }
                     });
-                    gate.advance(round_frontier(&frontier.frontier()), |step| match step {
+                    let lifted = gate.advance(round_frontier(&frontier.frontier()), |step| match step {
                         Step::Snapshot(snap) => snap.save(&pending.saved()),
                         Step::Release(cap, data) => pending.merge(data.into_iter(), || cap),
                     });
-                    pending.move_to_round(gate.round());
+                    if lifted {
+                        pending.lift(&gate);
+                    }
                     let watermark = gate.watermark(event_frontier(&frontier.frontier()));
                     while let Some((end, slot)) = pending.pop_closed(watermark) {
                         let label = if end == GLOBAL_END { slot.max_event.saturating_add(1) } else { end };
@@ -130,8 +134,6 @@ where
 /// Open windows by their end, each with a capability at its last millisecond.
 struct Windows<T: EventTime, K, A> {
     open: BTreeMap<Millis, Pending<T, K, A>>,
-    /// The round the capabilities are in.
-    round: u64,
 }
 
 /// Open windows as a snapshot holds them: `(end, values, largest event time)`.
@@ -149,13 +151,12 @@ where
     /// The windows the gate's participant saved in the restored round, or none; their
     /// capabilities come from the operator's `initial` one.
     fn restore<D>(gate: &RoundGate<Capability<T>, D>, initial: &Capability<T>) -> Self {
-        let round = gate.round();
         let mut open = BTreeMap::new();
         for (end, values, max_event) in gate.restore::<Saved<K, A>>().unwrap_or_default() {
-            let capability = initial.delayed(&initial.time().at_event(end - 1).at_round(round));
+            let capability = gate.mint(initial, end - 1);
             open.insert(end, Pending { capability, values: values.into_iter().collect(), max_event });
         }
-        Windows { open, round }
+        Windows { open }
     }
 
     /// The open windows, to save.
@@ -215,18 +216,10 @@ where
         }
     }
 
-    /// Moves every window's capability to `round`, once the operator has saved the
-    /// rounds before it: downstream operators may then reach it too.
-    fn move_to_round(&mut self, round: u64) {
-        if round <= self.round || round == u64::MAX {
-            return;
-        }
-        self.round = round;
+    /// Moves every window's capability to the gate's round (see [`RoundGate::lift`]).
+    fn lift<D>(&mut self, gate: &RoundGate<Capability<T>, D>) {
         for slot in self.open.values_mut() {
-            if slot.capability.time().round() < round {
-                let to = slot.capability.time().at_round(round);
-                slot.capability.downgrade(&to);
-            }
+            gate.lift(&mut slot.capability);
         }
     }
 

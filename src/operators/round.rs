@@ -15,8 +15,10 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use timely::dataflow::operators::Capability;
+
 use crate::checkpoint::snapshot::Participant;
-use crate::time::EventTime;
+use crate::time::{EventTime, Millis};
 
 /// What [`RoundGate::advance`] asks of its operator, in order.
 pub enum Step<'a, H, D> {
@@ -99,9 +101,11 @@ impl<H, D> RoundGate<H, D> {
     /// Moves to `frontier_round`, the least round of the input frontier (`u64::MAX` once
     /// it is empty): for each round reached, asks for a snapshot, then releases the
     /// records held for it. An ended input releases everything and asks for nothing.
-    pub fn advance(&mut self, frontier_round: u64, mut step: impl FnMut(Step<'_, H, D>)) {
+    /// Returns whether the operator's capabilities should now [`RoundGate::lift`]: it
+    /// saved a new round.
+    pub fn advance(&mut self, frontier_round: u64, mut step: impl FnMut(Step<'_, H, D>)) -> bool {
         if frontier_round <= self.round {
-            return;
+            return false;
         }
         self.held.sort_by_key(|(round, _, _)| *round);
         let ended = frontier_round == u64::MAX;
@@ -126,6 +130,22 @@ impl<H, D> RoundGate<H, D> {
         if self.held.is_empty() {
             self.low = None;
         }
+        !ended
+    }
+
+    /// Moves `cap` to the gate's round, once the operator has saved the rounds before
+    /// it, so that operators downstream reach the round too.
+    pub fn lift<T: EventTime>(&self, cap: &mut Capability<T>) {
+        if self.round != u64::MAX && cap.time().round() < self.round {
+            let to = cap.time().at_round(self.round);
+            cap.downgrade(&to);
+        }
+    }
+
+    /// A capability at event time `event` in the gate's round, from the operator's
+    /// `initial` one: for state restored from a snapshot.
+    pub fn mint<T: EventTime>(&self, initial: &Capability<T>, event: Millis) -> Capability<T> {
+        initial.delayed(&initial.time().at_event(event).at_round(self.round))
     }
 }
 

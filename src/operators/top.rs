@@ -38,10 +38,8 @@ impl<'scope, T: EventTime, D: ExchangeData> TopPerTime<'scope, T, D> for Stream<
                 let mut pending: BTreeMap<Millis, (Capability<T>, Vec<D>)> = BTreeMap::new();
                 let restored: Vec<(Millis, Vec<D>)> = gate.restore().unwrap_or_default();
                 for (time, rows) in restored {
-                    let cap = initial.delayed(&initial.time().at_event(time).at_round(gate.round()));
-                    pending.insert(time, (cap, rows));
+                    pending.insert(time, (gate.mint(&initial, time), rows));
                 }
-                let mut moved = gate.round();
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
                         let (at, round) = (cap.time().event(), cap.time().round());
@@ -54,7 +52,7 @@ impl<'scope, T: EventTime, D: ExchangeData> TopPerTime<'scope, T, D> for Stream<
                             slot.1.append(batch);
                         }
                     });
-                    gate.advance(round_frontier(&frontier.frontier()), |step| match step {
+                    let lifted = gate.advance(round_frontier(&frontier.frontier()), |step| match step {
                         Step::Snapshot(snap) => {
                             let saved: Vec<(&Millis, &Vec<D>)> =
                                 pending.iter().map(|(t, (_, rows))| (t, rows)).collect();
@@ -65,15 +63,8 @@ impl<'scope, T: EventTime, D: ExchangeData> TopPerTime<'scope, T, D> for Stream<
                             slot.1.append(&mut rows);
                         }
                     });
-                    // Capabilities move to the round saved, so operators downstream reach it.
-                    if gate.round() != u64::MAX && gate.round() > moved {
-                        moved = gate.round();
-                        for (cap, _) in pending.values_mut() {
-                            if cap.time().round() < gate.round() {
-                                let to = cap.time().at_round(gate.round());
-                                cap.downgrade(&to);
-                            }
-                        }
+                    if lifted {
+                        pending.values_mut().for_each(|(cap, _)| gate.lift(cap));
                     }
                     let watermark = gate.watermark(event_frontier(&frontier.frontier()));
                     while let Some(entry) = pending.first_entry() {

@@ -101,8 +101,7 @@ where
                     replay = sent.replay();
                 }
                 let first = replay.iter().map(|(_, when, _)| *when).chain(pending.first_time()).min();
-                let mut held: Option<Capability<T>> =
-                    first.map(|t| initial.delayed(&initial.time().at_event(t).at_round(gate.round())));
+                let mut held: Option<Capability<T>> = first.map(|t| gate.mint(&initial, t));
                 move |(input, frontier), output| {
                     if !replay.is_empty()
                         && let Some(cap) = held.as_ref()
@@ -140,10 +139,7 @@ where
                         }
                     });
                     let Some(cap) = held.as_mut() else { return };
-                    if gate.round() != u64::MAX && cap.time().round() < gate.round() {
-                        let to = cap.time().at_round(gate.round());
-                        cap.downgrade(&to);
-                    }
+                    gate.lift(cap);
                     // Every update at a time the watermark has passed is complete: send it.
                     let watermark = gate.watermark(event_frontier(&frontier.frontier()));
                     // One session for all: a message per update time would cost a buffer each.
