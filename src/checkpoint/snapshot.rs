@@ -179,26 +179,34 @@ impl Snapshots {
 
     /// Writes `bytes` as `part` of `round`, then marks every round now complete.
     fn write(&self, round: u64, part: &str, bytes: &[u8]) -> io::Result<()> {
-        let folder = self.dir.join(format!("snap-{round}"));
-        fs::create_dir_all(&folder)?;
-        self.replace(&folder, part, bytes)?;
-        crash_point("snapshot");
-        let complete = {
-            let mut state = self.state.lock().expect("snapshots lock");
+        self.record(&format!("snap-{round}"), part, bytes, |state| {
+            crash_point("snapshot");
             state.written.entry(round).or_default().insert(part.to_owned());
-            state.complete(self.workers)
-        };
-        self.mark(complete)
+        })
     }
 
     /// Writes `bytes` as `part`'s final state, standing for every later round.
     fn finish(&self, part: &str, bytes: &[u8]) -> io::Result<()> {
-        let folder = self.dir.join("finished");
+        self.record("finished", part, bytes, |state| {
+            state.finished.insert(part.to_owned());
+        })
+    }
+
+    /// Writes `bytes` as `part` in `folder`, notes it in the state, and marks every round
+    /// now complete.
+    fn record(
+        &self,
+        folder: &str,
+        part: &str,
+        bytes: &[u8],
+        note: impl FnOnce(&mut State),
+    ) -> io::Result<()> {
+        let folder = self.dir.join(folder);
         fs::create_dir_all(&folder)?;
         self.replace(&folder, part, bytes)?;
         let complete = {
             let mut state = self.state.lock().expect("snapshots lock");
-            state.finished.insert(part.to_owned());
+            note(&mut state);
             state.complete(self.workers)
         };
         self.mark(complete)
