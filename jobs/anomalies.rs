@@ -91,8 +91,9 @@ fn main() -> ExitCode {
         _ => "series".into(),
     }));
     let quiet = args.common.quiet;
-    let spec =
-        JobSpec::new("gen:series?count=100000&seed=42&keys=100").side("alerts", args.alerts.as_deref());
+    let spec = JobSpec::new("gen:series?count=100000&seed=42&keys=100")
+        .snapshots(true)
+        .side("alerts", args.alerts.as_deref());
     job::run(args.common, spec, move |df, job| {
         let key = default_key.clone();
         let (points, diags) = df.inner.ingest::<SeriesCsv, _, _>(job.ingest(), move |p| {

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     let (top, all_customers) = (args.top, args.all_customers);
     let every = args.emit_every.unwrap_or(args.common.epoch);
-    let spec = JobSpec::new("gen:transactions?count=100000&seed=42");
+    let spec = JobSpec::new("gen:transactions?count=100000&seed=42").snapshots(true);
     job::run(args.common, spec, move |df, job| {
         let (sales, diags) = df.inner.ingest::<TransactionCsv, _, _>(job.ingest(), |t| Sale {
             customer: CompactString::from(&*t.customer_id),

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     }
     let (high_amount, high_value, informational) = (args.high_amount, args.high_value, args.informational);
     let (n, span) = (args.velocity as usize, args.velocity_window);
-    let spec = JobSpec::new("gen:transactions?count=100000&seed=42");
+    let spec = JobSpec::new("gen:transactions?count=100000&seed=42").snapshots(true);
     job::run(args.common, spec, move |df, job| {
         let (txns, diags) = df.inner.ingest::<TransactionCsv, _, _>(job.ingest(), |t| Txn {
             id: CompactString::from(&*t.transaction_id),

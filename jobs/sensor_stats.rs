@@ -80,7 +80,9 @@ fn main() -> ExitCode {
         });
         Arc::new(parse_rules(&text).unwrap_or_else(|e| usage_error(&format!("{}: {e}", path.display()))))
     });
-    let spec = JobSpec::new("gen:sensors?count=100000&seed=42").side("alerts", args.alerts.as_deref());
+    let spec = JobSpec::new("gen:sensors?count=100000&seed=42")
+        .snapshots(true)
+        .side("alerts", args.alerts.as_deref());
     job::run(args.common, spec, move |df, job| {
         let known = sensors.clone();
         let (samples, diags) = df.inner.ingest_checked::<SensorFormat, _, _>(job.ingest(), move |r| {

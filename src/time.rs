@@ -19,7 +19,7 @@ pub type Millis = u64;
 pub const DAY_MS: u64 = 86_400_000;
 
 /// A length of time with millisecond resolution, written like `250ms`, `5s`, `1m`, `1h`, `2d`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Duration(pub u64);
 
 impl Duration {

@@ -279,6 +279,85 @@ fn ip_counts_with_top_and_alerts_resumes_from_a_snapshot() {
 }
 
 #[test]
+fn keyed_rules_and_whole_input_folds_resume_from_a_snapshot() {
+    let dir = TempDir::new("recovery-keyed-snapshots");
+    let input = transactions(&dir, 300_000, &["--ordered", "--jitter", "2m"]);
+    // Two days with a burst every 50 rows: every cut finds customers mid-burst.
+    let dense = dir.path("dense.csv");
+    gen_transactions(
+        &dense,
+        300_000,
+        6,
+        &["--ordered", "--jitter", "2m", "--days", "2", "--burst-every", "50"],
+    );
+    let dense = dense.to_str().unwrap();
+    let files = [("--output", "out.csv"), ("--rejects", "rejects.txt"), ("--late", "late.txt")];
+    let cases = [
+        // Velocity keeps each customer's recent transactions in the keyed operator.
+        Case::new("fraud_signals", &["--input", dense, "--lateness", "1m"], &files),
+        // The batch report folds the whole input; the incremental one keeps its sums after
+        // differential, rebuilt from what the snapshot saved of the updates.
+        Case::new("ecommerce_report", &["--input", &input, "--lateness", "1m"], &files),
+        Case::new(
+            "ecommerce_report",
+            &["--input", &input, "--lateness", "1m", "--mode", "incremental"],
+            &files,
+        ),
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let reference = case.finish(case.command(&dir, "ref", &[]));
+        if case.job == "fraud_signals" {
+            let alerts = String::from_utf8(case.outputs(&dir, "ref")["out.csv"].clone()).unwrap();
+            assert!(alerts.contains(",velocity,"), "the test needs velocity alerts");
+        }
+        for point in ["snapshotted:3", "snapshot:4"] {
+            crash_and_resume(&dir, case, &reference, &format!("{}-{i}-{point}", case.job), point);
+        }
+    }
+}
+
+#[test]
+fn detectors_and_sensor_rules_resume_from_a_snapshot() {
+    let dir = TempDir::new("recovery-detector-snapshots");
+    let series = dir.path("series.csv");
+    let series_args =
+        ["series", "--rows", "200000", "--keys", "20", "--seed", "4", "-o", series.to_str().unwrap()];
+    common::run_ok("gen", &series_args);
+    let (readings, meta, rules) = (dir.path("readings.csv"), dir.path("meta.csv"), dir.path("rules.txt"));
+    let sensors = ["sensors", "--sensors", "20", "--rows", "200000", "--seed", "5", "--interval", "2s"];
+    let files = ["--metadata", meta.to_str().unwrap(), "-o", readings.to_str().unwrap()];
+    common::run_ok("gen", &[&sensors[..], &files].concat());
+    std::fs::write(&rules, "hot critical temperature > 30 for 6s\njump info vibration rate > 1 per 1s\n")
+        .unwrap();
+    let outputs = [("--output", "out.csv"), ("--alerts", "alerts.csv"), ("--rejects", "rejects.txt")];
+    let cases = [
+        // Each key's detector (its windows and hypotheses) lives in the keyed operator.
+        Case::new("anomalies", &["--input", series.to_str().unwrap()], &outputs),
+        Case::new("anomalies", &["--input", series.to_str().unwrap(), "--detector", "gaussian"], &outputs),
+        // Rules' episodes per sensor, and windows of four sizes.
+        Case::new(
+            "sensor_stats",
+            &[
+                "--input",
+                readings.to_str().unwrap(),
+                "--sensors",
+                meta.to_str().unwrap(),
+                "--rules",
+                rules.to_str().unwrap(),
+            ],
+            &outputs,
+        ),
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let reference = case.finish(case.command(&dir, "ref", &[]));
+        assert!(!case.outputs(&dir, "ref")["alerts.csv"].is_empty(), "{}: the test needs alerts", case.job);
+        for point in ["snapshotted:3", "snapshot:4"] {
+            crash_and_resume(&dir, case, &reference, &format!("{}-{i}-{point}", case.job), point);
+        }
+    }
+}
+
+#[test]
 fn a_generator_resumes_from_a_snapshot_at_its_next_row() {
     let dir = TempDir::new("recovery-gen-snapshots");
     let args = ["--input", "gen:transactions?count=400000&seed=9", "--window", "1h", "-w", "2"];

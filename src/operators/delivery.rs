@@ -23,7 +23,7 @@ use crate::diag::{Counts, Diag};
 use crate::time::EventTime;
 
 /// What went into a job and what came out of it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
     /// Ingest's counts, summed over all workers.
     pub counts: Counts,

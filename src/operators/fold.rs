@@ -9,14 +9,21 @@
 //! The output is stamped with the operator's initial capability (time 0): it is
 //! complete as soon as it is emitted, since nothing can follow it. Worker 0 holds that
 //! capability from the start, so a fold over an empty input still finishes.
+//!
+//! **Snapshots.** The state takes part in snapshots ([`crate::operators::round`]): at
+//! each checkpoint round it is saved as folded from the rounds before, and a restart
+//! continues folding from it. So a fold's state must be serializable.
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use timely::ExchangeData;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::time::EventTime;
+use super::round::{RoundGate, Step};
+use crate::time::{EventTime, round_frontier};
 
 /// Folds a stream into rows once its input has ended.
 pub trait FoldAtEnd<'scope, T: EventTime, D> {
@@ -30,7 +37,7 @@ pub trait FoldAtEnd<'scope, T: EventTime, D> {
         finish: impl FnOnce(S) -> Vec<R> + 'static,
     ) -> Stream<'scope, T, Vec<R>>
     where
-        S: 'static,
+        S: Serialize + DeserializeOwned + 'static,
         R: Clone + 'static;
 
     /// Routes each record to the worker `route` names (its value modulo the workers)
@@ -45,7 +52,7 @@ pub trait FoldAtEnd<'scope, T: EventTime, D> {
         finish: impl FnOnce(S) -> Vec<R> + 'static,
     ) -> Stream<'scope, T, Vec<R>>
     where
-        S: 'static,
+        S: Serialize + DeserializeOwned + 'static,
         R: Clone + 'static;
 }
 
@@ -58,7 +65,7 @@ impl<'scope, T: EventTime, D: ExchangeData> FoldAtEnd<'scope, T, D> for Stream<'
         finish: impl FnOnce(S) -> Vec<R> + 'static,
     ) -> Stream<'scope, T, Vec<R>>
     where
-        S: 'static,
+        S: Serialize + DeserializeOwned + 'static,
         R: Clone + 'static,
     {
         let first = self.scope().index() == 0;
@@ -74,7 +81,7 @@ impl<'scope, T: EventTime, D: ExchangeData> FoldAtEnd<'scope, T, D> for Stream<'
         finish: impl FnOnce(S) -> Vec<R> + 'static,
     ) -> Stream<'scope, T, Vec<R>>
     where
-        S: 'static,
+        S: Serialize + DeserializeOwned + 'static,
         R: Clone + 'static,
     {
         fold_routed(self, name, route, true, state, fold, finish)
@@ -94,18 +101,30 @@ fn fold_routed<'scope, T, D, S, R>(
 where
     T: EventTime,
     D: ExchangeData,
-    S: 'static,
+    S: Serialize + DeserializeOwned + 'static,
     R: Clone + 'static,
 {
-    let mut state = Some(state);
     let mut finish = Some(finish);
+    let worker = stream.scope().index();
+    let kind = name.to_owned();
     stream.unary_frontier::<CapacityContainerBuilder<Vec<R>>, _, _, _>(
         Exchange::new(move |d: &D| route(d)),
         name,
         move |cap, _info| {
+            let mut gate = RoundGate::<(), D>::new::<T>(worker, &kind);
+            let mut state = Some(gate.restore().unwrap_or(state));
             let mut cap = finishes.then_some(cap);
+            // Downstream operators reach the fold's round through its capability.
+            if let Some(cap) = cap.as_mut() {
+                gate.lift(cap);
+            }
             move |(input, frontier), output| {
-                input.for_each_time(|_time, data| {
+                input.for_each_time(|time, data| {
+                    let round = time.time().round();
+                    if gate.holds(round) {
+                        gate.hold(round, time.time().event(), (), data.flat_map(std::mem::take).collect());
+                        return;
+                    }
                     let state = state.as_mut().expect("no input after the end");
                     for batch in data {
                         for d in batch.drain(..) {
@@ -113,6 +132,16 @@ where
                         }
                     }
                 });
+                let lifted = gate.advance(round_frontier(&frontier.frontier()), |step| {
+                    let state = state.as_mut().expect("no input after the end");
+                    match step {
+                        Step::Snapshot(snap) => snap.save(state),
+                        Step::Release((), data) => data.into_iter().for_each(|d| fold(state, d)),
+                    }
+                });
+                if lifted && let Some(cap) = cap.as_mut() {
+                    gate.lift(cap);
+                }
                 if frontier.is_empty()
                     && let (Some(cap), Some(state), Some(finish)) = (cap.take(), state.take(), finish.take())
                 {

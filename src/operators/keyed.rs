@@ -26,6 +26,10 @@
 //! with the history. Once the input has ended, every key with nothing buffered and no
 //! wake time is dropped, since nothing can wake it again.
 //!
+//! **Snapshots.** The operator takes part in snapshots ([`super::round`]): at each
+//! checkpoint round it saves every key's logic, wake time and buffered events, and a
+//! restart rebuilds them. So a logic must be serializable.
+//!
 //! **Cost.** Buffered events live in a few time-sorted runs, not in a buffer per key,
 //! and woken keys in a heap of wake times: when the frontier moves, the work is in
 //! proportion to the events released and the keys they and the wake times touch, not
@@ -41,6 +45,8 @@ use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
 
 use rustc_hash::{FxHashMap, FxHasher};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use timely::ExchangeData;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::Stream;
@@ -49,10 +55,11 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::ingest::Timed;
-use crate::time::{EventTime, Millis, event_frontier};
+use super::round::{RoundGate, Step};
+use crate::time::{EventTime, Millis, event_frontier, round_frontier};
 
-/// A key's logic, fed its events in event-time order.
-pub trait KeyLogic<V>: 'static {
+/// A key's logic, fed its events in event-time order; serializable for snapshots.
+pub trait KeyLogic<V>: Serialize + DeserializeOwned + 'static {
     /// The rows it emits.
     type Out;
     /// Whether its rows name their own event time (a sink's
@@ -109,6 +116,12 @@ struct Slot<K, L> {
 
 /// An event waiting for the frontier: its time, its key's slot and where its value is.
 type Waiting = (Millis, u32, u32);
+
+/// Keys as a snapshot holds them: key, logic, wake time and buffered events.
+type Saved<K, L, V> = Vec<(K, L, Option<Millis>, Vec<(Millis, V)>)>;
+
+/// The same, borrowed, to save.
+type SavedRef<'a, K, L, V> = Vec<(&'a K, &'a L, Option<Millis>, Vec<(Millis, &'a V)>)>;
 
 /// Items by index, with freed indexes used again: the keys' slots, and the values of
 /// the events waiting, which stay in place while their small [`Waiting`] entries are
@@ -229,10 +242,65 @@ impl Runs {
         upto
     }
 
+    /// Every event buffered, in no particular order.
+    fn iter(&self) -> impl Iterator<Item = &Waiting> {
+        self.fresh.iter().chain(self.runs.iter().flatten())
+    }
+
     /// The earliest time buffered.
     fn earliest(&self) -> Option<Millis> {
         let fresh = self.fresh.iter().map(|e| e.0).min();
         self.runs.iter().filter_map(|run| run.last().map(|e| e.0)).chain(fresh).min()
+    }
+}
+
+/// The keys a worker holds and their buffered events.
+struct Keys<K, L, V> {
+    /// Each key's slot, while it may be looked up.
+    index: FxHashMap<K, u32>,
+    slots: Slab<Slot<K, L>>,
+    runs: Runs,
+    values: Slab<V>,
+}
+
+impl<K: Hash + Eq + Clone, L, V> Keys<K, L, V> {
+    fn new() -> Self {
+        Keys { index: FxHashMap::default(), slots: Slab::new(), runs: Runs::new(), values: Slab::new() }
+    }
+
+    /// Buffers events until the frontier passes them; `new` makes a new key's logic.
+    fn buffer(&mut self, events: impl Iterator<Item = Timed<(K, V)>>, new: &impl Fn(&K) -> L) {
+        for ((key, value), time) in events {
+            let slots = &mut self.slots;
+            let s = *self.index.entry(key).or_insert_with_key(|key| {
+                slots.insert(Slot { logic: new(key), key: key.clone(), pending: 0, wake: None })
+            });
+            slots.get_mut(s).pending += 1;
+            self.runs.push((time, s, self.values.insert(value)));
+        }
+    }
+
+    /// Every key's logic, wake time and buffered events, to save.
+    fn saved(&self) -> SavedRef<'_, K, L, V> {
+        let mut at = vec![usize::MAX; self.slots.items.len()];
+        let mut out: SavedRef<'_, K, L, V> = Vec::new();
+        for (s, slot) in self.slots.items.iter().enumerate() {
+            if let Some(slot) = slot {
+                at[s] = out.len();
+                out.push((&slot.key, &slot.logic, slot.wake, Vec::new()));
+            }
+        }
+        for &(time, s, v) in self.runs.iter() {
+            out[at[s as usize]].3.push((time, self.values.get(v)));
+        }
+        out
+    }
+}
+
+/// Keeps `cap` if it is earlier in event time than the one held.
+fn hold_earliest<T: EventTime>(held: &mut Option<Capability<T>>, cap: Capability<T>) {
+    if held.as_ref().is_none_or(|h| cap.time().event() < h.time().event()) {
+        *held = Some(cap);
     }
 }
 
@@ -268,18 +336,30 @@ where
         L::Out: Clone,
     {
         let scope = self.scope();
+        let kind = name.to_owned();
         self.unary_frontier::<CapacityContainerBuilder<Vec<L::Out>>, _, _, _>(
             Exchange::new(|((key, _), _): &Timed<(K, V)>| key_hash(key)),
             name,
-            move |_cap, info| {
+            move |initial, info| {
                 let activator = scope.activator_for(info.address);
-                let mut index: FxHashMap<K, u32> = FxHashMap::default();
-                let mut slots: Slab<Slot<K, L>> = Slab::new();
-                let mut runs = Runs::new();
-                let mut values: Slab<V> = Slab::new();
+                let mut gate = RoundGate::<Capability<T>, Timed<(K, V)>>::new::<T>(scope.index(), &kind);
+                let mut keys: Keys<K, L, V> = Keys::new();
                 // Wake times, with stale entries (the slot's wake moved) skipped when popped.
                 let mut wakes: BinaryHeap<Reverse<(Millis, u32)>> = BinaryHeap::new();
-                let mut held: Option<Capability<T>> = None;
+                for (key, logic, wake, events) in gate.restore::<Saved<K, L, V>>().unwrap_or_default() {
+                    let s = keys.slots.insert(Slot { key: key.clone(), logic, pending: events.len(), wake });
+                    keys.index.insert(key, s);
+                    if let Some(w) = wake {
+                        wakes.push(Reverse((w, s)));
+                    }
+                    for (time, value) in events {
+                        keys.runs.push((time, s, keys.values.insert(value)));
+                    }
+                }
+                let restored =
+                    keys.runs.earliest().into_iter().chain(wakes.peek().map(|Reverse((t, _))| *t)).min();
+                let mut held: Option<Capability<T>> = restored.map(|at| gate.mint(&initial, at));
+                drop(initial);
                 // The frontier the keys have been advanced to.
                 let mut reached: Option<Millis> = None;
                 let mut due: Vec<Waiting> = Vec::new();
@@ -288,27 +368,33 @@ where
                 let mut out: Vec<(Millis, L::Out)> = Vec::new();
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
-                        // Events are at or after their message's time: holding the
-                        // earliest message time covers them all.
-                        if held.as_ref().is_none_or(|h| cap.time().event() < h.time().event()) {
-                            held = Some(cap.retain(0));
+                        let round = cap.time().round();
+                        if gate.holds(round) {
+                            gate.hold(
+                                round,
+                                cap.time().event(),
+                                cap.retain(0),
+                                data.flat_map(std::mem::take).collect(),
+                            );
+                            return;
                         }
+                        hold_earliest(&mut held, cap.retain(0));
                         for batch in data {
-                            for ((key, value), time) in batch.drain(..) {
-                                let s = *index.entry(key).or_insert_with_key(|key| {
-                                    slots.insert(Slot {
-                                        logic: new(key),
-                                        key: key.clone(),
-                                        pending: 0,
-                                        wake: None,
-                                    })
-                                });
-                                slots.get_mut(s).pending += 1;
-                                runs.push((time, s, values.insert(value)));
-                            }
+                            keys.buffer(batch.drain(..), &new);
                         }
                     });
-                    let target = event_frontier(&frontier.frontier());
+                    let lifted = gate.advance(round_frontier(&frontier.frontier()), |step| match step {
+                        Step::Snapshot(snap) => snap.save(&keys.saved()),
+                        Step::Release(cap, data) => {
+                            hold_earliest(&mut held, cap);
+                            keys.buffer(data.into_iter(), &new);
+                        }
+                    });
+                    if lifted && let Some(cap) = held.as_mut() {
+                        gate.lift(cap);
+                    }
+                    let Keys { index, slots, runs, values } = &mut keys;
+                    let target = gate.watermark(event_frontier(&frontier.frontier()));
                     // Nothing new can be released until the frontier moves.
                     if reached == Some(target) {
                         return;
@@ -321,7 +407,7 @@ where
                     // whole, not key by key as the keys are released.
                     let ended = frontier.is_empty();
                     if ended && !index.is_empty() {
-                        index = FxHashMap::default();
+                        *index = FxHashMap::default();
                     }
                     let live = |slots: &Slab<Slot<K, L>>, (t, s): (Millis, u32)| {
                         slots.items[s as usize].as_ref().is_some_and(|slot| slot.wake == Some(t))
@@ -336,7 +422,7 @@ where
                         && t <= f
                     {
                         wakes.pop();
-                        if live(&slots, (t, s)) {
+                        if live(slots, (t, s)) {
                             woken.push(s);
                         }
                     }
@@ -392,7 +478,7 @@ where
                         }
                     }
                     while let Some(&Reverse(w)) = wakes.peek()
-                        && !live(&slots, w)
+                        && !live(slots, w)
                     {
                         wakes.pop();
                     }
@@ -423,6 +509,7 @@ mod tests {
 
     /// Emits, per event, how many events of the key came before it, at the event's time;
     /// forgets a key once the frontier is 100 past its last event.
+    #[derive(serde::Serialize, serde::Deserialize)]
     struct Seq {
         key: u32,
         seen: u64,
@@ -500,6 +587,7 @@ mod tests {
     }
 
     /// Numbers each key's events in the order it sees them; never forgets a key.
+    #[derive(serde::Serialize, serde::Deserialize)]
     struct Count {
         key: u32,
         seen: u64,
@@ -552,6 +640,7 @@ mod tests {
     }
 
     /// [`Count`], with rows that name their time.
+    #[derive(serde::Serialize, serde::Deserialize)]
     struct Batched(Count);
 
     impl KeyLogic<u64> for Batched {

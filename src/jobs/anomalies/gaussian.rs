@@ -18,7 +18,7 @@ pub const WINDOW: usize = 6_400;
 pub const STEP: usize = 100;
 
 /// One key's windowed-Gaussian state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct WindowedGaussian {
     window: std::collections::VecDeque<f64>,
     step: Vec<f64>,

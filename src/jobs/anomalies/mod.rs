@@ -39,7 +39,7 @@ pub const DETECTORS: [(&str, &str); 2] = [
 ];
 
 /// One key's detector.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Detector {
     /// [`relative_entropy`].
     Entropy(Box<RelativeEntropy>),
@@ -162,7 +162,7 @@ pub enum Output {
 }
 
 /// An episode still open.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Episode {
     start: Millis,
     end: Millis,
@@ -171,7 +171,7 @@ struct Episode {
 }
 
 /// A key's [`KeyLogic`]: its detector, the threshold and its open episode.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Scoring {
     key: CompactString,
     detector: Detector,

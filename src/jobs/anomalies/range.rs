@@ -1,7 +1,7 @@
 //! Where a detector's value range comes from: learned causally, or given as NAB gives it.
 
 /// Where a detector's value range comes from.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Range {
     /// Learned causally from the values seen so far (the default: a live stream cannot
     /// know its range in advance).

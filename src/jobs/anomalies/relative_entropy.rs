@@ -46,7 +46,8 @@ pub const C_TH: u32 = 1;
 pub const MAX_HYPOTHESES: usize = 64;
 
 /// One key's relative-entropy state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(into = "Saved", try_from = "Saved")]
 pub struct RelativeEntropy {
     given: Option<(f64, f64)>,
     min: f64,
@@ -63,6 +64,55 @@ pub struct RelativeEntropy {
     /// the range widens.
     windows: Vec<[f64; WINDOW]>,
     ln: [f64; WINDOW + 1],
+}
+
+/// A detector as a snapshot holds it: windows as vectors (serde derives arrays of at
+/// most 32), and no logarithm table, which is rebuilt.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    given: Option<(f64, f64)>,
+    min: f64,
+    max: f64,
+    binned_for: (f64, f64),
+    values: Vec<f64>,
+    bins: Vec<u8>,
+    seen: u64,
+    counts: [u8; BINS],
+    hypotheses: Vec<([u8; BINS], u32)>,
+    windows: Vec<Vec<f64>>,
+}
+
+impl From<RelativeEntropy> for Saved {
+    fn from(d: RelativeEntropy) -> Saved {
+        Saved {
+            given: d.given,
+            min: d.min,
+            max: d.max,
+            binned_for: d.binned_for,
+            values: d.values.to_vec(),
+            bins: d.bins.to_vec(),
+            seen: d.seen,
+            counts: d.counts,
+            hypotheses: d.hypotheses,
+            windows: d.windows.iter().map(|w| w.to_vec()).collect(),
+        }
+    }
+}
+
+impl TryFrom<Saved> for RelativeEntropy {
+    type Error = String;
+
+    fn try_from(s: Saved) -> Result<RelativeEntropy, String> {
+        let window =
+            |v: &[f64]| <[f64; WINDOW]>::try_from(v).map_err(|_| format!("a window of {} values", v.len()));
+        let mut d = RelativeEntropy::new(s.given.map_or(Range::Learned, |(lo, hi)| Range::Given(lo, hi)));
+        d.values = window(&s.values)?;
+        d.bins = <[u8; WINDOW]>::try_from(&s.bins[..]).map_err(|_| format!("{} bins", s.bins.len()))?;
+        d.windows = s.windows.iter().map(|w| window(w)).collect::<Result<_, _>>()?;
+        (d.min, d.max, d.binned_for, d.seen, d.counts, d.hypotheses) =
+            (s.min, s.max, s.binned_for, s.seen, s.counts, s.hypotheses);
+        Ok(d)
+    }
 }
 
 impl RelativeEntropy {

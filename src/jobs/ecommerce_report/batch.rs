@@ -32,14 +32,14 @@ enum Partial {
 }
 
 /// One worker's groups, per customer, and the largest event time it saw.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Folded {
     groups: FxHashMap<(Group, CompactString), Totals>,
     max_event: Option<Millis>,
 }
 
 /// The report as worker 0 merges it.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Merged {
     groups: BTreeMap<Group, (Totals, i64)>,
     best: Vec<(CompactString, Totals)>,

@@ -58,6 +58,7 @@ pub trait Velocity<'scope, T: EventTime, K, V> {
 }
 
 /// One key's events that may still matter, all judged.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Bursts<K, V> {
     key: K,
     n: usize,
@@ -68,7 +69,7 @@ struct Bursts<K, V> {
     burst: Option<(usize, usize, Millis)>,
 }
 
-impl<K: Clone + 'static, V: Clone + 'static> KeyLogic<V> for Bursts<K, V> {
+impl<K: ExchangeData + Clone, V: ExchangeData + Clone> KeyLogic<V> for Bursts<K, V> {
     type Out = Burst<K, V>;
 
     fn advance(

@@ -34,7 +34,7 @@ pub enum Deduped {
 /// id's events are handed over after that much event time, or when the input ends. It
 /// sets no wake time, which would hold every downstream window back by the horizon, so
 /// a live job keeps the state of an id that never comes again.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Dedup {
     kept: Option<Millis>,
     frontier: Millis,
@@ -109,11 +109,12 @@ impl Step {
 }
 
 /// One session being watched.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Session {
     open: Option<Open>,
 }
 
+#[derive(Serialize, Deserialize)]
 struct Open {
     device_type: DeviceType,
     first: Millis,

@@ -78,7 +78,7 @@ impl Severity {
 }
 
 /// A comparison.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// `>`
     Gt,
@@ -104,7 +104,7 @@ impl Op {
 }
 
 /// How long a threshold must hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Hold {
     /// For this long in event time.
     For(Duration),
@@ -113,7 +113,7 @@ pub enum Hold {
 }
 
 /// A rule's condition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Condition {
     /// A metric compared with a value, held for a while.
     Threshold {
@@ -152,7 +152,7 @@ pub enum Condition {
 }
 
 /// One alert rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     /// Its name, printed in alerts.
     pub name: CompactString,
@@ -340,6 +340,7 @@ impl Tabular for Alert {
 }
 
 /// One rule's state for one sensor: a [`KeyLogic`] over its observations.
+#[derive(Serialize, Deserialize)]
 pub struct Episodes {
     rule: Rule,
     sensor: CompactString,
