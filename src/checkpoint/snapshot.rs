@@ -68,6 +68,10 @@ struct State {
     written: BTreeMap<u64, BTreeSet<String>>,
     /// Committed time of each output outside the rounds (`None`: nothing yet).
     floors: BTreeMap<String, Option<Millis>>,
+    /// Time spent saving parts, per round not yet complete.
+    cost: BTreeMap<u64, std::time::Duration>,
+    /// Time all participants spent saving the latest complete round.
+    last_cost: std::time::Duration,
 }
 
 impl State {
@@ -84,12 +88,16 @@ impl State {
             .collect();
         for r in &done {
             self.written.remove(r);
+            self.last_cost = self.cost.remove(r).unwrap_or_default();
         }
         done
     }
 }
 
 static ACTIVE: OnceLock<Arc<Snapshots>> = OnceLock::new();
+
+/// The pause between cuts is at least this many times what a round cost per worker.
+const COST_SHARE: u32 = 10;
 
 /// The process's snapshots, if the job takes them.
 pub fn active() -> Option<&'static Arc<Snapshots>> {
@@ -137,9 +145,13 @@ impl Snapshots {
         me
     }
 
-    /// How often sources cut a round (wall clock).
-    pub fn every(&self) -> std::time::Duration {
-        self.every
+    /// How long a source waits from one cut to the next (wall clock): `--checkpoint-every`,
+    /// or longer when saving the last complete round took more than a tenth of that, so
+    /// that saving takes at most about a tenth of the workers' time whatever the size of
+    /// the state. Flink's minimum pause between checkpoints, derived from the cost.
+    pub fn pause(&self) -> std::time::Duration {
+        let cost = self.state.lock().expect("snapshots lock").last_cost;
+        self.every.max(cost * COST_SHARE / self.workers.max(1) as u32)
     }
 
     /// The round the job resumes from, if any.
@@ -177,11 +189,13 @@ impl Snapshots {
         self.dir.join(format!("snap-{round}")).join(part)
     }
 
-    /// Writes `bytes` as `part` of `round`, then marks every round now complete.
-    fn write(&self, round: u64, part: &str, bytes: &[u8]) -> io::Result<()> {
+    /// Writes `bytes` as `part` of `round`, whose saving began at `began`, then marks
+    /// every round now complete.
+    fn write(&self, round: u64, part: &str, bytes: &[u8], began: std::time::Instant) -> io::Result<()> {
         self.record(&format!("snap-{round}"), part, bytes, |state| {
             crash_point("snapshot");
             state.written.entry(round).or_default().insert(part.to_owned());
+            *state.cost.entry(round).or_default() += began.elapsed();
         })
     }
 
@@ -297,9 +311,10 @@ impl Participant {
 
     /// Saves `state` as this participant's part of `round`.
     pub fn save<S: Serialize>(&self, round: u64, state: &S) {
+        let began = std::time::Instant::now();
         let bytes =
             bincode::serialize(state).unwrap_or_else(|e| fail(&format!("snapshot {}: {e}", self.part)));
-        if let Err(e) = self.snapshots.write(round, &self.part, &bytes) {
+        if let Err(e) = self.snapshots.write(round, &self.part, &bytes, began) {
             fail(&format!("checkpoint {}: snapshot: {}", self.snapshots.dir.display(), io_reason(&e)));
         }
     }
@@ -349,6 +364,34 @@ mod tests {
         assert_eq!(p.restore::<u32>(), Some(8));
         // Another worker count does not resume from it.
         assert_eq!(Snapshots::open(&dir, 3, false, ONE).unwrap().restored(), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cuts_are_spaced_so_that_saving_takes_at_most_a_tenth_of_the_workers_time() {
+        let dir = std::env::temp_dir().join(format!("kappa-pause-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let s = Snapshots::open(&dir, 2, false, ONE).unwrap();
+        assert_eq!(s.pause(), ONE, "nothing saved yet: the interval asked for");
+        let ms = std::time::Duration::from_millis;
+        {
+            let mut state = s.state.lock().unwrap();
+            state.built = 2;
+            state.all.extend(["w0.0.A".to_owned(), "w1.0.A".to_owned()]);
+            state.written.insert(1, ["w0.0.A".to_owned(), "w1.0.A".to_owned()].into());
+            state.cost.insert(1, ms(60));
+            state.complete(2);
+        }
+        assert_eq!(s.pause(), ONE, "a cheap round changes nothing");
+        {
+            let mut state = s.state.lock().unwrap();
+            state.written.insert(2, ["w0.0.A".to_owned(), "w1.0.A".to_owned()].into());
+            state.cost.insert(2, ms(500));
+            // A round not complete yet does not count.
+            state.cost.insert(3, ms(9_000));
+            state.complete(2);
+        }
+        assert_eq!(s.pause(), ms(2_500), "500 ms over 2 workers, ten times");
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -190,8 +190,7 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
             // Snapshots: the round being read, when to cut the next, and whether the
             // restored state had already read everything.
             let mut round = participant.as_ref().map_or(0, Participant::round);
-            let every = participant.as_ref().map(|p| p.snapshots().every());
-            let mut next_cut = every.map(|e| Instant::now() + e);
+            let mut next_cut = participant.as_ref().map(|p| Instant::now() + p.snapshots().pause());
             let mut finished_before = false;
             if let Some(state) = restored {
                 counts = state.counts;
@@ -383,7 +382,7 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                     round += 1;
                     let watermark = watermark.position();
                     p.save(round, &IngestState { at: Some(at), counts, watermark, done: false });
-                    next_cut = every.map(|e| Instant::now() + e);
+                    next_cut = Some(Instant::now() + p.snapshots().pause());
                 }
                 let frontier = watermark.frontier(config.epoch);
                 let event = if watermark.moves() { frontier.max(c.time().event()) } else { c.time().event() };
