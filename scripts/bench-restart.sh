@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Restart time of category_totals after a crash: from process start to its first new
+# Restart time of a transactions job after a crash: from process start to its first new
 # output row, and to its end.
 #
-#   scripts/bench-restart.sh ROWS CRASH_AT [RUNS] [-- EXTRA ARGS]
+#   [KAPPA_JOB=fraud_signals] scripts/bench-restart.sh ROWS CRASH_AT [RUNS] [-- JOB ARGS]
 #
 # Generates a time-ordered `gen transactions --rows ROWS` once (in $KAPPA_BENCH_DIR,
-# default /tmp/kappa-bench), runs `category_totals --window 1h --lateness 5m -w 2
-# --checkpoint-every 1s` with KAPPA_CRASH_AT=CRASH_AT (`snapshotted:N` after the Nth
+# default /tmp/kappa-bench), runs `$KAPPA_JOB JOB ARGS --lateness 5m -w 2
+# --checkpoint-every 1s` (default: `category_totals --window 1h`) with
+# KAPPA_CRASH_AT=CRASH_AT (`snapshotted:N` after the Nth
 # complete snapshot round; `renamed:N` after the (N-1)th output commit), restarts it
 # with the same command, and polls the output until it grows past its committed length.
 # Each run's output is compared with an uninterrupted run's. Needs a release build.
@@ -21,23 +22,25 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin=${KAPPA_BIN:-$here/../target/release}
 dir=${KAPPA_BENCH_DIR:-/tmp/kappa-bench}
 data="$dir/transactions-$rows-ordered.csv"
-for b in category_totals gen; do
+job=${KAPPA_JOB:-category_totals}
+if (($# == 0)) && [[ $job == category_totals ]]; then set -- --window 1h; fi
+for b in "$job" gen; do
     [[ -x $bin/$b ]] || { echo "$0: error: $bin/$b missing; run cargo build --release" >&2; exit 2; }
 done
 mkdir -p "$dir"
 [[ -s $data ]] || "$bin/gen" transactions --rows "$rows" --seed 1 --ordered --jitter 1m -o "$data" 2>/dev/null
-args=(--input "$data" --window 1h --lateness 5m -w 2 "$@")
-reference="$dir/restart-reference-$rows.csv"
-"$bin/category_totals" "${args[@]}" -q --output "$reference"
+args=(--input "$data" --lateness 5m -w 2 "$@")
+reference="$dir/restart-reference-$job-$rows.csv"
+"$bin/$job" "${args[@]}" -q --output "$reference"
 
 now() { date +%s.%N; }
 for run in $(seq "$runs"); do
     work=$(mktemp -d "$dir/restart.XXXX")
     ck=(--output "$work/out.csv" --checkpoint "$work/ck" --checkpoint-every 1s)
-    KAPPA_CRASH_AT=$crash "$bin/category_totals" "${args[@]}" "${ck[@]}" -q 2>/dev/null || true
+    KAPPA_CRASH_AT=$crash "$bin/$job" "${args[@]}" "${ck[@]}" -q 2>/dev/null || true
     committed=$(awk '{print $2}' "$work/ck/p0/commit-output")
     start=$(now)
-    "$bin/category_totals" "${args[@]}" "${ck[@]}" 2>"$work/stderr" &
+    "$bin/$job" "${args[@]}" "${ck[@]}" 2>"$work/stderr" &
     pid=$!
     first=""
     while kill -0 "$pid" 2>/dev/null; do
