@@ -57,10 +57,8 @@ where
                 let mut gate = RoundGate::new::<T>(worker, "WindowFold");
                 let mut pending = Windows::<T, K, A>::restore(&gate, &initial);
                 move |(input, frontier), output| {
-                    input.for_each_time(|cap, data| {
-                        let round = cap.time().round();
-                        if gate.holds(round) {
-                            gate.hold(round, cap.time().event(), cap.retain(0), data.flat_map(std::mem::take).collect());
+                    input.for_each_time(|cap, mut data| {
+                        if gate.hold_if_ahead(cap.time().round(), cap.time().event(), || cap.retain(0), &mut data) {
                             return;
                         }
                         for batch in data {
@@ -95,15 +93,13 @@ where
                 let mut gate = RoundGate::new::<T>(worker, "WindowMerge");
                 let mut pending = Windows::<T, K, A>::restore(&gate, &initial);
                 move |(input, frontier), output| {
-                    input.for_each_time(|cap, data| {
-                        let round = cap.time().round();
-                        if gate.holds(round) {
-                            gate.hold(
-                                round,
-                                cap.time().event(),
-                                cap.retain(0),
-                                data.flat_map(std::mem::take).collect(),
-                            );
+                    input.for_each_time(|cap, mut data| {
+                        if gate.hold_if_ahead(
+                            cap.time().round(),
+                            cap.time().event(),
+                            || cap.retain(0),
+                            &mut data,
+                        ) {
                             return;
                         }
                         for batch in data {

@@ -119,10 +119,8 @@ where
                 gate.lift(cap);
             }
             move |(input, frontier), output| {
-                input.for_each_time(|time, data| {
-                    let round = time.time().round();
-                    if gate.holds(round) {
-                        gate.hold(round, time.time().event(), (), data.flat_map(std::mem::take).collect());
+                input.for_each_time(|time, mut data| {
+                    if gate.hold_if_ahead(time.time().round(), time.time().event(), || (), &mut data) {
                         return;
                     }
                     let state = state.as_mut().expect("no input after the end");

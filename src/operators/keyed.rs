@@ -367,15 +367,13 @@ where
                 let mut released: Vec<(Millis, V)> = Vec::new();
                 let mut out: Vec<(Millis, L::Out)> = Vec::new();
                 move |(input, frontier), output| {
-                    input.for_each_time(|cap, data| {
-                        let round = cap.time().round();
-                        if gate.holds(round) {
-                            gate.hold(
-                                round,
-                                cap.time().event(),
-                                cap.retain(0),
-                                data.flat_map(std::mem::take).collect(),
-                            );
+                    input.for_each_time(|cap, mut data| {
+                        if gate.hold_if_ahead(
+                            cap.time().round(),
+                            cap.time().event(),
+                            || cap.retain(0),
+                            &mut data,
+                        ) {
                             return;
                         }
                         hold_earliest(&mut held, cap.retain(0));

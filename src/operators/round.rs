@@ -91,6 +91,27 @@ impl<H, D> RoundGate<H, D> {
         self.held.push((round, with, data));
     }
 
+    /// Holds a message's `batches`, sent at event time `event`, with what `with` gives, if
+    /// its `round` is ahead of the gate's; returns whether it did. If not, the operator
+    /// applies them now.
+    pub fn hold_if_ahead<'a>(
+        &mut self,
+        round: u64,
+        event: u64,
+        with: impl FnOnce() -> H,
+        batches: impl Iterator<Item = &'a mut Vec<D>>,
+    ) -> bool
+    where
+        D: 'a,
+    {
+        if !self.holds(round) {
+            return false;
+        }
+        let data = batches.flat_map(std::mem::take).collect();
+        self.hold(round, event, with(), data);
+        true
+    }
+
     /// The event-time watermark the operator may act on: the input's, held back by the
     /// records held. The input frontier no longer counts them once received, but they
     /// are not applied yet.

@@ -41,10 +41,9 @@ impl<'scope, T: EventTime, D: ExchangeData> TopPerTime<'scope, T, D> for Stream<
                     pending.insert(time, (gate.mint(&initial, time), rows));
                 }
                 move |(input, frontier), output| {
-                    input.for_each_time(|cap, data| {
+                    input.for_each_time(|cap, mut data| {
                         let (at, round) = (cap.time().event(), cap.time().round());
-                        if gate.holds(round) {
-                            gate.hold(round, at, cap.retain(0), data.flat_map(std::mem::take).collect());
+                        if gate.hold_if_ahead(round, at, || cap.retain(0), &mut data) {
                             return;
                         }
                         let slot = pending.entry(at).or_insert_with(|| (cap.retain(0), Vec::new()));

@@ -108,11 +108,13 @@ where
                     {
                         output.session(cap).give_iterator(replay.drain(..));
                     }
-                    input.for_each_time(|cap, data| {
-                        let round = cap.time().round();
-                        if gate.holds(round) {
-                            let records = data.flat_map(std::mem::take).collect();
-                            gate.hold(round, cap.time().event(), cap.retain(0), records);
+                    input.for_each_time(|cap, mut data| {
+                        if gate.hold_if_ahead(
+                            cap.time().round(),
+                            cap.time().event(),
+                            || cap.retain(0),
+                            &mut data,
+                        ) {
                             return;
                         }
                         if held.as_ref().is_none_or(|h| cap.time().event() < h.time().event()) {

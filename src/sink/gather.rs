@@ -62,10 +62,9 @@ impl<'scope, T: EventTime, R: Ord + ExchangeData> GatherSorted<'scope, R> for St
                 }
             };
         self.sink(Exchange::new(|_: &R| 0), name, move |(input, frontier)| {
-            input.for_each_time(|time, data| {
+            input.for_each_time(|time, mut data| {
                 let (at, round) = (time.time().event(), time.time().round());
-                if gate.holds(round) {
-                    gate.hold(round, at, at, data.flat_map(std::mem::take).collect());
+                if gate.hold_if_ahead(round, at, || at, &mut data) {
                     return;
                 }
                 for batch in data {

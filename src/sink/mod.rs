@@ -364,13 +364,10 @@ impl<'scope, T: EventTime> ReportDiags<'scope> for Stream<'scope, T, Vec<Diag>> 
         self.sink(Exchange::new(|_: &Diag| 0), "ReportDiags", move |(input, frontier)| {
             let watermark = crate::time::event_frontier(&frontier.frontier());
             rejects.iter_mut().chain(late.iter_mut()).for_each(DiagFile::tick);
-            input.for_each_time(|time, data| {
+            input.for_each_time(|time, mut data| {
                 let (at, round) = (time.time().event(), time.time().round());
-                let diags = data.flat_map(std::mem::take);
-                if gate.holds(round) {
-                    gate.hold(round, at, at, diags.collect());
-                } else {
-                    push_diags(pending.entry(at).or_default(), diags);
+                if !gate.hold_if_ahead(round, at, || at, &mut data) {
+                    push_diags(pending.entry(at).or_default(), data.flat_map(std::mem::take));
                 }
             });
             gate.advance(crate::time::round_frontier(&frontier.frontier()), |step| match step {
