@@ -24,6 +24,7 @@ use timely::dataflow::operators::Leave;
 use timely::dataflow::{Scope, Stream};
 
 use crate::checkpoint::Checkpoint;
+use crate::checkpoint::journal::Journal;
 use crate::checkpoint::snapshot::Snapshots;
 use crate::cli::CommonArgs;
 use crate::exit::{EXIT_FAILURE, EXIT_USAGE, io_reason, program_name};
@@ -230,6 +231,18 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
     };
     let meters = if checkpoint.is_some() { meters.checkpointed() } else { meters };
     let meters = Arc::new(meters);
+    // Snapshots need an input that resumes from a position or from its journal; several
+    // processes would need their rounds agreed on, which they are not yet: those replay
+    // their input. Opened before the feed: a journal replays from the restored round.
+    let snapshots = match &checkpoint {
+        Some(c) if spec.snapshots && (input.resumable() || input.journaled()) && cluster.processes == 1 => {
+            let named = |e: std::io::Error| format!("checkpoint journal: {}", io_reason(&e));
+            let kept_from = crate::checkpoint::journal::first_round(c.dir()).map_err(named)?;
+            let threads = cluster.threads as usize;
+            Some(Snapshots::open(c.dir(), threads, c.fsync(), c.every(), kept_from)?.activate())
+        }
+        _ => None,
+    };
     let (feed, wakers) = match &input {
         InputSpec::Stdin
         | InputSpec::Tcp(_)
@@ -246,8 +259,9 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
                     InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_) | InputSpec::Kafka(_),
                 ) => {
                     let named = |e: std::io::Error| format!("checkpoint journal: {}", io_reason(&e));
-                    let (journal, entries) = c.journal().map_err(named)?;
-                    intake.journaled(journal, entries).map_err(named)?
+                    let (journal, segments) = Journal::open(c.dir(), c.fsync()).map_err(named)?;
+                    let rounds = snapshots.clone().filter(|_| input.journaled());
+                    intake.journaled(journal, segments, rounds).map_err(named)?
                 }
                 _ => (intake, live::Replayed::default()),
             };
@@ -307,16 +321,10 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         Outputs::open(destinations, writes, common.format, live, Arc::clone(&meters), checkpoint.as_ref())?;
     if let Some(c) = &checkpoint {
         c.begin()?;
-        // Snapshots need an input that resumes from a position; several processes would
-        // need their rounds agreed on, which they are not yet: those replay their input.
-        if spec.snapshots && input.resumable() && cluster.processes == 1 {
-            let threads = cluster.threads as usize;
-            let snapshots = Snapshots::open(c.dir(), threads, c.fsync(), c.every())?.activate();
-            if let Some(round) = snapshots.restored()
-                && !common.quiet
-            {
-                eprintln!("{}: resuming from the checkpoint's round {round}", program_name());
-            }
+        if let Some(round) = snapshots.as_ref().and_then(|s| s.restored())
+            && !common.quiet
+        {
+            eprintln!("{}: resuming from the checkpoint's round {round}", program_name());
         }
     }
     let ingest = IngestConfig {

@@ -523,9 +523,109 @@ fn a_journaled_stdin_job_run_again_with_an_empty_stdin_writes_the_same_files() {
     let again = from("ck", &ck, Stdio::null());
     assert_eq!(again, reference);
     assert!(case.outputs(&dir, "ck") == case.outputs(&dir, "ref"), "the journal reproduces the output");
-    assert!(
-        checkpoint.join("p0/journal").metadata().unwrap().len() > std::fs::metadata(&path).unwrap().len()
-    );
+}
+
+/// The bytes of the journal's segments in a process's checkpoint folder, and whether it
+/// still has its first (round 0).
+fn journal(folder: &Path) -> (u64, bool) {
+    let mut bytes = 0;
+    let mut first = false;
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("journal-") {
+            bytes += entry.metadata().unwrap().len();
+            first |= name == "journal-0";
+        }
+    }
+    (bytes, first)
+}
+
+#[test]
+fn tcp_input_resumes_from_a_snapshot_and_its_journal_keeps_only_what_came_after() {
+    let dir = TempDir::new("recovery-tcp-snapshots");
+    let path = dir.path("tx.csv");
+    gen_transactions(&path, 120_000, 9, &["--ordered", "--jitter", "1m"]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let half = lines.len() / 2;
+    let args = ["--window", "1h", "--lateness", "10m"];
+    let reference =
+        common::run_ok("category_totals", &[&["--input", path.to_str().unwrap()][..], &args].concat());
+
+    let port = port_base();
+    let out = dir.path("out.csv");
+    let checkpoint = dir.path("checkpoint");
+    let start = || -> Child {
+        Command::new(bin("category_totals"))
+            .args(["--input", &format!("tcp://127.0.0.1:{port}?clients=2")])
+            .args(args)
+            .args(["--output", out.to_str().unwrap()])
+            .args(["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "10ms", "-w", "2"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut job = start();
+    // The first client sends its half in pieces, so that the job reads it over many rounds.
+    let mut client = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    for piece in lines[..half].chunks(5_000) {
+        client.write_all((piece.join("\n") + "\n").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    // Kill the job once it has journaled the last line sent, a round is complete and
+    // the journal before it is dropped.
+    let folder = checkpoint.join("p0");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sent = (lines[..half].iter().map(|l| l.len() + 1).sum::<usize>()) as u64;
+    let last = lines[half - 1].as_bytes();
+    let has_last = || {
+        std::fs::read_dir(&folder).unwrap().any(|e| {
+            let e = e.unwrap();
+            e.file_name().to_string_lossy().starts_with("journal-")
+                && std::fs::read(e.path()).is_ok_and(|b| b.windows(last.len()).any(|w| w == last))
+        })
+    };
+    loop {
+        let (bytes, first) = journal(&folder);
+        if !first && bytes > 0 && has_last() {
+            assert!(bytes < sent, "the journal holds {bytes} bytes of the {sent} sent");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the journal was never cut back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    job.kill().unwrap();
+    job.wait().unwrap();
+    drop(client);
+
+    let job = start();
+    send(port, &(lines[half..].join("\n") + "\n"));
+    let done = job.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming from the checkpoint's round"), "{stderr}");
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert!(got == reference, "tcp after a restart: {} bytes, file: {}", got.len(), reference.len());
+
+    // What the journal dropped is only in the snapshots of two workers: another -w cannot
+    // resume, and says which can.
+    let other = Command::new(bin("category_totals"))
+        .args(["--input", &format!("tcp://127.0.0.1:{port}?clients=2")])
+        .args(args)
+        .args(["--output", out.to_str().unwrap(), "--checkpoint", checkpoint.to_str().unwrap(), "-w", "3"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("resume it with -w 2") && stderr.lines().count() == 1, "{stderr}");
 }
 
 #[test]

@@ -5,20 +5,21 @@
 //! loss with `--fsync`). It is restarted with the same command line and the same
 //! folder. Jobs are deterministic: the same input in the same order gives the same rows
 //! at the same times (the sinks guarantee it, see `sink::gather`). So recovery needs
-//! only two things from this folder:
+//! from this folder:
 //!
 //! * **Commit records**, one per output file (`commit-NAME`): the last completed time
 //!   whose rows are all in the file, and the file's length then. On restart each file is
 //!   cut back to its committed length, and rows at or before the committed time are
 //!   recomputed but not written again. What was appended after the last commit is
 //!   exactly what is written again, byte for byte.
-//! * **A journal** of the lines a live input (stdin, tcp) handed to ingest, because
-//!   their senders cannot replay them. It is appended before a line is handed over, so
-//!   every line the dataflow saw is in it; on restart it is fed again first, in the same
-//!   order and with the same origins and line numbers.
-//!
-//! Files and generators are replayed from their start. Recovery is thus exact, and its
-//! time grows with the input read so far (state snapshots that bound it are future work).
+//! * **A journal** ([`journal`]) of the lines a live input (stdin, tcp, mqtt, Kafka)
+//!   handed to ingest, because their senders cannot replay them. It is appended before a
+//!   line is handed over, so every line the dataflow saw is in it; on restart it is fed
+//!   again first, in the same order and with the same origins and line numbers.
+//! * **State snapshots** ([`snapshot`]) at consistent cuts, for the jobs and inputs that
+//!   take them: a restart resumes from the latest complete one (and the journal from its
+//!   round), so its time is bounded by the interval, not the history. Without them,
+//!   files and generators are replayed from their start.
 //!
 //! **Crash safety.** Every record is written to a temporary file and renamed over the
 //! old one, so a process killed at any moment leaves either the old record or the new
@@ -33,8 +34,8 @@
 //! **Testing crashes.** `KAPPA_CRASH_AT=POINT[:N]` kills the process with SIGKILL the
 //! Nth time (default first) it passes `POINT`; see [`crash_point`].
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,7 @@ use std::time::Duration;
 
 use crate::exit::io_reason;
 
+pub mod journal;
 pub mod snapshot;
 
 /// The manifest's first line; a folder without it is not a checkpoint.
@@ -208,51 +210,6 @@ impl Checkpoint {
         crash_point("renamed");
         Ok(())
     }
-
-    /// The journal of live input lines, opened for appending after the entries it holds
-    /// (a torn last entry is cut off).
-    pub fn journal(&self) -> io::Result<(Journal, Vec<Vec<u8>>)> {
-        Journal::open(&self.dir.join("journal"), self.fsync)
-    }
-}
-
-/// An append-only log of entries, each `u32` length then bytes.
-pub struct Journal {
-    file: File,
-    fsync: bool,
-}
-
-impl Journal {
-    /// Opens `path`, reads its complete entries and cuts off a torn one at the end.
-    pub fn open(path: &Path, fsync: bool) -> io::Result<(Journal, Vec<Vec<u8>>)> {
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
-        let mut all = Vec::new();
-        file.read_to_end(&mut all)?;
-        let (mut entries, mut at) = (Vec::new(), 0usize);
-        while let Some(len) = all.get(at..at + 4) {
-            let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-            let Some(entry) = all.get(at + 4..at + 4 + len) else { break };
-            entries.push(entry.to_vec());
-            at += 4 + len;
-        }
-        if at < all.len() {
-            file.set_len(at as u64)?;
-        }
-        Ok((Journal { file, fsync }, entries))
-    }
-
-    /// Appends one entry.
-    pub fn append(&mut self, entry: &[u8]) -> io::Result<()> {
-        let mut record = Vec::with_capacity(entry.len() + 4);
-        record.extend_from_slice(&(entry.len() as u32).to_le_bytes());
-        record.extend_from_slice(entry);
-        self.file.write_all(&record)?;
-        if self.fsync {
-            self.file.sync_data()?;
-        }
-        crash_point("journal");
-        Ok(())
-    }
 }
 
 /// The identity of a job run: the program and its arguments, less [`NEUTRAL_FLAGS`].
@@ -347,30 +304,6 @@ mod tests {
         assert_eq!(again.commit_of("output").unwrap(), Some(Commit { time: Some(7), bytes: 42, rows: 3 }));
         let err = Checkpoint::open(&dir, 0, "job --window 2h", false, every).unwrap_err();
         assert!(err.contains("belongs to `job --window 1h`"), "{err}");
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_torn_journal_entry_is_cut_off() {
-        let dir = temp_dir("journal");
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("journal");
-        let (mut j, entries) = Journal::open(&path, false).unwrap();
-        assert!(entries.is_empty());
-        j.append(b"one").unwrap();
-        j.append(b"two").unwrap();
-        drop(j);
-        // A kill half-way through a third entry: its length says 9, 2 bytes follow.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(&9u32.to_le_bytes()).unwrap();
-        f.write_all(b"th").unwrap();
-        drop(f);
-        let (mut j, entries) = Journal::open(&path, false).unwrap();
-        assert_eq!(entries, vec![b"one".to_vec(), b"two".to_vec()]);
-        j.append(b"four").unwrap();
-        let (_, entries) = Journal::open(&path, false).unwrap();
-        assert_eq!(entries.len(), 3);
-        assert_eq!(entries[2], b"four");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -72,6 +72,8 @@ struct State {
     cost: BTreeMap<u64, std::time::Duration>,
     /// Time all participants spent saving the latest complete round.
     last_cost: std::time::Duration,
+    /// The latest complete round, restored or written.
+    latest: Option<u64>,
 }
 
 impl State {
@@ -107,12 +109,16 @@ pub fn active() -> Option<&'static Arc<Snapshots>> {
 impl Snapshots {
     /// Snapshots in the checkpoint folder `dir` (a process's own) for `workers` workers:
     /// finds the latest complete round written by as many workers and deletes every other
-    /// round's folder (partial ones of a run that died, or of another `-w`).
+    /// round's folder (partial ones of a run that died, or of another `-w`). A live
+    /// input's journal that keeps only what was read from round `kept_from` on needs a
+    /// round at least that: without one the job cannot resume, which is an error naming
+    /// the `-w` that can (and nothing is deleted).
     pub fn open(
         dir: &Path,
         workers: usize,
         fsync: bool,
         every: std::time::Duration,
+        kept_from: u64,
     ) -> Result<Snapshots, String> {
         let named = |e: io::Error| format!("checkpoint {}: {}", dir.display(), io_reason(&e));
         let mut rounds = Vec::new();
@@ -128,13 +134,25 @@ impl Snapshots {
             let complete = dir.join(format!("snap-{r}")).join("complete");
             fs::read_to_string(complete).is_ok_and(|t| t.trim() == format!("workers {workers}"))
         });
+        if kept_from > 0 && restored.is_none_or(|r| r < kept_from) {
+            let other = rounds.iter().rev().find_map(|&r| {
+                let complete = fs::read_to_string(dir.join(format!("snap-{r}")).join("complete")).ok()?;
+                complete.trim().strip_prefix("workers ").map(str::to_owned)
+            });
+            let hint = other.map_or(String::new(), |w| format!(": resume it with -w {w}"));
+            return Err(format!(
+                "checkpoint {}: its journal keeps the input from round {kept_from} on, which only that \
+                 round's snapshot can resume{hint}",
+                dir.display()
+            ));
+        }
         for &r in rounds.iter().filter(|&&r| Some(r) != restored) {
             fs::remove_dir_all(dir.join(format!("snap-{r}"))).map_err(named)?;
         }
         if restored.is_none() && dir.join("finished").exists() {
             fs::remove_dir_all(dir.join("finished")).map_err(named)?;
         }
-        let state = State { next: vec![0; workers], ..State::default() };
+        let state = State { next: vec![0; workers], latest: restored, ..State::default() };
         Ok(Snapshots { dir: dir.to_path_buf(), fsync, workers, every, restored, state: Mutex::new(state) })
     }
 
@@ -157,6 +175,12 @@ impl Snapshots {
     /// The round the job resumes from, if any.
     pub fn restored(&self) -> Option<u64> {
         self.restored
+    }
+
+    /// The latest complete round, restored or written since: a restart resumes from it
+    /// or a later one, so input read before it need not be kept.
+    pub fn latest(&self) -> Option<u64> {
+        self.state.lock().expect("snapshots lock").latest
     }
 
     /// Worker `worker` has built its dataflow: every participant it has is registered.
@@ -234,6 +258,9 @@ impl Snapshots {
             self.replace(&folder, "complete", format!("workers {}\n", self.workers).as_bytes())?;
             crash_point("snapshotted");
         }
+        let mut state = self.state.lock().expect("snapshots lock");
+        state.latest = state.latest.max(Some(latest));
+        drop(state);
         for entry in fs::read_dir(&self.dir)? {
             let name = entry?.file_name().to_string_lossy().into_owned();
             if let Some(r) = name.strip_prefix("snap-").and_then(|r| r.parse::<u64>().ok())
@@ -341,7 +368,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kappa-snapshots-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let snapshots = Arc::new(Snapshots::open(&dir, 2, false, ONE).unwrap());
+        let snapshots = Arc::new(Snapshots::open(&dir, 2, false, ONE, 0).unwrap());
         let part = |worker: usize, name: &str| {
             let mut state = snapshots.state.lock().unwrap();
             let n = state.next[worker];
@@ -357,13 +384,13 @@ mod tests {
         b.save(1, &8u32);
         a.save(2, &9u32);
         // Round 2 lacks worker 1's part: round 1 is the one to resume from.
-        let again = Snapshots::open(&dir, 2, false, ONE).unwrap();
+        let again = Snapshots::open(&dir, 2, false, ONE, 0).unwrap();
         assert_eq!(again.restored(), Some(1));
         assert!(!dir.join("snap-2").exists(), "the partial round is deleted");
         let p = Participant { snapshots: Arc::new(again), part: "w1.0.A".into() };
         assert_eq!(p.restore::<u32>(), Some(8));
         // Another worker count does not resume from it.
-        assert_eq!(Snapshots::open(&dir, 3, false, ONE).unwrap().restored(), None);
+        assert_eq!(Snapshots::open(&dir, 3, false, ONE, 0).unwrap().restored(), None);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -371,7 +398,7 @@ mod tests {
     fn cuts_are_spaced_so_that_saving_takes_at_most_a_tenth_of_the_workers_time() {
         let dir = std::env::temp_dir().join(format!("kappa-pause-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let s = Snapshots::open(&dir, 2, false, ONE).unwrap();
+        let s = Snapshots::open(&dir, 2, false, ONE, 0).unwrap();
         assert_eq!(s.pause(), ONE, "nothing saved yet: the interval asked for");
         let ms = std::time::Duration::from_millis;
         {
@@ -399,7 +426,7 @@ mod tests {
     fn the_floor_is_the_least_committed_time_and_none_until_every_output_committed() {
         let dir = std::env::temp_dir().join(format!("kappa-floor-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let s = Snapshots::open(&dir, 1, false, ONE).unwrap();
+        let s = Snapshots::open(&dir, 1, false, ONE, 0).unwrap();
         assert_eq!(s.floor(), Some(Millis::MAX), "no outputs: nothing to wait for");
         s.committed("results", None);
         s.committed("alerts", Some(5));

@@ -168,9 +168,10 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
 
         let config = config.clone();
         let (part, parts) = (self.index(), self.peers());
-        // Only an input that can resume from a position takes part in snapshots.
-        let participant =
-            if T::ROUNDS && config.input.resumable() { Participant::register(part, "Ingest") } else { None };
+        // Only an input that can resume from a position, or from its journal, takes part
+        // in snapshots.
+        let takes_part = config.input.resumable() || config.input.journaled();
+        let participant = if T::ROUNDS && takes_part { Participant::register(part, "Ingest") } else { None };
         let restored: Option<IngestState> = participant.as_ref().and_then(Participant::restore);
         let mut reader: Option<Reader> = None;
         let mut open_error: Option<io::Error> = None;
@@ -244,6 +245,20 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                 // A live feed ends by itself on a stop once it has handed out all it read;
                 // a file or a generator just stops.
                 let stopped = config.stop.load(Ordering::Relaxed) && !matches!(reader, Reader::Live(_));
+                // A live feed's batches carry their round: cut up to the next one's
+                // before applying it (a file or a generator cuts by the clock, below).
+                if let (Some(p), Reader::Live(live)) = (&participant, &mut *reader) {
+                    let reached = live.reached();
+                    if reached > round {
+                        let watermark = watermark.position();
+                        while round < reached {
+                            round += 1;
+                            p.save(round, &IngestState { at: None, counts, watermark, done: false });
+                        }
+                        c.downgrade(&c.time().at_round(round));
+                        dc.downgrade(&dc.time().at_round(round));
+                    }
+                }
                 let state = if stopped {
                     Poll::Done
                 } else {

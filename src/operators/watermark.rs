@@ -34,6 +34,9 @@ pub struct Watermark {
     idle_timeout: Option<StdDuration>,
     shared: Option<Arc<AtomicU64>>,
     value: Millis,
+    /// The watermark from this worker's own records (and a restore) alone, without what
+    /// it took in from the shared one: see [`Watermark::position`].
+    own: Millis,
     max_seen: Option<Millis>,
     last_data: Instant,
     /// Over a partitioned input: the largest on-time event time of the current block.
@@ -53,6 +56,7 @@ impl Watermark {
             // Only a moving watermark is worth sharing.
             shared: shared.filter(|_| lateness.is_some()),
             value: 0,
+            own: 0,
             max_seen: None,
             last_data: Instant::now(),
             block_max: None,
@@ -102,14 +106,18 @@ impl Watermark {
     }
 
     /// Where the watermark stands after the records seen so far: its value and the
-    /// largest event time seen, for a snapshot.
+    /// largest event time seen, for a snapshot. A shared watermark gives its own part
+    /// only: what it took in from other workers may come from records they read after
+    /// their cut, which a restart reads again and must not find already passed.
     pub fn position(&self) -> (Millis, Option<Millis>) {
-        (self.value, self.max_seen)
+        let value = if self.shared.is_some() { self.own } else { self.value };
+        (value, self.max_seen)
     }
 
     /// Puts the watermark back where [`Watermark::position`] said it was.
     pub fn restore(&mut self, (value, max_seen): (Millis, Option<Millis>)) {
         self.value = value;
+        self.own = value;
         self.max_seen = max_seen;
     }
 
@@ -135,7 +143,11 @@ impl Watermark {
             }
             match &mut self.block_max {
                 Some(block) => *block = Some(block.map_or(time, |m| m.max(time))),
-                None => self.value = self.value.max(time.saturating_sub(l)),
+                None => {
+                    let trail = time.saturating_sub(l);
+                    self.value = self.value.max(trail);
+                    self.own = self.own.max(trail);
+                }
             }
         }
         self.max_seen = Some(self.max_seen.map_or(time, |m| m.max(time)));
@@ -224,6 +236,8 @@ mod tests {
         b.catch_up();
         assert_eq!(b.value(), 70);
         assert_eq!(b.observe(69), Err(70), "a worker that saw nothing judges by the shared watermark");
+        assert_eq!(b.position().0, 0, "a snapshot holds a worker's own watermark only");
+        assert_eq!(a.position().0, 70);
         // A bounded input's watermark is not shared.
         let c = Watermark::new(None, None, Some(shared));
         assert!(!c.publish());

@@ -17,15 +17,19 @@
 //! With `--checkpoint` the intake is journaled ([`Intake::journaled`]): a journal thread
 //! takes every batch, appends it to the checkpoint's journal and only then puts it in the
 //! channel, so the journal's order is the channel's and reading lines overlaps writing
-//! the journal. A restarted job first feeds the journal's batches again, then new ones. Lost on a kill: what an intake thread has
-//! read but not yet sent (at most one batch per connection); a tcp client learns of
-//! the kill only as a broken connection.
+//! the journal. A restarted job first feeds the journal's batches again, then new ones.
+//! Lost on a kill: what an intake thread has read but not yet sent (at most one batch
+//! per connection); a tcp client learns of the kill only as a broken connection.
+//!
+//! With snapshots too, batches carry the checkpoint round they were read in, and
+//! workers cut between rounds as [`LiveReader`] says; the journal keeps only the rounds
+//! from the latest complete snapshot on.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,7 +37,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use timely::scheduling::SyncActivator;
 
 use super::lines::{Flaw, LastLine, Line, LineSplitter};
-use crate::checkpoint::Journal;
+use crate::checkpoint::journal::{Journal, Segment};
+use crate::checkpoint::snapshot::Snapshots;
 use crate::exit::write_failed;
 
 /// Batches the channel holds per process: with [`BATCH_BYTES`] this bounds intake memory.
@@ -87,6 +92,8 @@ pub struct Batch {
     /// timestamp), one per line; empty for an origin that does not say. Latency is
     /// measured from then. Not journaled: a replayed batch has none.
     pub stamps: Vec<u64>,
+    /// The checkpoint round it was read in (0 without snapshots); set by the journal.
+    pub round: u64,
 }
 
 /// Workers to wake when a batch arrives or the input ends.
@@ -117,16 +124,52 @@ pub struct Intake {
     stop: Arc<AtomicBool>,
     /// When journaled: batches go to the journal thread, which owns the feed's sender.
     journal: Option<Sender<Entry>>,
+    /// The feed's [`Feed::round`].
+    round: Arc<AtomicU64>,
 }
 
 /// What a checkpoint's journal held when the job restarted.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Replayed {
     /// How many tcp connections were accepted.
     pub accepted: usize,
     /// Each origin's next line number after its last journaled line: where a source
     /// that can seek (a Kafka partition, numbered by offset) resumes.
     pub next_line: BTreeMap<Arc<str>, u64>,
+}
+
+impl Replayed {
+    /// Notes a batch read.
+    fn saw(&mut self, batch: &Batch) {
+        let next = batch.first_line + batch.ends.len() as u64;
+        let at = self.next_line.entry(Arc::clone(&batch.origin)).or_default();
+        *at = (*at).max(next);
+    }
+
+    /// Appends this to `out`, for a segment's header: connections, then each origin
+    /// and its next line.
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.accepted as u64).to_le_bytes());
+        out.extend_from_slice(&(self.next_line.len() as u32).to_le_bytes());
+        for (origin, next) in &self.next_line {
+            out.extend_from_slice(&(origin.len() as u32).to_le_bytes());
+            out.extend_from_slice(origin.as_bytes());
+            out.extend_from_slice(&next.to_le_bytes());
+        }
+    }
+
+    /// What [`Replayed::encode`] wrote, or `None` if the bytes are not one.
+    fn decode(mut bytes: &[u8]) -> Option<Replayed> {
+        let accepted = usize::try_from(u64_at(&mut bytes)?).ok()?;
+        let origins = u32_at(&mut bytes)?;
+        let mut next_line = BTreeMap::new();
+        for _ in 0..origins {
+            let len = u32_at(&mut bytes)?;
+            let origin: Arc<str> = Arc::from(std::str::from_utf8(take(&mut bytes, len)?).ok()?);
+            next_line.insert(origin, u64_at(&mut bytes)?);
+        }
+        bytes.is_empty().then_some(Replayed { accepted, next_line })
+    }
 }
 
 /// What intake threads hand the journal thread.
@@ -145,6 +188,8 @@ const JOURNAL_QUEUE: usize = 4;
 const ENTRY_BATCH: u8 = 0;
 /// A journal entry's first byte: a tcp connection was accepted.
 const ENTRY_ACCEPTED: u8 = 1;
+/// A journal entry's first byte: a segment's header, what the segments before it held.
+const ENTRY_HEADER: u8 = 2;
 
 impl Intake {
     /// Whether the job is stopping; intake threads should finish.
@@ -170,64 +215,102 @@ impl Intake {
         }
     }
 
-    /// This intake, journaled. A thread of its own takes over the feed: it feeds
-    /// `entries` (what the journal held) again first, then appends each new batch to
+    /// This intake, journaled. A thread of its own takes over the feed: it feeds what
+    /// the journal's `segments` hold again first, then appends each new batch to
     /// `journal` before it feeds it, so the journal's order is ingest's and every line
     /// ingest sees is in the journal. Returns the intake and what the journal held.
+    ///
+    /// With `snapshots`, each batch carries the checkpoint round it was read in: the
+    /// thread starts a new round (and segment) with the first batch after each pause
+    /// ([`Snapshots::pause`]), and drops the segments before the latest complete round.
+    /// A restart from round `R` feeds only segments `R` and later: the snapshot holds
+    /// what came before.
     pub fn journaled(
         mut self,
         mut journal: Journal,
-        entries: Vec<Vec<u8>>,
+        segments: Vec<Segment>,
+        snapshots: Option<Arc<Snapshots>>,
     ) -> io::Result<(Intake, Replayed)> {
         let damaged = || io::Error::new(io::ErrorKind::InvalidData, "the checkpoint's journal is damaged");
+        let from = snapshots.as_ref().and_then(|s| s.restored()).unwrap_or(0);
         let mut batches = Vec::new();
         let mut replayed = Replayed::default();
-        for entry in &entries {
-            match entry.split_first() {
-                Some((&ENTRY_BATCH, rest)) => {
-                    let batch = decode(rest).ok_or_else(damaged)?;
-                    let next = batch.first_line + batch.ends.len() as u64;
-                    let at = replayed.next_line.entry(Arc::clone(&batch.origin)).or_default();
-                    *at = (*at).max(next);
-                    batches.push(batch);
+        for segment in &segments {
+            for entry in &segment.entries {
+                match entry.split_first() {
+                    Some((&ENTRY_BATCH, rest)) => {
+                        let mut batch = decode(rest).ok_or_else(damaged)?;
+                        replayed.saw(&batch);
+                        if segment.round >= from {
+                            batch.round = segment.round;
+                            batches.push(batch);
+                        }
+                    }
+                    Some((&ENTRY_ACCEPTED, _)) => replayed.accepted += 1,
+                    Some((&ENTRY_HEADER, rest)) => replayed = Replayed::decode(rest).ok_or_else(damaged)?,
+                    _ => return Err(damaged()),
                 }
-                Some((&ENTRY_ACCEPTED, _)) => replayed.accepted += 1,
-                _ => return Err(damaged()),
             }
         }
         let tx = self.tx.take().expect("a new intake has its sender");
         let wakers = self.wakers.clone();
+        let round = Arc::clone(&self.round);
+        round.store(from, Ordering::Release);
+        let mut state = replayed.clone();
         let (journal_tx, journal_rx) = crossbeam_channel::bounded::<Entry>(JOURNAL_QUEUE);
         std::thread::Builder::new().name("kappa-journal".into()).spawn(move || {
+            let send = |batch: Batch| {
+                let r = batch.round;
+                let sent = tx.send(batch).is_ok();
+                // After the send: a worker that reads `r` finds every batch before it sent.
+                round.fetch_max(r, Ordering::Release);
+                wakers.wake_all();
+                sent
+            };
             for batch in batches {
-                if tx.send(batch).is_err() {
+                if !send(batch) {
                     return;
                 }
-                wakers.wake_all();
             }
+            let failed = |e: io::Error| write_failed("the checkpoint's journal", &e);
+            let mut due = snapshots.as_ref().map(|s| std::time::Instant::now() + s.pause());
             let mut entry = Vec::with_capacity(BATCH_BYTES + 4096);
             // Ends when every intake is dropped; dropping `tx` then ends the feed.
             for received in journal_rx {
+                if let (Some(s), Some(at)) = (&snapshots, due)
+                    && matches!(received, Entry::Batch(_))
+                    && std::time::Instant::now() >= at
+                {
+                    // A new round: its segment starts with what the ones before held.
+                    entry.clear();
+                    entry.push(ENTRY_HEADER);
+                    state.encode(&mut entry);
+                    journal.begin(journal.round() + 1, &entry).unwrap_or_else(failed);
+                    if let Some(complete) = s.latest() {
+                        journal.drop_before(complete).unwrap_or_else(failed);
+                    }
+                    due = Some(std::time::Instant::now() + s.pause());
+                }
                 entry.clear();
                 let batch = match received {
                     Entry::Accepted => {
+                        state.accepted += 1;
                         entry.push(ENTRY_ACCEPTED);
                         None
                     }
-                    Entry::Batch(batch) => {
+                    Entry::Batch(mut batch) => {
+                        state.saw(&batch);
+                        batch.round = journal.round();
                         entry.push(ENTRY_BATCH);
                         encode(&batch, &mut entry);
                         Some(batch)
                     }
                 };
-                if let Err(e) = journal.append(&entry) {
-                    write_failed("the checkpoint's journal", &e);
-                }
-                if let Some(batch) = batch {
-                    if tx.send(batch).is_err() {
-                        break;
-                    }
-                    wakers.wake_all();
+                journal.append(&entry).unwrap_or_else(failed);
+                if let Some(batch) = batch
+                    && !send(batch)
+                {
+                    break;
                 }
             }
             drop(tx);
@@ -283,15 +366,23 @@ fn encode(batch: &Batch, out: &mut Vec<u8>) {
     out.extend_from_slice(&batch.data);
 }
 
+/// The first `n` bytes of `bytes`, which moves past them.
+fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (head, rest) = (bytes.get(..n)?, bytes.get(n..)?);
+    *bytes = rest;
+    Some(head)
+}
+
+fn u32_at(bytes: &mut &[u8]) -> Option<usize> {
+    take(bytes, 4).map(|x| u32::from_le_bytes(x.try_into().expect("4")) as usize)
+}
+
+fn u64_at(bytes: &mut &[u8]) -> Option<u64> {
+    take(bytes, 8).map(|x| u64::from_le_bytes(x.try_into().expect("8")))
+}
+
 /// The batch [`encode`] wrote, or `None` if the bytes are not one.
 fn decode(mut bytes: &[u8]) -> Option<Batch> {
-    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = (bytes.get(..n)?, bytes.get(n..)?);
-        *bytes = rest;
-        Some(head)
-    }
-    let u32_at = |b: &mut &[u8]| take(b, 4).map(|x| u32::from_le_bytes(x.try_into().expect("4")) as usize);
-    let u64_at = |b: &mut &[u8]| take(b, 8).map(|x| u64::from_le_bytes(x.try_into().expect("8")));
     let len = u32_at(&mut bytes)?;
     let origin: Arc<str> = Arc::from(std::str::from_utf8(take(&mut bytes, len)?).ok()?);
     let first_line = u64_at(&mut bytes)?;
@@ -309,7 +400,7 @@ fn decode(mut bytes: &[u8]) -> Option<Batch> {
     }
     let data = bytes.to_vec();
     let fits = ends.iter().all(|&(end, _)| end <= data.len());
-    fits.then_some(Batch { origin, first_line, data, ends, stamps: Vec::new() })
+    fits.then_some(Batch { origin, first_line, data, ends, ..Batch::default() })
 }
 
 impl Drop for Intake {
@@ -380,7 +471,7 @@ impl Batcher {
                 first_line: self.next_line,
                 data: Vec::with_capacity(BATCH_BYTES / 4),
                 ends: Vec::with_capacity(256),
-                stamps: Vec::new(),
+                ..Batch::default()
             },
         );
         intake.send(full);
@@ -395,6 +486,9 @@ pub struct Feed {
     pub wakers: Wakers,
     /// For a partitioned input (Kafka): each partition's event-time progress.
     pub origins: Arc<Origins>,
+    /// The checkpoint round of the latest batch sent (0 without snapshots): every batch
+    /// of an earlier round was sent before it.
+    round: Arc<AtomicU64>,
 }
 
 /// The event-time progress of each origin of a partitioned feed (each Kafka partition a
@@ -463,8 +557,9 @@ impl Feed {
 pub fn feed(stop: Arc<AtomicBool>) -> (Feed, Intake) {
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
     let wakers = Wakers::default();
-    let feed = Feed { rx, wakers: wakers.clone(), origins: Arc::default() };
-    (feed, Intake { tx: Some(tx), wakers, stop, journal: None })
+    let round = Arc::new(AtomicU64::new(0));
+    let feed = Feed { rx, wakers: wakers.clone(), origins: Arc::default(), round: Arc::clone(&round) };
+    (feed, Intake { tx: Some(tx), wakers, stop, journal: None, round })
 }
 
 /// What a worker got from the feed.
@@ -478,18 +573,40 @@ pub enum Received {
 }
 
 /// One worker's reader of the feed.
+///
+/// With snapshots, batches carry the round they were read in, and a worker must cut
+/// (save its state for a round) before it applies a batch of a later round.
+/// [`LiveReader::reached`] says which round the worker may move to: the round of the
+/// batch it will hand out next, which it takes from the channel and keeps; or, when the
+/// channel is empty, the feed's latest round, since every batch of an earlier round has
+/// then been taken by some worker. [`LiveReader::next_block`] then hands out only the
+/// batch kept, so no batch of a later round slips in after the cut.
 pub struct LiveReader {
     feed: Feed,
     origin: Arc<str>,
     /// The last batch's first line number and stamps.
     first_line: u64,
     stamps: Vec<u64>,
+    /// The batch taken by [`LiveReader::reached`], to hand out next.
+    kept: Option<Batch>,
+    /// Whether [`LiveReader::reached`] is in use: hand out only kept batches.
+    rounds: bool,
+    /// The channel was found disconnected and empty.
+    ended: bool,
 }
 
 impl LiveReader {
     /// A reader of `feed`.
     pub fn new(feed: Feed) -> Self {
-        LiveReader { feed, origin: Arc::from(""), first_line: 0, stamps: Vec::new() }
+        LiveReader {
+            feed,
+            origin: Arc::from(""),
+            first_line: 0,
+            stamps: Vec::new(),
+            kept: None,
+            rounds: false,
+            ended: false,
+        }
     }
 
     /// The feed's wakers, so the worker can register itself.
@@ -497,28 +614,50 @@ impl LiveReader {
         &self.feed.wakers
     }
 
+    /// The latest round whose batches before it this worker has all been handed or
+    /// will not be: it may cut every round up to it before calling
+    /// [`LiveReader::next_block`].
+    pub fn reached(&mut self) -> u64 {
+        self.rounds = true;
+        // Read before looking at the channel: batches of earlier rounds were sent first.
+        let latest = self.feed.round.load(Ordering::Acquire);
+        if self.kept.is_none() && !self.ended {
+            match self.feed.rx.try_recv() {
+                Ok(batch) => self.kept = Some(batch),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => self.ended = true,
+            }
+        }
+        self.kept.as_ref().map_or(latest, |b| b.round)
+    }
+
     /// Hands out the lines of one batch, if one is waiting.
     pub fn next_block(&mut self, mut each: impl FnMut(Line<'_>)) -> Received {
-        match self.feed.rx.try_recv() {
-            Ok(batch) => {
-                let mut start = 0;
-                for (k, &(end, flaw)) in batch.ends.iter().enumerate() {
-                    each(Line {
-                        // The line's own number: 1-based, or a Kafka offset (from 0).
-                        index: batch.first_line + k as u64,
-                        bytes: &batch.data[start..end],
-                        flaw,
-                    });
-                    start = end;
-                }
-                self.origin = batch.origin;
-                self.first_line = batch.first_line;
-                self.stamps = batch.stamps;
-                Received::Batch
-            }
-            Err(TryRecvError::Empty) => Received::Empty,
-            Err(TryRecvError::Disconnected) => Received::Ended,
+        let batch = match self.kept.take() {
+            Some(batch) => batch,
+            None if self.ended => return Received::Ended,
+            // Taking one now could take a later round's batch before the cut.
+            None if self.rounds => return Received::Empty,
+            None => match self.feed.rx.try_recv() {
+                Ok(batch) => batch,
+                Err(TryRecvError::Empty) => return Received::Empty,
+                Err(TryRecvError::Disconnected) => return Received::Ended,
+            },
+        };
+        let mut start = 0;
+        for (k, &(end, flaw)) in batch.ends.iter().enumerate() {
+            each(Line {
+                // The line's own number: 1-based, or a Kafka offset (from 0).
+                index: batch.first_line + k as u64,
+                bytes: &batch.data[start..end],
+                flaw,
+            });
+            start = end;
         }
+        self.origin = batch.origin;
+        self.first_line = batch.first_line;
+        self.stamps = batch.stamps;
+        Received::Batch
     }
 
     /// The origin of the last batch handed out.

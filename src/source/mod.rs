@@ -187,6 +187,13 @@ impl InputSpec {
         matches!(self, InputSpec::File(_) | InputSpec::Gen(_))
     }
 
+    /// Whether this is a live input that a checkpoint journals and that can resume from
+    /// its journal at a snapshot's round: stdin, tcp and mqtt. (A Kafka input's watermark
+    /// is kept per partition, which snapshots do not hold yet; `tail:` is read again.)
+    pub fn journaled(&self) -> bool {
+        matches!(self, InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_))
+    }
+
     /// The same, resuming at `at` (a position the same worker's reader reported before).
     pub fn open_at(
         &self,
