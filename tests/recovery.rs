@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{TempDir, bin, gen_transactions, port_base};
@@ -433,32 +433,43 @@ fn send(port: u16, text: &str) {
     stream.write_all(text.as_bytes()).unwrap();
 }
 
+/// The arguments of the tcp recovery tests' job.
+const TCP_ARGS: [&str; 4] = ["--window", "1h", "--lateness", "10m"];
+
+/// A time-ordered transactions file of `rows` rows, as text, and the job's output over it.
+fn ordered(dir: &TempDir, rows: u64, seed: u64) -> (String, String) {
+    let path = dir.path("tx.csv");
+    gen_transactions(&path, rows, seed, &["--ordered", "--jitter", "1m"]);
+    let reference =
+        common::run_ok("category_totals", &[&["--input", path.to_str().unwrap()][..], &TCP_ARGS].concat());
+    (std::fs::read_to_string(&path).unwrap(), reference)
+}
+
+/// The job over two tcp clients on `port`, writing `out.csv` with the checkpoint
+/// folder `checkpoint` in `dir`, with `extra` arguments.
+fn tcp_job(dir: &TempDir, port: u16, extra: &[&str]) -> Command {
+    let mut c = Command::new(bin("category_totals"));
+    c.args(["--input", &format!("tcp://127.0.0.1:{port}?clients=2")])
+        .args(TCP_ARGS)
+        .arg("--output")
+        .arg(dir.path("out.csv"))
+        .arg("--checkpoint")
+        .arg(dir.path("checkpoint"))
+        .args(extra)
+        .stdin(Stdio::null());
+    c
+}
+
 #[test]
 fn tcp_lines_are_journaled_so_clients_resend_nothing() {
     let dir = TempDir::new("recovery-tcp");
-    let path = dir.path("tx.csv");
-    gen_transactions(&path, 40_000, 8, &["--ordered", "--jitter", "1m"]);
-    let text = std::fs::read_to_string(&path).unwrap();
+    let (text, reference) = ordered(&dir, 40_000, 8);
     let lines: Vec<&str> = text.lines().collect();
     let half = lines.len() / 2;
     let (first, second) = (lines[..half].join("\n") + "\n", lines[half..].join("\n") + "\n");
-    let args = ["--window", "1h", "--lateness", "10m"];
-    let reference =
-        common::run_ok("category_totals", &[&["--input", path.to_str().unwrap()][..], &args].concat());
-
     let port = port_base();
-    let out = dir.path("out.csv");
-    let checkpoint = dir.path("checkpoint");
-    let start = || -> Child {
-        Command::new(bin("category_totals"))
-            .args(["--input", &format!("tcp://127.0.0.1:{port}?clients=2")])
-            .args(args)
-            .args(["--output", out.to_str().unwrap(), "-q"])
-            .args(["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "50ms"])
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let (out, checkpoint) = (dir.path("out.csv"), dir.path("checkpoint"));
+    let start = || tcp_job(&dir, port, &["-q", "--checkpoint-every", "50ms"]).spawn().unwrap();
     let mut job = start();
     send(port, &first);
     // Wait until the first client's windows are committed, then kill the job.
@@ -544,28 +555,14 @@ fn journal(folder: &Path) -> (u64, bool) {
 #[test]
 fn tcp_input_resumes_from_a_snapshot_and_its_journal_keeps_only_what_came_after() {
     let dir = TempDir::new("recovery-tcp-snapshots");
-    let path = dir.path("tx.csv");
-    gen_transactions(&path, 120_000, 9, &["--ordered", "--jitter", "1m"]);
-    let text = std::fs::read_to_string(&path).unwrap();
+    let (text, reference) = ordered(&dir, 120_000, 9);
     let lines: Vec<&str> = text.lines().collect();
     let half = lines.len() / 2;
-    let args = ["--window", "1h", "--lateness", "10m"];
-    let reference =
-        common::run_ok("category_totals", &[&["--input", path.to_str().unwrap()][..], &args].concat());
-
     let port = port_base();
-    let out = dir.path("out.csv");
-    let checkpoint = dir.path("checkpoint");
-    let start = || -> Child {
-        Command::new(bin("category_totals"))
-            .args(["--input", &format!("tcp://127.0.0.1:{port}?clients=2")])
-            .args(args)
-            .args(["--output", out.to_str().unwrap()])
-            .args(["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "10ms", "-w", "2"])
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+    let (out, checkpoint) = (dir.path("out.csv"), dir.path("checkpoint"));
+    let start = || {
+        let mut job = tcp_job(&dir, port, &["--checkpoint-every", "10ms", "-w", "2"]);
+        job.stderr(Stdio::piped()).spawn().unwrap()
     };
     let mut job = start();
     // The first client sends its half in pieces, so that the job reads it over many rounds.
@@ -616,13 +613,7 @@ fn tcp_input_resumes_from_a_snapshot_and_its_journal_keeps_only_what_came_after(
 
     // What the journal dropped is only in the snapshots of two workers: another -w cannot
     // resume, and says which can.
-    let other = Command::new(bin("category_totals"))
-        .args(["--input", &format!("tcp://127.0.0.1:{port}?clients=2")])
-        .args(args)
-        .args(["--output", out.to_str().unwrap(), "--checkpoint", checkpoint.to_str().unwrap(), "-w", "3"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let other = tcp_job(&dir, port, &["-w", "3"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&other.stderr);
     assert_eq!(other.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("resume it with -w 2") && stderr.lines().count() == 1, "{stderr}");
