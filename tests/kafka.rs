@@ -317,6 +317,43 @@ fn a_kafka_to_kafka_job_killed_and_restarted_writes_every_row_once() {
 }
 
 #[test]
+fn a_kafka_job_resumes_from_a_snapshot_and_its_journal_keeps_only_later_rounds() {
+    let Some(broker) = Broker::start() else { return };
+    let dir = TempDir::new("kafka-snapshots");
+    let file = generate(&dir, "transactions", 300_000, &["--ordered", "--days", "60"]);
+    let args = ["--window", "1h", "--lateness", "1m"];
+    let expected =
+        run_ok("category_totals", &[&["--input", file.to_str().unwrap(), "-q"], &args[..]].concat());
+    // Four partitions on two workers: the watermark is the least over the partitions.
+    broker.publish("snap-in", 4, &data_lines(&file));
+    let input = format!("{}?group=g&until=end", broker.url("snap-in"));
+    let (out, checkpoint) = (dir.path("out.csv"), dir.path("checkpoint"));
+    let command = || {
+        let mut c = Command::new(common::bin("category_totals"));
+        c.args(["--input", &input, "--output", out.to_str().unwrap(), "-w", "2"])
+            .args(["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "10ms"])
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    };
+    let status =
+        command().env("KAPPA_CRASH_AT", "snapshotted:8").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert_eq!(status.unwrap().signal(), Some(9), "KAPPA_CRASH_AT=snapshotted:8");
+    let last = command().output().unwrap();
+    let stderr = String::from_utf8_lossy(&last.stderr);
+    assert!(last.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming from the checkpoint's round"), "{stderr}");
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        got == expected,
+        "after a restart from a snapshot: {} bytes, file run: {}",
+        got.len(),
+        expected.len()
+    );
+    assert!(!checkpoint.join("p0/journal-0").exists(), "the journal before the latest round is deleted");
+}
+
+#[test]
 fn an_unreachable_broker_is_a_one_line_usage_error() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let input = format!("kafka://127.0.0.1:{port}/t?group=g");

@@ -11,6 +11,7 @@
 //! event time read the time from the data and use the frontier only to know when a
 //! bucket is complete.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -193,7 +194,9 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
             let mut round = participant.as_ref().map_or(0, Participant::round);
             let mut next_cut = participant.as_ref().map(|p| Instant::now() + p.snapshots().pause());
             let mut finished_before = false;
+            let mut restored_origins = BTreeMap::new();
             if let Some(state) = restored {
+                restored_origins = state.origins;
                 counts = state.counts;
                 watermark.restore(state.watermark);
                 finished_before = state.done;
@@ -216,6 +219,17 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                 config.feed.as_ref().map(|f| Arc::clone(&f.origins)).filter(|o| o.partitioned());
             if partitioned.is_some() {
                 watermark = watermark.partitioned();
+            }
+            let mut own_origins = restored_origins;
+            if let Some(origins) = &partitioned {
+                let now = Instant::now();
+                for (origin, &max) in &own_origins {
+                    origins.seen(origin, max, now);
+                }
+                // Judge the first batch after a restore by the restored partitions too.
+                if !own_origins.is_empty() {
+                    watermark.follow(origins.low(now, config.idle_timeout.map(Duration::to_std)));
+                }
             }
             let mut rejects: Vec<(u64, ParseError, String)> = Vec::new();
             let mut lates: Vec<(u64, Millis, Millis, String)> = Vec::new();
@@ -253,7 +267,8 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                         let watermark = watermark.position();
                         while round < reached {
                             round += 1;
-                            p.save(round, &IngestState { at: None, counts, watermark, done: false });
+                            let origins = own_origins.clone();
+                            p.save(round, &IngestState { at: None, counts, watermark, done: false, origins });
                         }
                         c.downgrade(&c.time().at_round(round));
                         dc.downgrade(&dc.time().at_round(round));
@@ -325,6 +340,14 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                 {
                     if let Some(max) = watermark.take_block_max() {
                         origins.seen(live.origin(), max, now);
+                        if participant.is_some() {
+                            match own_origins.get_mut(live.origin()) {
+                                Some(own) => *own = (*own).max(max),
+                                None => {
+                                    own_origins.insert(live.origin().to_owned(), max);
+                                }
+                            }
+                        }
                     }
                     watermark.follow(origins.low(now, config.idle_timeout.map(Duration::to_std)));
                 }
@@ -396,7 +419,8 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                 {
                     round += 1;
                     let watermark = watermark.position();
-                    p.save(round, &IngestState { at: Some(at), counts, watermark, done: false });
+                    let origins = own_origins.clone();
+                    p.save(round, &IngestState { at: Some(at), counts, watermark, done: false, origins });
                     next_cut = Some(Instant::now() + p.snapshots().pause());
                 }
                 let frontier = watermark.frontier(config.epoch);
@@ -419,7 +443,8 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
                         diags_out.activate().session(dc).give(Diag::Counts(counts));
                         if let Some(p) = &participant {
                             let watermark = watermark.position();
-                            p.finish(&IngestState { at: None, counts, watermark, done: true });
+                            let origins = own_origins.clone();
+                            p.finish(&IngestState { at: None, counts, watermark, done: true, origins });
                         }
                         cap = None;
                         diag_cap = None;
@@ -442,6 +467,10 @@ struct IngestState {
     watermark: (Millis, Option<Millis>),
     /// Everything was read: its records and counts went downstream before the round.
     done: bool,
+    /// Over a partitioned input: the largest event time this worker applied from each
+    /// origin. Its own only: the process-wide table may hold other workers' batches of
+    /// later rounds.
+    origins: BTreeMap<String, Millis>,
 }
 
 enum LineOutcome<P> {

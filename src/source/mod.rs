@@ -188,10 +188,10 @@ impl InputSpec {
     }
 
     /// Whether this is a live input that a checkpoint journals and that can resume from
-    /// its journal at a snapshot's round: stdin, tcp and mqtt. (A Kafka input's watermark
-    /// is kept per partition, which snapshots do not hold yet; `tail:` is read again.)
+    /// its journal at a snapshot's round: stdin, tcp, mqtt and Kafka. (`tail:` is read
+    /// again from its start.)
     pub fn journaled(&self) -> bool {
-        matches!(self, InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_))
+        matches!(self, InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_) | InputSpec::Kafka(_))
     }
 
     /// The same, resuming at `at` (a position the same worker's reader reported before).
