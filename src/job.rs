@@ -259,9 +259,17 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
                     InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_) | InputSpec::Kafka(_),
                 ) => {
                     let named = |e: std::io::Error| format!("checkpoint journal: {}", io_reason(&e));
-                    let (journal, segments) = Journal::open(c.dir(), c.fsync()).map_err(named)?;
                     let rounds = snapshots.clone().filter(|_| input.journaled());
-                    intake.journaled(journal, segments, rounds).map_err(named)?
+                    // A Kafka partition can be read again from an offset: with snapshots the
+                    // journal keeps offsets only, and a restart reads on from the restored
+                    // round's, so the segments after it no longer hold.
+                    let records = !matches!(input, InputSpec::Kafka(_));
+                    if let Some(s) = rounds.as_ref().filter(|_| !records) {
+                        let from = s.restored().unwrap_or(0);
+                        crate::checkpoint::journal::drop_after(c.dir(), from).map_err(named)?;
+                    }
+                    let (journal, segments) = Journal::open(c.dir(), c.fsync()).map_err(named)?;
+                    intake.journaled(journal, segments, rounds, records).map_err(named)?
                 }
                 _ => (intake, live::Replayed::default()),
             };

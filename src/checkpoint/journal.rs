@@ -107,6 +107,15 @@ impl Journal {
     }
 }
 
+/// Deletes every segment in `dir` after `round`: for a journal of positions only, whose
+/// later segments describe rounds a restart from `round` reads again differently.
+pub fn drop_after(dir: &Path, round: u64) -> io::Result<()> {
+    for r in segment_rounds(dir)?.into_iter().filter(|&r| r > round) {
+        fs::remove_file(segment_path(dir, r))?;
+    }
+    Ok(())
+}
+
 /// The first round the journal in `dir` still holds (0 when it is whole or absent).
 pub fn first_round(dir: &Path) -> io::Result<u64> {
     Ok(segment_rounds(dir)?.first().copied().unwrap_or(0))
@@ -174,7 +183,7 @@ mod tests {
     }
 
     #[test]
-    fn segments_come_back_in_round_order_and_those_before_a_round_can_be_dropped() {
+    fn segments_come_back_in_round_order_and_those_before_or_after_a_round_can_be_dropped() {
         let dir = temp_dir("segments");
         let (mut j, _) = Journal::open(&dir, false).unwrap();
         j.append(b"a").unwrap();
@@ -188,8 +197,13 @@ mod tests {
         assert_eq!(rounds, [0, 2, 10], "10 sorts after 2");
         assert_eq!(segments[2].entries, vec![b"header 10".to_vec(), b"c".to_vec()]);
         assert_eq!(j.round(), 10, "appends go on in the last segment");
-        j.drop_before(10).unwrap();
-        assert_eq!(first_round(&dir).unwrap(), 10);
+        drop(j);
+        drop_after(&dir, 2).unwrap();
+        let (j, segments) = Journal::open(&dir, false).unwrap();
+        assert_eq!(segments.iter().map(|s| s.round).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(j.round(), 2, "appends go on in the last segment left");
+        j.drop_before(2).unwrap();
+        assert_eq!(first_round(&dir).unwrap(), 2);
         let (_, segments) = Journal::open(&dir, false).unwrap();
         assert_eq!(segments.len(), 1);
         fs::remove_dir_all(&dir).unwrap();

@@ -18,7 +18,9 @@
 //! **Where reading starts.** Without `--checkpoint`, at the start of each partition.
 //! With it the intake is journaled like tcp's (see [`super::live`]): a restarted job
 //! feeds the journal again, then resumes each partition at the offset after the last
-//! one journaled, so no record is read twice or skipped. Offsets are kept by kappa;
+//! one journaled, so no record is read twice or skipped. With state snapshots the
+//! journal keeps each partition's offset at each round's start only, and a restart
+//! reads on from the restored round's. Offsets are kept by kappa;
 //! they are committed to the group `G` only so that Kafka's tools show the lag.
 //!
 //! **`?until=end`** reads each partition up to its end as captured at start, then ends
@@ -370,6 +372,16 @@ fn pump(
         let now = Instant::now();
         for part in parts.iter_mut().filter(|p| !p.done) {
             if part.end.is_some_and(|end| part.next >= end) && now.duration_since(part.last_record) >= QUIET {
+                // Resumed inside the last record batch, Tansu answers with nothing: read
+                // the partition again from its beginning once before taking it as done.
+                if !part.verified && !part.rewound {
+                    part.rewound = true;
+                    part.last_record = now;
+                    if consumer.seek(&part.topic, part.partition, Offset::Beginning, CONNECT_TIMEOUT).is_ok()
+                    {
+                        continue;
+                    }
+                }
                 part.done = true;
             }
         }
@@ -390,7 +402,9 @@ fn pump(
 /// So when the first record of a resumed partition is past the offset asked for, the
 /// partition is sought back to its beginning once and read forward (records before the
 /// offset are skipped); a gap that remains then is a real one (compaction, retention).
-/// Real Kafka starts at the offset asked for, and nothing is sought.
+/// Resumed inside the *last* batch, the fetch answers nothing at all, so a resumed
+/// partition that stays silent is sought back too before it is taken as done
+/// (`?until=end`). Real Kafka starts at the offset asked for, and nothing is sought.
 fn take(
     consumer: &BaseConsumer,
     m: &BorrowedMessage<'_>,

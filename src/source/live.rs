@@ -225,17 +225,26 @@ impl Intake {
     /// ([`Snapshots::pause`]), and drops the segments before the latest complete round.
     /// A restart from round `R` feeds only segments `R` and later: the snapshot holds
     /// what came before.
+    ///
+    /// Without `records` (with snapshots, for a source that can be read again from its
+    /// positions: Kafka), batches are not written, only each segment's header: a restart
+    /// from round `R` returns the positions at `R`'s start, where the source reads on.
     pub fn journaled(
         mut self,
         mut journal: Journal,
         segments: Vec<Segment>,
         snapshots: Option<Arc<Snapshots>>,
+        records: bool,
     ) -> io::Result<(Intake, Replayed)> {
         let damaged = || io::Error::new(io::ErrorKind::InvalidData, "the checkpoint's journal is damaged");
         let from = snapshots.as_ref().and_then(|s| s.restored()).unwrap_or(0);
+        let records = records || snapshots.is_none();
         let mut batches = Vec::new();
         let mut replayed = Replayed::default();
         for segment in &segments {
+            if !records && segment.round > from {
+                break;
+            }
             for entry in &segment.entries {
                 match entry.split_first() {
                     Some((&ENTRY_BATCH, rest)) => {
@@ -301,12 +310,16 @@ impl Intake {
                     Entry::Batch(mut batch) => {
                         state.saw(&batch);
                         batch.round = journal.round();
-                        entry.push(ENTRY_BATCH);
-                        encode(&batch, &mut entry);
+                        if records {
+                            entry.push(ENTRY_BATCH);
+                            encode(&batch, &mut entry);
+                        }
                         Some(batch)
                     }
                 };
-                journal.append(&entry).unwrap_or_else(failed);
+                if !entry.is_empty() {
+                    journal.append(&entry).unwrap_or_else(failed);
+                }
                 if let Some(batch) = batch
                     && !send(batch)
                 {
