@@ -141,8 +141,8 @@ impl Snapshots {
             });
             let hint = other.map_or(String::new(), |w| format!(": resume it with -w {w}"));
             return Err(format!(
-                "checkpoint {}: its journal keeps the input from round {kept_from} on, which only that \
-                 round's snapshot can resume{hint}",
+                "checkpoint {}: its journal keeps only the input read since round {kept_from}, so only \
+                 a snapshot of that round or later, with as many workers, can resume it{hint}",
                 dir.display()
             ));
         }
