@@ -439,7 +439,7 @@ fn broker_running() -> bool {
 }
 
 #[test]
-fn mqtt_delivery_gives_the_same_bytes_as_the_file() {
+fn mqtt_delivery_with_or_without_a_checkpoint_gives_the_same_bytes_as_the_file() {
     if !broker_running() {
         return;
     }
@@ -461,24 +461,31 @@ fn mqtt_delivery_gives_the_same_bytes_as_the_file() {
     // A first run creates the persistent session and its subscription, and ends at once;
     // the broker then keeps the messages for it until the second run takes them.
     subscriber(0, "1");
-    run_ok(
-        "gen",
-        &[
-            "sensors",
-            "--sensors",
-            "5",
-            "--rows",
-            "950",
-            "--seed",
-            "5",
-            "--interval",
-            "2s",
-            "--publish",
-            &format!("mqtt://127.0.0.1:1883/{topic}"),
-        ],
-    );
+    let publish = || {
+        let url = format!("mqtt://127.0.0.1:1883/{topic}");
+        let args = ["sensors", "--sensors", "5", "--rows", "950", "--seed", "5", "--interval", "2s"];
+        run_ok("gen", &[&args[..], &["--publish", &url]].concat());
+    };
+    publish();
     let over_mqtt = subscriber(950, "2");
     let from_file = job(&data.args("1"));
     assert!(from_file.lines().count() > 20);
     assert_eq!(over_mqtt, from_file);
+
+    // Again with --checkpoint: the messages are journaled and the job takes state
+    // snapshots (its sources leave their final state in the folder), to the same bytes.
+    publish();
+    let (out, checkpoint) = (data.dir.path("out.csv"), data.dir.path("checkpoint"));
+    let ck = ["--output", out.to_str().unwrap(), "--checkpoint", checkpoint.to_str().unwrap()];
+    run_ok(
+        "sensor_stats",
+        &[
+            &["--input", &input(950), "--sensors", meta.to_str().unwrap(), "-w", "2", "-q"][..],
+            &ck,
+            &["--checkpoint-every", "10ms"],
+        ]
+        .concat(),
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), from_file);
+    assert!(checkpoint.join("p0/finished").is_dir(), "the job took snapshots");
 }
