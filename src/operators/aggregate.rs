@@ -58,7 +58,7 @@ where
                 let mut pending = Windows::<T, K, A>::restore(&gate, &initial);
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, mut data| {
-                        if gate.hold_if_ahead(cap.time().round(), cap.time().event(), || cap.retain(0), &mut data) {
+                        if gate.hold_at(&cap, &mut data) {
                             return;
                         }
                         for batch in data {
@@ -94,12 +94,7 @@ where
                 let mut pending = Windows::<T, K, A>::restore(&gate, &initial);
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, mut data| {
-                        if gate.hold_if_ahead(
-                            cap.time().round(),
-                            cap.time().event(),
-                            || cap.retain(0),
-                            &mut data,
-                        ) {
+                        if gate.hold_at(&cap, &mut data) {
                             return;
                         }
                         for batch in data {

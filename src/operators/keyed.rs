@@ -55,7 +55,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::ingest::Timed;
-use super::round::{RoundGate, Step};
+use super::round::{RoundGate, Step, hold_earliest};
 use crate::time::{EventTime, Millis, event_frontier, round_frontier};
 
 /// A key's logic, fed its events in event-time order; serializable for snapshots.
@@ -297,13 +297,6 @@ impl<K: Hash + Eq + Clone, L, V> Keys<K, L, V> {
     }
 }
 
-/// Keeps `cap` if it is earlier in event time than the one held.
-fn hold_earliest<T: EventTime>(held: &mut Option<Capability<T>>, cap: Capability<T>) {
-    if held.as_ref().is_none_or(|h| cap.time().event() < h.time().event()) {
-        *held = Some(cap);
-    }
-}
-
 /// Merges two runs sorted latest first.
 fn merge(a: Vec<Waiting>, b: Vec<Waiting>) -> Vec<Waiting> {
     let mut merged = Vec::with_capacity(a.len() + b.len());
@@ -368,15 +361,10 @@ where
                 let mut out: Vec<(Millis, L::Out)> = Vec::new();
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, mut data| {
-                        if gate.hold_if_ahead(
-                            cap.time().round(),
-                            cap.time().event(),
-                            || cap.retain(0),
-                            &mut data,
-                        ) {
+                        if gate.hold_at(&cap, &mut data) {
                             return;
                         }
-                        hold_earliest(&mut held, cap.retain(0));
+                        hold_earliest(&mut held, cap.time().event(), || cap.retain(0));
                         for batch in data {
                             keys.buffer(batch.drain(..), &new);
                         }
@@ -384,7 +372,7 @@ where
                     let lifted = gate.advance(round_frontier(&frontier.frontier()), |step| match step {
                         Step::Snapshot(snap) => snap.save(&keys.saved()),
                         Step::Release(cap, data) => {
-                            hold_earliest(&mut held, cap);
+                            hold_earliest(&mut held, cap.time().event(), || cap);
                             keys.buffer(data.into_iter(), &new);
                         }
                     });

@@ -15,7 +15,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::{Capability, InputCapability};
 
 use crate::checkpoint::snapshot::Participant;
 use crate::time::{EventTime, Millis};
@@ -167,6 +167,33 @@ impl<H, D> RoundGate<H, D> {
     /// `initial` one: for state restored from a snapshot.
     pub fn mint<T: EventTime>(&self, initial: &Capability<T>, event: Millis) -> Capability<T> {
         initial.delayed(&initial.time().at_event(event).at_round(self.round))
+    }
+}
+
+impl<T: EventTime, D> RoundGate<Capability<T>, D> {
+    /// [`RoundGate::hold_if_ahead`] for an operator that holds batches with their
+    /// capability: the message's round and event time come from `cap`.
+    pub fn hold_at<'a>(
+        &mut self,
+        cap: &InputCapability<T>,
+        batches: impl Iterator<Item = &'a mut Vec<D>>,
+    ) -> bool
+    where
+        D: 'a,
+    {
+        self.hold_if_ahead(cap.time().round(), cap.time().event(), || cap.retain(0), batches)
+    }
+}
+
+/// Keeps the capability `cap` gives if its event time `event` is earlier than that of
+/// the one `held`: an operator that releases in event-time order holds its earliest.
+pub fn hold_earliest<T: EventTime>(
+    held: &mut Option<Capability<T>>,
+    event: Millis,
+    cap: impl FnOnce() -> Capability<T>,
+) {
+    if held.as_ref().is_none_or(|h| event < h.time().event()) {
+        *held = Some(cap());
     }
 }
 

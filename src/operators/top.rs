@@ -42,10 +42,10 @@ impl<'scope, T: EventTime, D: ExchangeData> TopPerTime<'scope, T, D> for Stream<
                 }
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, mut data| {
-                        let (at, round) = (cap.time().event(), cap.time().round());
-                        if gate.hold_if_ahead(round, at, || cap.retain(0), &mut data) {
+                        if gate.hold_at(&cap, &mut data) {
                             return;
                         }
+                        let at = cap.time().event();
                         let slot = pending.entry(at).or_insert_with(|| (cap.retain(0), Vec::new()));
                         for batch in data {
                             slot.1.append(batch);

@@ -40,7 +40,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 
 use super::ingest::Timed;
-use super::round::{RoundGate, Step};
+use super::round::{RoundGate, Step, hold_earliest};
 use super::window::{GLOBAL_END, Windowing};
 use crate::exit::io_reason;
 use crate::spill::TimeQueue;
@@ -109,17 +109,10 @@ where
                         output.session(cap).give_iterator(replay.drain(..));
                     }
                     input.for_each_time(|cap, mut data| {
-                        if gate.hold_if_ahead(
-                            cap.time().round(),
-                            cap.time().event(),
-                            || cap.retain(0),
-                            &mut data,
-                        ) {
+                        if gate.hold_at(&cap, &mut data) {
                             return;
                         }
-                        if held.as_ref().is_none_or(|h| cap.time().event() < h.time().event()) {
-                            held = Some(cap.retain(0));
-                        }
+                        hold_earliest(&mut held, cap.time().event(), || cap.retain(0));
                         for batch in data {
                             add(&mut pending, epoch, windowing, batch.drain(..));
                         }
@@ -134,9 +127,7 @@ where
                             snap.save(&SavedRef { pending: drain_all(&mut pending), sent });
                         }
                         Step::Release(cap, records) => {
-                            if held.as_ref().is_none_or(|h| cap.time().event() < h.time().event()) {
-                                held = Some(cap);
-                            }
+                            hold_earliest(&mut held, cap.time().event(), || cap);
                             add(&mut pending, epoch, windowing, records.into_iter());
                         }
                     });
