@@ -130,15 +130,14 @@ impl Snapshots {
             }
         }
         rounds.sort_unstable();
-        let restored = rounds.iter().rev().copied().find(|&r| {
-            let complete = dir.join(format!("snap-{r}")).join("complete");
-            fs::read_to_string(complete).is_ok_and(|t| t.trim() == format!("workers {workers}"))
-        });
+        // The worker count a round's `complete` record names, if the round is complete.
+        let written_by = |r: u64| {
+            let complete = fs::read_to_string(dir.join(format!("snap-{r}")).join("complete")).ok()?;
+            complete.trim().strip_prefix("workers ").and_then(|w| w.parse::<usize>().ok())
+        };
+        let restored = rounds.iter().rev().copied().find(|&r| written_by(r) == Some(workers));
         if kept_from > 0 && restored.is_none_or(|r| r < kept_from) {
-            let other = rounds.iter().rev().find_map(|&r| {
-                let complete = fs::read_to_string(dir.join(format!("snap-{r}")).join("complete")).ok()?;
-                complete.trim().strip_prefix("workers ").map(str::to_owned)
-            });
+            let other = rounds.iter().rev().find_map(|&r| written_by(r));
             let hint = other.map_or(String::new(), |w| format!(": resume it with -w {w}"));
             return Err(format!(
                 "checkpoint {}: its journal keeps only the input read since round {kept_from}, so only \
