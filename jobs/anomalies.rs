@@ -38,13 +38,18 @@ use kappa::source::InputSpec;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// The detector: entropy (relative entropy, the default) or gaussian (windowed Gaussian).
+    /// The detector: entropy (relative entropy, the default), cad (contextual anomaly
+    /// detector, the accurate one) or gaussian (windowed Gaussian).
     #[arg(long, value_name = "NAME", default_value = "entropy")]
     detector: String,
     /// A value whose score is at or above this is anomalous (default: the detector's,
-    /// 0.5 for entropy, 0.999 for gaussian).
+    /// 0.5 for entropy, 0.75 for cad, 0.999 for gaussian).
     #[arg(long, value_name = "SCORE")]
     threshold: Option<f64>,
+    /// cad: after a score of 0.75 or more, this many values score 0 (default 150; NAB
+    /// gives a fifth of its probationary period, min(0.15 n, 750) / 5 for n rows).
+    #[arg(long, value_name = "VALUES")]
+    rest: Option<usize>,
     /// The values' range, given in advance as NAB does (per file); by default each
     /// key's detector learns it from the values so far.
     #[arg(long, value_name = "MIN:MAX", value_parser = Range::parse)]
@@ -68,8 +73,9 @@ fn main() -> ExitCode {
     }
     let range = args.range.unwrap_or(Range::Learned);
     let detector = args.detector.clone();
-    if let Err(e) = Detector::new(&detector, range) {
-        usage_error(&format!("--detector: {e}"));
+    let rest = args.rest;
+    if let Err(e) = Detector::with_rest(&detector, range, rest) {
+        usage_error(&e);
     }
     let threshold = args.threshold.unwrap_or_else(|| Detector::default_threshold(&detector));
     if !(0.0..=1.0).contains(&threshold) {
@@ -102,7 +108,7 @@ fn main() -> ExitCode {
         });
         let detector = detector.clone();
         let out = points.keyed_ordered("Detect", move |k: &CompactString| {
-            let d = Detector::new(&detector, range).expect("checked before the workers start");
+            let d = Detector::with_rest(&detector, range, rest).expect("checked before the workers start");
             Scoring::new(k.clone(), d, threshold)
         });
         let scores = out.clone().flat_map(|o| match o {

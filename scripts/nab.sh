@@ -4,6 +4,7 @@
 #
 #   scripts/nab.sh entropy                 # ranges learned causally: one run, 58 keys
 #   scripts/nab.sh entropy --range nab     # NAB's convention: each file's min and max given
+#                                          # (and, for cad, its rest period from the file's length)
 #   scripts/nab.sh gaussian -w 2
 #
 # Environment: KAPPA_NAB (the corpus; default ../shared/fixtures/nab beside the repo or
@@ -86,6 +87,11 @@ else
     args=(--input "$nab/data/$f" --key "$f" --detector "$detector" -w "$workers" -q --output "$out/$name")
     if [ -n "$minmax" ]; then
       args+=("--range=$minmax")
+    fi
+    if [ "$detector" = cad ]; then
+      # NAB also gives CAD OSE a fifth of the file's probationary period as its rest.
+      rows=$(tail -n +2 "$nab/data/$f" | wc -l)
+      args+=(--rest "$(awk -v n="$rows" 'BEGIN { p = int(0.15 * n); if (p > 750) p = 750; print int(p / 5) }')")
     fi
     "$bin/anomalies" "${args[@]}"
     results+=("$out/$name")

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 
 use common::{TempDir, csv_rows, run, run_ok, two_processes};
 
+use kappa::jobs::anomalies::contextual::Contextual;
 use kappa::jobs::anomalies::nab::{self, Profile, Scored, Windows};
 use kappa::jobs::anomalies::{Detector, Range};
 
@@ -54,6 +55,11 @@ fn corpus() -> Corpus {
 /// Runs a detector over every file, NAB's way (the file's min and max given in
 /// advance), and scores the corpus under every profile.
 fn nab_scores(corpus: &Corpus, detector: &str) -> Vec<(String, f64)> {
+    nab_scores_with(corpus, |range, _| Detector::new(detector, range).unwrap())
+}
+
+/// [`nab_scores`] with each file's detector made by `make(range, rows)`.
+fn nab_scores_with(corpus: &Corpus, make: impl Fn(Range, usize) -> Detector) -> Vec<(String, f64)> {
     let scored: Vec<Scored> = corpus
         .files
         .iter()
@@ -61,7 +67,7 @@ fn nab_scores(corpus: &Corpus, detector: &str) -> Vec<(String, f64)> {
             let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let range = if lo < hi { Range::Given(lo, hi) } else { Range::Learned };
-            let mut d = Detector::new(detector, range).unwrap();
+            let mut d = make(range, values.len());
             let scores = values.iter().map(|&v| twelve_digits(d.score(v))).collect();
             Scored { name: name.clone(), times: times.clone(), scores }
         })
@@ -115,6 +121,21 @@ fn scorer_reproduces_the_published_relative_entropy_scores() {
 }
 
 /// `gen series` rows, then shuffled deterministically: the job must not care about order.
+/// NAB's scoreboard: CAD OSE, the accurate detector, with NAB's range and NAB's rest
+/// period per file (a fifth of the probationary period, `min(⌊0.15 n⌋, 750)`).
+#[test]
+fn scorer_reproduces_the_published_cad_ose_scores() {
+    let measured = nab_scores_with(&corpus(), |range, rows| {
+        let probation = ((0.15 * rows as f64).floor()).min(750.0);
+        Detector::Cad(Box::new(Contextual::with_rest(range, (probation / 5.0) as usize)))
+    });
+    eprintln!("cad: {measured:?}");
+    assert_published(
+        &measured,
+        &[("standard", 69.90), ("reward_low_FP_rate", 66.98), ("reward_low_FN_rate", 73.18)],
+    );
+}
+
 fn series_file(dir: &TempDir, rows: u64, keys: u64, seed: u64) -> (PathBuf, PathBuf) {
     let ordered = dir.path("series.csv");
     let (rows, keys, seed) = (rows.to_string(), keys.to_string(), seed.to_string());
@@ -318,21 +339,53 @@ fn the_job_scores_a_nab_file_as_the_detector_does_with_the_values_printed_exactl
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let range = format!("--range={lo}:{hi}");
-    let out = job(&root.join("data").join(name), &["--key", name, &range]);
-    let mut d = Detector::new("entropy", Range::Given(lo, hi)).unwrap();
-    let rows = csv_rows(&out);
-    assert_eq!(rows.len(), values.len());
-    for (row, v) in rows.iter().zip(&values) {
-        assert_eq!(row[1], name);
-        assert_eq!(row[2].parse::<f64>().unwrap(), *v, "values print back exactly");
-        assert_eq!(row[3].parse::<f64>().unwrap(), d.score(*v));
+    for (detector, rest) in [("entropy", None), ("cad", Some(120))] {
+        let mut args = vec!["--key", name, &range, "--detector", detector];
+        let rest_arg = rest.map(|r: usize| r.to_string());
+        if let Some(r) = &rest_arg {
+            args.extend(["--rest", r]);
+        }
+        let out = job(&root.join("data").join(name), &args);
+        let mut d = Detector::with_rest(detector, Range::Given(lo, hi), rest).unwrap();
+        let rows = csv_rows(&out);
+        assert_eq!(rows.len(), values.len());
+        let mut positive = 0;
+        for (row, v) in rows.iter().zip(&values) {
+            assert_eq!(row[1], name);
+            assert_eq!(row[2].parse::<f64>().unwrap(), *v, "values print back exactly");
+            let score = d.score(*v);
+            assert_eq!(row[3].parse::<f64>().unwrap(), score, "{detector}");
+            positive += (score > 0.0) as usize;
+        }
+        assert!(positive > 0, "{detector}: some scores are positive");
     }
+}
+
+/// The accurate detector's state is per key and its input in event-time order, so its
+/// output does not depend on workers, processes or file order either.
+#[test]
+fn cad_output_is_byte_identical_for_any_workers_order_and_processes() {
+    let dir = TempDir::new("anomalies-cad");
+    let (ordered, shuffled) = series_file(&dir, 20_000, 20, 5);
+    let cad = ["--detector", "cad", "--rest", "20"];
+    let one = job(&ordered, &[&cad[..], &["-w", "1"]].concat());
+    assert_eq!(one.lines().count(), 20_001);
+    assert!(one.lines().skip(1).any(|l| l.ends_with(",1")), "some values are anomalous");
+    for (input, workers) in [(&ordered, "2"), (&shuffled, "3")] {
+        let out = job(input, &[&cad[..], &["-w", workers]].concat());
+        assert!(out == one, "-w {workers} on {}: scores differ", input.display());
+    }
+    let shuffled = shuffled.to_str().unwrap();
+    let two = two_processes("anomalies", &[&["--input", shuffled, "-q", "-w", "2"][..], &cad[..]].concat());
+    assert!(two == one, "-n 2 -w 2: scores differ");
 }
 
 #[test]
 fn bad_flags_are_one_line_errors_with_exit_code_2() {
     for args in [
         &["--detector", "nope"][..],
+        &["--detector", "cad", "--rest", "0"],
+        &["--rest", "10"],
         &["--range", "3:1"],
         &["--range", "x"],
         &["--threshold", "1.5"],

@@ -11,10 +11,12 @@
 //!   reported once, as an [`Alert`] with its first and last time and its peak score,
 //!   when the key's next value is not anomalous or when the input ends.
 //!
-//! Detectors, each in its own module: [`relative_entropy`] (`entropy`, the default) and
-//! [`gaussian`] (`gaussian`, NAB's windowed-Gaussian baseline). [`nab`] scores results
+//! Detectors, each in its own module: [`relative_entropy`] (`entropy`, the fast default),
+//! [`contextual`] (`cad`, the accurate one) and [`gaussian`] (`gaussian`, NAB's
+//! windowed-Gaussian baseline). [`nab`] scores results
 //! the way the Numenta Anomaly Benchmark does.
 
+pub mod contextual;
 pub mod gaussian;
 pub mod nab;
 pub mod range;
@@ -29,12 +31,14 @@ use crate::operators::keyed::KeyLogic;
 use crate::record::series::Reading;
 use crate::sink::{Cell, Tabular};
 use crate::time::Millis;
+use contextual::Contextual;
 use gaussian::WindowedGaussian;
 use relative_entropy::RelativeEntropy;
 
 /// The detectors, by name, with one line each.
-pub const DETECTORS: [(&str, &str); 2] = [
+pub const DETECTORS: [(&str, &str); 3] = [
     ("entropy", "relative entropy with multiple hypotheses (Wang et al. 2011), the fast default"),
+    ("cad", "contextual anomaly detector (CAD OSE, Smirnov 2016), the accurate one"),
     ("gaussian", "windowed Gaussian tail probability, NAB's baseline"),
 ];
 
@@ -43,6 +47,8 @@ pub const DETECTORS: [(&str, &str); 2] = [
 pub enum Detector {
     /// [`relative_entropy`].
     Entropy(Box<RelativeEntropy>),
+    /// [`contextual`].
+    Cad(Box<Contextual>),
     /// [`gaussian`].
     Gaussian(Box<WindowedGaussian>),
 }
@@ -50,12 +56,25 @@ pub enum Detector {
 impl Detector {
     /// The detector named `name` (one of [`DETECTORS`]).
     pub fn new(name: &str, range: Range) -> Result<Detector, String> {
-        match name {
-            "entropy" => Ok(Detector::Entropy(Box::new(RelativeEntropy::new(range)))),
-            "gaussian" => Ok(Detector::Gaussian(Box::new(WindowedGaussian::new()))),
-            other => {
+        Self::with_rest(name, range, None)
+    }
+
+    /// The detector named `name`, with `cad`'s rest period (values scored 0 after a high
+    /// score) set to `rest` values; other detectors have none. Errors name the flag.
+    pub fn with_rest(name: &str, range: Range, rest: Option<usize>) -> Result<Detector, String> {
+        match (name, rest) {
+            ("cad", Some(0)) => Err("--rest must be at least 1".into()),
+            ("cad", rest) => {
+                Ok(Detector::Cad(Box::new(Contextual::with_rest(range, rest.unwrap_or(contextual::REST)))))
+            }
+            (_, Some(_)) if DETECTORS.iter().any(|d| d.0 == name) => {
+                Err(format!("--rest applies to the cad detector, not to {name}"))
+            }
+            ("entropy", _) => Ok(Detector::Entropy(Box::new(RelativeEntropy::new(range)))),
+            ("gaussian", _) => Ok(Detector::Gaussian(Box::new(WindowedGaussian::new()))),
+            (other, _) => {
                 let names: Vec<&str> = DETECTORS.iter().map(|d| d.0).collect();
-                Err(format!("unknown detector '{other}' (available: {})", names.join(", ")))
+                Err(format!("--detector {other}: unknown detector (available: {})", names.join(", ")))
             }
         }
     }
@@ -64,6 +83,7 @@ impl Detector {
     pub fn default_threshold(name: &str) -> f64 {
         match name {
             "gaussian" => 0.999,
+            "cad" => contextual::BASE_THRESHOLD,
             _ => 0.5,
         }
     }
@@ -73,6 +93,7 @@ impl Detector {
     pub fn score(&mut self, value: f64) -> f64 {
         match self {
             Detector::Entropy(d) => d.score(value),
+            Detector::Cad(d) => d.score(value),
             Detector::Gaussian(d) => d.score(value),
         }
     }
