@@ -321,9 +321,15 @@ impl Contextual {
         unique.extend(potential.iter().map(|p| (p.2, p.3)));
 
         let selected_active = if selected > 0 { active.len() as f64 / selected as f64 } else { 0.0 };
-        active.sort_unstable_by_key(|&(_, count, lh, rh)| (count, lh, rh));
+        // The most counted contexts (ties by hashes, as the original sorts); their order
+        // does not matter, so a selection does.
+        if active.len() > MAX_ACTIVE_NEURONS {
+            let cut = active.len() - MAX_ACTIVE_NEURONS;
+            active.select_nth_unstable_by_key(cut, |&(_, count, lh, rh)| (count, lh, rh));
+            active.drain(..cut);
+        }
         let mut left_facts: Vec<u64> = facts.to_vec();
-        left_facts.extend(active.iter().rev().take(MAX_ACTIVE_NEURONS).map(|a| NEURON + a.0 as u64));
+        left_facts.extend(active.iter().map(|a| NEURON + a.0 as u64));
         left_facts.sort_unstable();
         left_facts.dedup();
         self.left_facts = left_facts;
