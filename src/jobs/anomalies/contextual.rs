@@ -106,6 +106,12 @@ impl SlotOrder {
         }
     }
 
+    /// The value of `key`, if present.
+    pub fn get(&self, key: u32) -> Option<u32> {
+        let entry = self.slots[Self::slot(&self.slots, key)];
+        (entry.0 == key).then_some(entry.1)
+    }
+
     /// The value of `key`, inserting `value` if absent (Python's `setdefault`).
     pub fn setdefault(&mut self, key: u32, value: u32) -> u32 {
         let at = Self::slot(&self.slots, key);
@@ -279,14 +285,7 @@ impl Contextual {
 
     /// The value's quantisation level, 0 to 7.
     fn level(&mut self, value: f64) -> u64 {
-        let (min, max) = match self.given {
-            Some(r) => r,
-            None => {
-                self.min = self.min.min(value);
-                self.max = self.max.max(value);
-                (self.min, self.max)
-            }
-        };
+        let (min, max) = super::range::bounds(self.given, (&mut self.min, &mut self.max), value);
         let top = ((1 << VALUE_BITS) - 1) as f64;
         let range = if max - min == 0.0 { top } else { max - min };
         let q = (value - min) / (range / top);
@@ -362,11 +361,12 @@ impl Contextual {
         }
         let Some((r, _)) = self.right.id(right, right_hash, room) else { return false };
         let next = self.contexts.len() as u32;
+        let contexts = &mut self.contexts_of[l as usize];
         let id = if room {
-            self.contexts_of[l as usize].setdefault(r, next)
+            contexts.setdefault(r, next)
         } else {
-            match self.contexts_of[l as usize].iter().find(|e| e.0 == r) {
-                Some(e) => e.1,
+            match contexts.get(r) {
+                Some(id) => id,
                 None => return false,
             }
         };

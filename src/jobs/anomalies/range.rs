@@ -28,3 +28,14 @@ impl Range {
         Ok(Range::Given(lo, hi))
     }
 }
+
+/// The bounds `value` is judged in: the given range, or else the min and max so far,
+/// `seen`, widened to include `value`.
+#[inline]
+pub fn bounds(given: Option<(f64, f64)>, seen: (&mut f64, &mut f64), value: f64) -> (f64, f64) {
+    given.unwrap_or_else(|| {
+        *seen.0 = seen.0.min(value);
+        *seen.1 = seen.1.max(value);
+        (*seen.0, *seen.1)
+    })
+}

@@ -164,14 +164,7 @@ impl RelativeEntropy {
 
     /// Scores the next value: 1.0 if anomalous, else 0.0.
     pub fn score(&mut self, value: f64) -> f64 {
-        let (min, max) = match self.given {
-            Some(r) => r,
-            None => {
-                self.min = self.min.min(value);
-                self.max = self.max.max(value);
-                (self.min, self.max)
-            }
-        };
+        let (min, max) = super::range::bounds(self.given, (&mut self.min, &mut self.max), value);
         let step = (max - min) / BINS as f64;
         let slot = (self.seen % WINDOW as u64) as usize;
         let full = self.seen >= WINDOW as u64;
