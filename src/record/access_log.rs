@@ -459,7 +459,7 @@ impl AccessLogGen {
 }
 
 impl RowGenerator for AccessLogGen {
-    fn header(&self) -> Option<&'static str> {
+    fn header(&self) -> Option<std::borrow::Cow<'static, str>> {
         None
     }
 

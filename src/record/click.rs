@@ -321,7 +321,7 @@ impl ClickGen {
 }
 
 impl RowGenerator for ClickGen {
-    fn header(&self) -> Option<&'static str> {
+    fn header(&self) -> Option<Cow<'static, str>> {
         None
     }
 

@@ -16,6 +16,7 @@ use crate::time::{DAY_MS, Millis};
 pub mod access_log;
 pub mod click;
 pub mod csv;
+pub mod features;
 pub mod json;
 pub mod playback;
 pub mod registry;
@@ -136,7 +137,7 @@ impl Timeline {
 /// can produce any subset of rows and the union is the same data on every machine.
 pub trait RowGenerator: Send + Sync {
     /// The header line, if the format has one.
-    fn header(&self) -> Option<&'static str>;
+    fn header(&self) -> Option<std::borrow::Cow<'static, str>>;
     /// Appends row `index` (without a newline) to `out`.
     fn write_row(&self, index: u64, out: &mut Vec<u8>);
 }

@@ -418,7 +418,7 @@ fn write_padded(out: &mut Vec<u8>, prefix: &[u8], n: u64, width: usize) {
 }
 
 impl RowGenerator for PlaybackGen {
-    fn header(&self) -> Option<&'static str> {
+    fn header(&self) -> Option<Cow<'static, str>> {
         None
     }
 

@@ -5,6 +5,7 @@
 
 use super::access_log::AccessLogGen;
 use super::click::ClickGen;
+use super::features::{FeaturesArgs, FeaturesGen};
 use super::playback::PlaybackGen;
 use super::sensor::{SensorArgs, SensorGen};
 use super::series::{SeriesArgs, SeriesGen};
@@ -71,6 +72,16 @@ pub const KINDS: &[Kind] = &[
         },
     },
     Kind {
+        name: "anomalies",
+        about: "Labelled feature vectors as CSV (timestamp,key,x1..xN,label): the anomaly notebook's stream, N(0, I) with 5 % shift, scale and outlier anomalies, optional concept drift.",
+        args: <FeaturesArgs as clap::Args>::augment_args,
+        make: |seed, timeline, matches| {
+            let args = <FeaturesArgs as clap::FromArgMatches>::from_arg_matches(matches)
+                .map_err(|e| e.to_string())?;
+            Ok(Box::new(FeaturesGen::new(seed, timeline, &args)))
+        },
+    },
+    Kind {
         name: "sensors",
         about: "IoT sensor readings as CSV with a header (the IoT notebook's generator: baselines, anomaly episodes, statuses); --metadata writes the sensors' types and sites.",
         args: <SensorArgs as clap::Args>::augment_args,
@@ -97,7 +108,7 @@ pub fn kind(name: &str) -> Result<&'static Kind, String> {
 }
 
 /// The generator for `kind`, with its own options given as `(name, value)` pairs
-/// (`("burst-every", "500")` for `--burst-every 500`).
+/// (`("burst-every", "500")` for `--burst-every 500`, `("labels", "true")` for `--labels`).
 pub fn generator(
     kind_name: &str,
     seed: u64,
@@ -105,8 +116,12 @@ pub fn generator(
     options: &[(String, String)],
 ) -> Result<Box<dyn RowGenerator>, String> {
     let kind = kind(kind_name)?;
-    let args = std::iter::once("gen".to_owned())
-        .chain(options.iter().flat_map(|(k, v)| [format!("--{k}"), v.clone()]));
+    // A switch is given as `name=true` (or left out, `name=false`).
+    let args = std::iter::once("gen".to_owned()).chain(options.iter().flat_map(|(k, v)| match v.as_str() {
+        "true" => vec![format!("--{k}")],
+        "false" => vec![],
+        _ => vec![format!("--{k}"), v.clone()],
+    }));
     let matches = (kind.args)(clap::Command::new(kind.name)).try_get_matches_from(args).map_err(|e| {
         let text = e.to_string();
         let first = text.lines().next().unwrap_or("invalid option").trim();

@@ -593,8 +593,8 @@ impl SensorGen {
 }
 
 impl RowGenerator for SensorGen {
-    fn header(&self) -> Option<&'static str> {
-        Some(if self.labels { HEADER_LABELLED } else { HEADER })
+    fn header(&self) -> Option<Cow<'static, str>> {
+        Some(if self.labels { HEADER_LABELLED } else { HEADER }.into())
     }
 
     fn write_row(&self, index: u64, out: &mut Vec<u8>) {

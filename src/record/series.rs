@@ -153,8 +153,8 @@ impl SeriesGen {
 }
 
 impl RowGenerator for SeriesGen {
-    fn header(&self) -> Option<&'static str> {
-        Some(KEYED_HEADER)
+    fn header(&self) -> Option<Cow<'static, str>> {
+        Some(KEYED_HEADER.into())
     }
 
     fn write_row(&self, index: u64, out: &mut Vec<u8>) {

@@ -194,8 +194,8 @@ impl TransactionGen {
 }
 
 impl RowGenerator for TransactionGen {
-    fn header(&self) -> Option<&'static str> {
-        Some(HEADER)
+    fn header(&self) -> Option<Cow<'static, str>> {
+        Some(HEADER.into())
     }
 
     fn write_row(&self, index: u64, out: &mut Vec<u8>) {
