@@ -1,9 +1,10 @@
 //! Streaming anomaly detection per key, scored in event-time order.
 //!
 //! ```text
-//! series ─► ingest ─► by key ─► detector per key, in event-time order ─┬─► scores (results)
-//!                                                                       ├─► episodes ─► --alerts
-//!                                                                       └─► counts per key ─► summary
+//! series   ─► ingest ─► by key ─► detector per key, in event-time order ─┬─► scores (results)
+//!  or features (--detector distance)                                      ├─► episodes ─► --alerts
+//!                                                                         ├─► drifts ─► --drifts
+//!                                                                         └─► counts per key ─► summary
 //! ```
 //!
 //! Each key's detector sees its values in event-time order whatever the delivery, so
@@ -17,33 +18,41 @@ use std::sync::Arc;
 
 use clap::Parser;
 use compact_str::CompactString;
+use timely::dataflow::Stream;
 use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, parse_or_exit};
 use kappa::exit::{program_name, usage_error};
 use kappa::job::{self, JobSpec};
-use kappa::jobs::anomalies::{Detector, KeyCounts, Labels, Output, Range, Scoring, nab};
+use kappa::jobs::anomalies::vector::{Vector, VectorOutput, VectorScoring};
+use kappa::jobs::anomalies::{Detector, KeyCounts, Labels, MULTIVARIATE, Output, Range, Scoring, nab};
 use kappa::operators::keyed::key_hash;
 use kappa::operators::{FoldAtEnd, Ingest, KeyedOrdered};
+use kappa::record::ParseError;
+use kappa::record::features::{FeaturesCsv, Label, MAX_FEATURES};
+use kappa::record::sensor::{DECIMALS, SensorFormat};
 use kappa::record::series::{Reading, SeriesCsv};
 use kappa::sink::{ReportDiags, WriteRows};
 use kappa::source::InputSpec;
 
-/// Anomaly scores per time series (`timestamp,value[,key]`, NAB's CSV), with alerts per
+/// Anomaly scores per time series (`timestamp,value[,key]`, NAB's CSV), or per feature
+/// vector (`timestamp,key,x1,…,xN[,label]`) with `--detector distance`, with alerts per
 /// anomalous episode.
 ///
-/// With no arguments it runs over 100,000 seeded readings of 100 series generated in memory.
+/// With no arguments it runs over 100,000 seeded readings of 100 series generated in
+/// memory (with `--detector distance`, 100,000 labelled 5-feature samples of 10 keys).
 #[derive(Parser, Debug)]
 #[command(version, disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
     /// The detector: entropy (relative entropy, the default), cad (contextual anomaly
-    /// detector, the accurate one) or gaussian (windowed Gaussian).
+    /// detector, the accurate one), gaussian (windowed Gaussian) or distance (robust
+    /// Mahalanobis distance over feature vectors, with drift detection).
     #[arg(long, value_name = "NAME", default_value = "entropy")]
     detector: String,
     /// A value whose score is at or above this is anomalous (default: the detector's,
-    /// 0.5 for entropy, 0.75 for cad, 0.999 for gaussian).
+    /// 0.5 for entropy, 0.75 for cad, 0.999 for gaussian and distance).
     #[arg(long, value_name = "SCORE")]
     threshold: Option<f64>,
     /// cad: after a score of 0.75 or more, this many values score 0 (default 150; NAB
@@ -61,15 +70,32 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     alerts: Option<PathBuf>,
     /// NAB's labelled windows (`combined_windows.json`): the summary adds precision,
-    /// recall and F1 per labelled key and overall.
+    /// recall and F1 per labelled key and overall. (Feature vectors carry their labels.)
     #[arg(long, value_name = "PATH")]
     labels: Option<PathBuf>,
+    /// distance: what the records are: features (`timestamp,key,x1,…,xN[,label]`) or
+    /// sensors (IoT readings: each sensor's five metrics, labelled by its anomaly column).
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = Record::Features)]
+    record: Record,
+    /// distance with --record features: features per sample; a line with another count
+    /// is rejected.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=MAX_FEATURES as u64))]
+    features: u64,
+    /// distance: write one row per detected drift here: key, change point, test, statistic.
+    #[arg(long, value_name = "PATH")]
+    drifts: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args: Args = parse_or_exit();
     if args.common.mode == Mode::Incremental {
         usage_error("--mode incremental does not apply: each value is scored once, in event-time order");
+    }
+    if args.detector == MULTIVARIATE {
+        return vectors(args);
+    }
+    if args.drifts.is_some() {
+        usage_error(&format!("--drifts applies to the {MULTIVARIATE} detector"));
     }
     let range = args.range.unwrap_or(Range::Learned);
     let detector = args.detector.clone();
@@ -120,36 +146,127 @@ fn main() -> ExitCode {
             Output::Score(_) => None,
         });
         let labels = labels.clone();
-        scores
-            .clone()
-            .fold_at_end_by(
-                "CountPerKey",
-                |row| key_hash(&row.key),
-                std::collections::BTreeMap::<CompactString, KeyCounts>::new(),
-                move |counts, row| {
-                    let windows = labels.as_ref().as_ref().and_then(|l| l.windows(&row.key));
-                    counts
-                        .entry(row.key.clone())
-                        .or_insert_with(|| KeyCounts { key: row.key.clone(), ..Default::default() })
-                        .add(&row, windows);
-                },
-                |counts| counts.into_values().collect::<Vec<_>>(),
-            )
-            .fold_at_end(
-                "Summary",
-                Vec::new(),
-                |all, c| all.push(c),
-                move |mut all: Vec<KeyCounts>| {
-                    if !quiet {
-                        print_summary(&mut all);
-                    }
-                    Vec::<()>::new()
-                },
-            );
+        summarize(
+            scores.clone().map(move |row| {
+                let windows = labels.as_ref().as_ref().and_then(|l| l.windows(&row.key));
+                let positive = windows.map(|w| w.iter().any(|&(s, e)| s <= row.time && row.time <= e));
+                (row.key, row.anomaly, positive)
+            }),
+            quiet,
+        );
         diags.report(&job.out);
         alerts.write_side(&job.out, "alerts");
         scores.write_rows(&job.out);
     })
+}
+
+/// The records `--detector distance` reads.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Record {
+    /// `timestamp,key,x1,…,xN[,label]`.
+    Features,
+    /// IoT sensor readings, keyed by sensor.
+    Sensors,
+}
+
+/// `--detector distance`: feature vectors, scored with drift detection.
+fn vectors(args: Args) -> ExitCode {
+    if args.range.is_some() || args.rest.is_some() || args.labels.is_some() || args.key.is_some() {
+        usage_error(&format!(
+            "--range, --rest, --labels and --key apply to series; feature vectors name their keys and carry their labels (--detector {MULTIVARIATE})"
+        ));
+    }
+    let threshold = args.threshold.unwrap_or_else(|| Detector::default_threshold(MULTIVARIATE));
+    if !(0.0..=1.0).contains(&threshold) {
+        usage_error(&format!("--threshold {threshold}: must lie in [0, 1]"));
+    }
+    let record = args.record;
+    if record == Record::Sensors && args.features != 5 {
+        usage_error("--features does not apply to --record sensors: a reading has five metrics");
+    }
+    let features = args.features as usize;
+    let quiet = args.common.quiet;
+    let default_input = match record {
+        Record::Features => "gen:anomalies?count=100000&seed=42&keys=10",
+        Record::Sensors => "gen:sensors?count=100000&seed=42&labels=true",
+    };
+    let spec = JobSpec::new(default_input)
+        .snapshots(true)
+        .side("alerts", args.alerts.as_deref())
+        .side("drifts", args.drifts.as_deref());
+    job::run(args.common, spec, move |df, job| {
+        let (samples, diags) = match record {
+            Record::Features => df.inner.ingest_checked::<FeaturesCsv, _, _>(job.ingest(), move |s| {
+                if s.values.len() != features {
+                    return Err(ParseError::from(format!(
+                        "wrong feature count: expected {features} (--features), found {}",
+                        s.values.len()
+                    )));
+                }
+                let values = s.values.iter().map(|&v| Reading(v)).collect();
+                Ok((CompactString::from(s.key.as_ref()), Vector { values, label: s.label }))
+            }),
+            Record::Sensors => df.inner.ingest::<SensorFormat, _, _>(job.ingest(), |r| {
+                let values = r
+                    .values
+                    .iter()
+                    .zip(DECIMALS)
+                    .map(|(&v, d)| Reading(v as f64 / 10f64.powi(d as i32)))
+                    .collect();
+                let label = r.anomaly.map(|a| if a { Label::Anomaly } else { Label::Normal });
+                (CompactString::from(r.sensor_id.as_ref()), Vector { values, label })
+            }),
+        };
+        let out = samples
+            .keyed_ordered("Detect", move |k: &CompactString| VectorScoring::new(k.clone(), threshold));
+        let scores = out.clone().flat_map(|o| match o {
+            VectorOutput::Score(s) => Some(s),
+            _ => None,
+        });
+        let alerts = out.clone().flat_map(|o| match o {
+            VectorOutput::Alert(a) => Some(a),
+            _ => None,
+        });
+        let drifts = out.flat_map(|o| match o {
+            VectorOutput::Drift(d) => Some(d),
+            _ => None,
+        });
+        summarize(scores.clone().map(|row| (row.key, row.anomaly, row.label.map(|l| l.is_anomaly()))), quiet);
+        diags.report(&job.out);
+        alerts.write_side(&job.out, "alerts");
+        drifts.write_side(&job.out, "drifts");
+        scores.write_rows(&job.out);
+    })
+}
+
+/// Counts `(key, anomalous, labelled positive)` per key and prints the summary at the end.
+fn summarize<'scope, T: kappa::time::EventTime>(
+    rows: Stream<'scope, T, Vec<(CompactString, bool, Option<bool>)>>,
+    quiet: bool,
+) {
+    rows.fold_at_end_by(
+        "CountPerKey",
+        |row| key_hash(&row.0),
+        std::collections::BTreeMap::<CompactString, KeyCounts>::new(),
+        |counts, (key, anomaly, positive)| {
+            counts
+                .entry(key.clone())
+                .or_insert_with(|| KeyCounts { key, ..Default::default() })
+                .tally(anomaly, positive);
+        },
+        |counts| counts.into_values().collect::<Vec<_>>(),
+    )
+    .fold_at_end(
+        "Summary",
+        Vec::new(),
+        |all, c| all.push(c),
+        move |mut all: Vec<KeyCounts>| {
+            if !quiet {
+                print_summary(&mut all);
+            }
+            Vec::<()>::new()
+        },
+    );
 }
 
 /// Prints the anomaly counts, and with labels the evaluation per key and overall.

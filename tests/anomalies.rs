@@ -1,6 +1,6 @@
 //! The `anomalies` job and its NAB scorer: the scorer against NAB's published scoreboard,
 //! the job against a reference detector written here, determinism across workers, and
-//! rejects.
+//! rejects; and the multivariate `distance` detector on the anomaly notebook's stream.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{TempDir, csv_rows, run, run_ok, two_processes};
+use common::{TempDir, bin, csv_rows, port_base, run, run_ok, two_processes};
 
 use kappa::jobs::anomalies::contextual::Contextual;
 use kappa::jobs::anomalies::nab::{self, Profile, Scored, Windows};
@@ -157,6 +157,20 @@ fn series_file(dir: &TempDir, rows: u64, keys: u64, seed: u64) -> (PathBuf, Path
     (ordered, shuffled)
 }
 
+/// Shuffles a file's lines after its header, with a fixed xorshift: the same every run.
+fn shuffle_lines(text: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let header = lines.remove(0);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for i in (1..lines.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        lines.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    format!("{header}\n{}\n", lines.join("\n"))
+}
+
 fn job(input: &Path, extra: &[&str]) -> String {
     let mut args = vec!["--input", input.to_str().unwrap(), "-q"];
     args.extend_from_slice(extra);
@@ -167,6 +181,10 @@ fn job(input: &Path, extra: &[&str]) -> String {
 fn output_is_byte_identical_for_one_two_and_three_workers_any_order_and_two_processes() {
     let dir = TempDir::new("anomalies-workers");
     let (ordered, shuffled) = series_file(&dir, 60_000, 40, 3);
+    assert_eq!(
+        std::fs::read_to_string(&shuffled).unwrap(),
+        shuffle_lines(&std::fs::read_to_string(&ordered).unwrap())
+    );
     let alerts = dir.path("alerts-1.csv");
     let one = job(&ordered, &["-w", "1", "--alerts", alerts.to_str().unwrap()]);
     let alerts_one = std::fs::read_to_string(&alerts).unwrap();
@@ -391,6 +409,9 @@ fn bad_flags_are_one_line_errors_with_exit_code_2() {
         &["--threshold", "1.5"],
         &["--labels", "/nonexistent/labels.json"],
         &["--mode", "incremental"],
+        &["--detector", "distance", "--range", "0:1"],
+        &["--detector", "distance", "--features", "0"],
+        &["--drifts", "/tmp/drifts.csv"],
     ] {
         let out = run("anomalies", args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -399,4 +420,197 @@ fn bad_flags_are_one_line_errors_with_exit_code_2() {
     }
     let out = run("nab_score", &["--nab", "/nonexistent", "x.csv"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `gen anomalies` into `dir`: the notebook's 5-feature stream.
+fn features_file(
+    dir: &TempDir,
+    name: &str,
+    rows: u64,
+    keys: u64,
+    seed: u64,
+    drift_every: Option<u64>,
+) -> PathBuf {
+    let path = dir.path(name);
+    let (rows, keys, seed) = (rows.to_string(), keys.to_string(), seed.to_string());
+    let drift = drift_every.map(|d| d.to_string());
+    let mut args =
+        vec!["anomalies", "--rows", &rows, "--keys", &keys, "--seed", &seed, "-o", path.to_str().unwrap()];
+    if let Some(d) = &drift {
+        args.extend(["--drift-every", d]);
+    }
+    run_ok("gen", &args);
+    path
+}
+
+/// Precision, recall and F1 of the score rows (`time,key,values,score,anomaly,label`).
+fn f1_of(out: &str) -> (f64, f64, f64) {
+    let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
+    for r in csv_rows(out) {
+        match (r[4] == "1", r[5] != "normal") {
+            (true, true) => tp += 1.0,
+            (true, false) => fp += 1.0,
+            (false, true) => fn_ += 1.0,
+            (false, false) => {}
+        }
+    }
+    let (p, r) = (tp / (tp + fp), tp / (tp + fn_));
+    (p, r, 2.0 * p * r / (p + r))
+}
+
+#[test]
+fn distance_output_is_byte_identical_for_any_workers_processes_order_and_tcp_delivery() {
+    let dir = TempDir::new("anomalies-distance");
+    let ordered = features_file(&dir, "features.csv", 30_000, 30, 9, Some(400));
+    let shuffled = dir.path("shuffled.csv");
+    std::fs::write(&shuffled, shuffle_lines(&std::fs::read_to_string(&ordered).unwrap())).unwrap();
+    let run_with = |input: &Path, workers: &str, tag: &str| {
+        let (alerts, drifts) =
+            (dir.path(&format!("alerts-{tag}.csv")), dir.path(&format!("drifts-{tag}.csv")));
+        let out = job(
+            input,
+            &[
+                "--detector",
+                "distance",
+                "-w",
+                workers,
+                "--alerts",
+                alerts.to_str().unwrap(),
+                "--drifts",
+                drifts.to_str().unwrap(),
+            ],
+        );
+        (out, std::fs::read_to_string(alerts).unwrap(), std::fs::read_to_string(drifts).unwrap())
+    };
+    let one = run_with(&ordered, "1", "1");
+    assert_eq!(one.0.lines().count(), 30_001);
+    assert!(one.1.lines().count() > 100, "alerts: {}", one.1.lines().count());
+    assert!(one.2.lines().count() > 30, "drifts: {}", one.2.lines().count());
+    for (input, workers) in [(&ordered, "2"), (&shuffled, "3")] {
+        let got = run_with(input, workers, workers);
+        assert!(got.0 == one.0, "-w {workers} on {}: scores differ", input.display());
+        assert_eq!((&got.1, &got.2), (&one.1, &one.2), "-w {workers}: alerts or drifts differ");
+    }
+    let shuffled_arg = shuffled.to_str().unwrap();
+    let two =
+        two_processes("anomalies", &["--input", shuffled_arg, "-q", "-w", "2", "--detector", "distance"]);
+    assert!(two == one.0, "-n 2 -w 2: scores differ");
+    // Over TCP: two clients, each half of the shuffled file; lateness admits the disorder.
+    let port = port_base();
+    let child = Command::new(bin("anomalies"))
+        .args(["--input", &format!("tcp://127.0.0.1:{port}?clients=2"), "-q", "-w", "2"])
+        .args(["--lateness", "1000d", "--detector", "distance"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = std::fs::read_to_string(&shuffled).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    for half in lines.chunks(lines.len().div_ceil(2)) {
+        let mut stream = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        stream.write_all((half.join("\n") + "\n").as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8(out.stdout).unwrap() == one.0, "tcp delivery: scores differ");
+}
+
+/// The notebook's own detector, an Isolation Forest refitted every batch of 100 on a
+/// window of 500 (`scripts/iforest_baseline.py`, scikit-learn 1.9.1), scores F1 0.6217
+/// on `gen anomalies --rows 100000 --seed 1`, 0.6188 with `--seed 2`, 0.5908 with
+/// `--seed 1 --drift-every 2000` (and 0.8126 on seed 1 with `--contamination auto`,
+/// a stronger setting than the notebook's); these floors are above all of them.
+#[test]
+fn distance_beats_the_notebooks_isolation_forest_on_its_stream() {
+    let dir = TempDir::new("anomalies-f1");
+    for (seed, drift, floor) in [(1, None, 0.86), (2, Some(2000), 0.83)] {
+        let input = features_file(&dir, &format!("f{seed}.csv"), 50_000, 1, seed, drift);
+        let out = run("anomalies", &["--input", input.to_str().unwrap(), "--detector", "distance"]);
+        assert!(out.status.success());
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let (p, r, f1) = f1_of(&stdout);
+        assert!(f1 > floor, "seed {seed}: precision {p:.4} recall {r:.4} F1 {f1:.4}");
+        // The summary evaluates the same labels.
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains(&format!("overall: precision {p:.4} recall {r:.4} F1 {f1:.4}")), "{stderr}");
+    }
+}
+
+#[test]
+fn distance_reports_each_regime_change_once_near_its_start() {
+    let dir = TempDir::new("anomalies-drift");
+    let input = features_file(&dir, "drift.csv", 50_000, 10, 4, Some(1000));
+    let drifts = dir.path("drifts.csv");
+    job(&input, &["--detector", "distance", "--drifts", drifts.to_str().unwrap(), "-w", "2"]);
+    let found = csv_rows(&std::fs::read_to_string(&drifts).unwrap());
+    let start = kappa::record::DEFAULT_START;
+    // Each key's regimes change at its samples 1000, 2000, 3000 and 4000, one a second.
+    for key in 0..10 {
+        let key = format!("k{key:04}");
+        let mine: Vec<(u64, u64)> = found
+            .iter()
+            .filter(|r| r[1] == key)
+            .map(|r| (r[0].parse().unwrap(), r[2].parse().unwrap()))
+            .collect();
+        for change in [1000u64, 2000, 3000, 4000] {
+            let at = start + change * 1000;
+            assert!(
+                mine.iter()
+                    .any(|&(time, since)| time >= at && time < at + 60_000 && since.abs_diff(at) <= 30_000),
+                "{key}: change at sample {change} not found in {mine:?}"
+            );
+        }
+        assert!(mine.len() <= 5, "{key}: at most one false drift: {mine:?}");
+    }
+}
+
+#[test]
+fn distance_rejects_bad_vectors_with_line_numbers_and_loses_nothing_valid() {
+    let dir = TempDir::new("anomalies-vector-rejects");
+    let clean = features_file(&dir, "clean.csv", 3_000, 3, 5, None);
+    let text = std::fs::read_to_string(&clean).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let bad = [
+        (100, "2026-10-01T00:10:00Z,k0001,1,2,3,4,normal", "wrong feature count: expected 5"),
+        (200, "2026-10-01T00:10:00Z,k0001,1,2,x,4,5,normal", "bad feature 3 'x'"),
+        (300, "2026-10-01T00:10:00Z,k0001,1,2,3,4,5,weird", "bad feature 6 'weird'"),
+        (400, "2026-10-01T25:10:00Z,k0001,1,2,3,4,5", "bad timestamp"),
+        (500, "2026-10-01T00:10:00Z,,1,2,3,4,5", "empty key"),
+    ];
+    for (at, line, _) in bad {
+        lines.insert(at - 1, line.to_owned());
+    }
+    let dirty = dir.path("dirty.csv");
+    std::fs::write(&dirty, lines.join("\n") + "\n").unwrap();
+    let rejects = dir.path("rejects.txt");
+    let out = job(&dirty, &["--detector", "distance", "--rejects", rejects.to_str().unwrap(), "-w", "2"]);
+    let rejected = std::fs::read_to_string(&rejects).unwrap();
+    let got: Vec<&str> = rejected.lines().collect();
+    assert_eq!(got.len(), bad.len(), "{rejected}");
+    for ((at, _, reason), line) in bad.iter().zip(&got) {
+        let prefix = format!("{}:{at}: {reason}", dirty.display());
+        assert!(line.starts_with(&prefix), "{line} does not start with {prefix}");
+    }
+    assert!(out == job(&clean, &["--detector", "distance"]), "the valid rows give the clean file's scores");
+}
+
+/// IoT readings: each sensor's five metrics are one vector. The notebook's generator
+/// puts about 60 % of readings inside anomaly episodes, so the model must hold against
+/// a majority of anomalies in its window (each metric is disturbed in under half).
+#[test]
+fn distance_finds_the_sensor_generators_anomaly_episodes() {
+    let input = "gen:sensors?count=30000&seed=3&labels=true&sensors=30";
+    let args = ["--input", input, "--detector", "distance", "--record", "sensors"];
+    let out = run("anomalies", &[&args[..], &["-w", "2"]].concat());
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let overall = stderr.lines().find(|l| l.contains("overall:")).unwrap_or_else(|| panic!("{stderr}"));
+    let f1: f64 = overall.split("F1 ").nth(1).and_then(|t| t.split(' ').next()).unwrap().parse().unwrap();
+    assert!(f1 > 0.85, "{overall}");
+    let one = run_ok("anomalies", &[&args[..], &["-w", "1", "-q"]].concat());
+    assert!(String::from_utf8(out.stdout).unwrap() == one, "-w 1 and -w 2 differ");
 }

@@ -16,11 +16,14 @@
 //! windowed-Gaussian baseline). [`nab`] scores results
 //! the way the Numenta Anomaly Benchmark does.
 
+pub mod chi2;
 pub mod contextual;
+pub mod distance;
 pub mod gaussian;
 pub mod nab;
 pub mod range;
 pub mod relative_entropy;
+pub mod vector;
 
 pub use range::Range;
 
@@ -36,11 +39,18 @@ use gaussian::WindowedGaussian;
 use relative_entropy::RelativeEntropy;
 
 /// The detectors, by name, with one line each.
-pub const DETECTORS: [(&str, &str); 3] = [
+pub const DETECTORS: [(&str, &str); 4] = [
     ("entropy", "relative entropy with multiple hypotheses (Wang et al. 2011), the fast default"),
     ("cad", "contextual anomaly detector (CAD OSE, Smirnov 2016), the accurate one"),
     ("gaussian", "windowed Gaussian tail probability, NAB's baseline"),
+    (
+        "distance",
+        "robust Mahalanobis distance with sliding-window refits and drift detection, for feature vectors",
+    ),
 ];
+
+/// The detector that scores feature vectors rather than series values.
+pub const MULTIVARIATE: &str = "distance";
 
 /// One key's detector.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,6 +82,9 @@ impl Detector {
             }
             ("entropy", _) => Ok(Detector::Entropy(Box::new(RelativeEntropy::new(range)))),
             ("gaussian", _) => Ok(Detector::Gaussian(Box::new(WindowedGaussian::new()))),
+            (MULTIVARIATE, _) => {
+                Err(format!("--detector {MULTIVARIATE} scores feature vectors, not series values"))
+            }
             (other, _) => {
                 let names: Vec<&str> = DETECTORS.iter().map(|d| d.0).collect();
                 Err(format!("--detector {other}: unknown detector (available: {})", names.join(", ")))
@@ -84,6 +97,7 @@ impl Detector {
         match name {
             "gaussian" => 0.999,
             "cad" => contextual::BASE_THRESHOLD,
+            MULTIVARIATE => vector::THRESHOLD,
             _ => 0.5,
         }
     }
@@ -191,34 +205,59 @@ struct Episode {
     peak: f64,
 }
 
+/// A key's open episode, if any: the episode rules shared by every kind of scoring.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Episodes {
+    open: Option<Episode>,
+}
+
+impl Episodes {
+    /// Takes one scored value at `time`: extends the open episode if it is anomalous,
+    /// and otherwise returns the episode it closes, as an alert at `time`.
+    pub fn observe(&mut self, key: &CompactString, time: Millis, score: f64, anomaly: bool) -> Option<Alert> {
+        if anomaly {
+            let e = self.open.get_or_insert(Episode { start: time, end: time, points: 0, peak: score });
+            e.end = time;
+            e.points += 1;
+            e.peak = e.peak.max(score);
+            None
+        } else {
+            self.close(key, time)
+        }
+    }
+
+    /// The open episode, closed as an alert at `at`.
+    pub fn close(&mut self, key: &CompactString, at: Millis) -> Option<Alert> {
+        self.open.take().map(|e| Alert {
+            time: at,
+            key: key.clone(),
+            start: e.start,
+            end: e.end,
+            points: e.points,
+            peak: Reading(e.peak),
+        })
+    }
+
+    /// When the open episode may close without new values (at the input's end): one
+    /// millisecond past its last value.
+    pub fn wake(&self) -> Option<Millis> {
+        self.open.map(|e| e.end + 1)
+    }
+}
+
 /// A key's [`KeyLogic`]: its detector, the threshold and its open episode.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Scoring {
     key: CompactString,
     detector: Detector,
     threshold: f64,
-    episode: Option<Episode>,
+    episodes: Episodes,
 }
 
 impl Scoring {
     /// A key's scoring with a fresh detector.
     pub fn new(key: CompactString, detector: Detector, threshold: f64) -> Self {
-        Scoring { key, detector, threshold, episode: None }
-    }
-
-    /// Emits the open episode, if any, as an alert at `at`, in a message stamped `stamp`.
-    fn close(&mut self, at: Millis, stamp: Millis, out: &mut Vec<(Millis, Output)>) {
-        if let Some(e) = self.episode.take() {
-            let alert = Alert {
-                time: at,
-                key: self.key.clone(),
-                start: e.start,
-                end: e.end,
-                points: e.points,
-                peak: Reading(e.peak),
-            };
-            out.push((stamp, Output::Alert(alert)));
-        }
+        Scoring { key, detector, threshold, episodes: Episodes::default() }
     }
 }
 
@@ -238,33 +277,41 @@ impl KeyLogic<Reading> for Scoring {
         for (time, value) in events.drain(..) {
             let score = self.detector.score(value.0).clamp(0.0, 1.0);
             let anomaly = score >= self.threshold;
-            if anomaly {
-                let e =
-                    self.episode.get_or_insert(Episode { start: time, end: time, points: 0, peak: score });
-                e.end = time;
-                e.points += 1;
-                e.peak = e.peak.max(score);
-            } else {
-                self.close(time, stamp.unwrap_or(time), out);
+            if let Some(alert) = self.episodes.observe(&self.key, time, score, anomaly) {
+                out.push((stamp.unwrap_or(time), Output::Alert(alert)));
             }
             let row = ScoreRow { time, key: self.key.clone(), value, score: Reading(score), anomaly };
             out.push((stamp.unwrap_or(time), Output::Score(row)));
         }
-        // An open episode closes with the key's next value, or when the input ends.
-        let wake = self.episode.map(|e| e.end + 1);
-        if frontier == Millis::MAX
-            && let Some(w) = wake
-        {
-            self.close(w, stamp.unwrap_or(w).min(w), out);
-            return None;
-        }
-        wake
+        close_at_end(&mut self.episodes, &self.key, frontier, stamp, out, Output::Alert)
     }
 
     fn is_empty(&self) -> bool {
         // A detector's state is its history: a key is never forgotten.
         false
     }
+}
+
+/// An open episode closes with the key's next value, or when the input ends: returns
+/// the wake time to ask for, after closing the episode if the input has ended.
+pub fn close_at_end<O>(
+    episodes: &mut Episodes,
+    key: &CompactString,
+    frontier: Millis,
+    stamp: Option<Millis>,
+    out: &mut Vec<(Millis, O)>,
+    wrap: impl Fn(Alert) -> O,
+) -> Option<Millis> {
+    let wake = episodes.wake();
+    if frontier == Millis::MAX
+        && let Some(w) = wake
+    {
+        if let Some(alert) = episodes.close(key, w) {
+            out.push((stamp.unwrap_or(w).min(w), wrap(alert)));
+        }
+        return None;
+    }
+    wake
 }
 
 /// Labelled anomaly windows by series, to evaluate a run: NAB's windows, matched to keys
@@ -327,12 +374,17 @@ pub struct KeyCounts {
 impl KeyCounts {
     /// Adds one scored row, with the key's windows if it has labels.
     pub fn add(&mut self, row: &ScoreRow, windows: Option<&[(Millis, Millis)]>) {
+        let positive = windows.map(|w| w.iter().any(|&(s, e)| s <= row.time && row.time <= e));
+        self.tally(row.anomaly, positive);
+    }
+
+    /// Adds one value: whether it was found anomalous and, if labelled, whether it is.
+    pub fn tally(&mut self, anomaly: bool, positive: Option<bool>) {
         self.values += 1;
-        self.anomalies += row.anomaly as u64;
-        if let Some(w) = windows {
+        self.anomalies += anomaly as u64;
+        if let Some(positive) = positive {
             self.labelled = true;
-            let positive = w.iter().any(|&(s, e)| s <= row.time && row.time <= e);
-            match (positive, row.anomaly) {
+            match (positive, anomaly) {
                 (true, true) => self.tp += 1,
                 (false, true) => self.fp += 1,
                 (true, false) => self.fn_ += 1,
