@@ -19,13 +19,19 @@ use std::sync::Arc;
 use clap::Parser;
 use compact_str::CompactString;
 use timely::dataflow::Stream;
+use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, parse_or_exit};
+use kappa::diag::{Counts, Diag};
+use kappa::exit::fail;
 use kappa::exit::{program_name, usage_error};
 use kappa::job::{self, JobSpec};
 use kappa::jobs::anomalies::vector::{Vector, VectorOutput, VectorScoring};
-use kappa::jobs::anomalies::{Detector, KeyCounts, Labels, MULTIVARIATE, Output, Range, Scoring, nab};
+use kappa::jobs::anomalies::{
+    Detector, Duplicate, KeyCounts, Labels, MULTIVARIATE, Output, Range, Scoring, nab,
+};
+use kappa::operators::ingest::IngestConfig;
 use kappa::operators::keyed::key_hash;
 use kappa::operators::{FoldAtEnd, Ingest, KeyedOrdered};
 use kappa::record::ParseError;
@@ -81,6 +87,10 @@ struct Args {
     /// is rejected.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=MAX_FEATURES as u64))]
     features: u64,
+    /// Score records that repeat another's key, time and value(s) as values of their own
+    /// (NAB scores the rows its files repeat) instead of rejecting them as duplicates.
+    #[arg(long)]
+    keep_duplicates: bool,
     /// distance: write one row per detected drift here: key, change point, test, statistic.
     #[arg(long, value_name = "PATH")]
     drifts: Option<PathBuf>,
@@ -123,27 +133,36 @@ fn main() -> ExitCode {
         _ => "series".into(),
     }));
     let quiet = args.common.quiet;
+    let keep_duplicates = args.keep_duplicates;
     let spec = JobSpec::new("gen:series?count=100000&seed=42&keys=100")
         .snapshots(true)
         .side("alerts", args.alerts.as_deref());
     job::run(args.common, spec, move |df, job| {
         let key = default_key.clone();
-        let (points, diags) = df.inner.ingest::<SeriesCsv, _, _>(job.ingest(), move |p| {
-            let k = p.key.as_deref().map_or_else(|| key.clone(), CompactString::from);
-            (k, Reading(p.value))
-        });
+        let (points, diags) = df.inner.ingest_numbered::<SeriesCsv, _, _>(
+            job.ingest(),
+            move |p| {
+                let k = p.key.as_deref().map_or_else(|| key.clone(), CompactString::from);
+                Ok((k, (Reading(p.value), 0)))
+            },
+            |record, line| record.1.1 = line,
+        );
         let detector = detector.clone();
         let out = points.keyed_ordered("Detect", move |k: &CompactString| {
             let d = Detector::with_rest(&detector, range, rest).expect("checked before the workers start");
-            Scoring::new(k.clone(), d, threshold)
+            Scoring::new(k.clone(), d, threshold).keep_duplicates(keep_duplicates)
         });
         let scores = out.clone().flat_map(|o| match o {
             Output::Score(s) => Some(s),
-            Output::Alert(_) => None,
+            _ => None,
         });
-        let alerts = out.flat_map(|o| match o {
+        let alerts = out.clone().flat_map(|o| match o {
             Output::Alert(a) => Some(a),
-            Output::Score(_) => None,
+            _ => None,
+        });
+        let duplicates = out.flat_map(|o| match o {
+            Output::Duplicate(d) => Some(d),
+            _ => None,
         });
         let labels = labels.clone();
         summarize(
@@ -154,7 +173,7 @@ fn main() -> ExitCode {
             }),
             quiet,
         );
-        diags.report(&job.out);
+        diags.concat(rejected(duplicates, job.ingest())).report(&job.out);
         alerts.write_side(&job.out, "alerts");
         scores.write_rows(&job.out);
     })
@@ -186,6 +205,7 @@ fn vectors(args: Args) -> ExitCode {
     }
     let features = args.features as usize;
     let quiet = args.common.quiet;
+    let keep_duplicates = args.keep_duplicates;
     let default_input = match record {
         Record::Features => "gen:anomalies?count=100000&seed=42&keys=10",
         Record::Sensors => "gen:sensors?count=100000&seed=42&labels=true",
@@ -196,29 +216,38 @@ fn vectors(args: Args) -> ExitCode {
         .side("drifts", args.drifts.as_deref());
     job::run(args.common, spec, move |df, job| {
         let (samples, diags) = match record {
-            Record::Features => df.inner.ingest_checked::<FeaturesCsv, _, _>(job.ingest(), move |s| {
-                if s.values.len() != features {
-                    return Err(ParseError::from(format!(
-                        "wrong feature count: expected {features} (--features), found {}",
-                        s.values.len()
-                    )));
-                }
-                let values = s.values.iter().map(|&v| Reading(v)).collect();
-                Ok((CompactString::from(s.key.as_ref()), Vector { values, label: s.label }))
-            }),
-            Record::Sensors => df.inner.ingest::<SensorFormat, _, _>(job.ingest(), |r| {
-                let values = r
-                    .values
-                    .iter()
-                    .zip(DECIMALS)
-                    .map(|(&v, d)| Reading(v as f64 / 10f64.powi(d as i32)))
-                    .collect();
-                let label = r.anomaly.map(|a| if a { Label::Anomaly } else { Label::Normal });
-                (CompactString::from(r.sensor_id.as_ref()), Vector { values, label })
-            }),
+            Record::Features => df.inner.ingest_numbered::<FeaturesCsv, _, _>(
+                job.ingest(),
+                move |s| {
+                    if s.values.len() != features {
+                        return Err(ParseError::from(format!(
+                            "wrong feature count: expected {features} (--features), found {}",
+                            s.values.len()
+                        )));
+                    }
+                    let values = s.values.iter().map(|&v| Reading(v)).collect();
+                    Ok((CompactString::from(s.key.as_ref()), (Vector { values, label: s.label }, 0)))
+                },
+                |record, line| record.1.1 = line,
+            ),
+            Record::Sensors => df.inner.ingest_numbered::<SensorFormat, _, _>(
+                job.ingest(),
+                |r| {
+                    let values = r
+                        .values
+                        .iter()
+                        .zip(DECIMALS)
+                        .map(|(&v, d)| Reading(v as f64 / 10f64.powi(d as i32)))
+                        .collect();
+                    let label = r.anomaly.map(|a| if a { Label::Anomaly } else { Label::Normal });
+                    Ok((CompactString::from(r.sensor_id.as_ref()), (Vector { values, label }, 0)))
+                },
+                |record, line| record.1.1 = line,
+            ),
         };
-        let out = samples
-            .keyed_ordered("Detect", move |k: &CompactString| VectorScoring::new(k.clone(), threshold));
+        let out = samples.keyed_ordered("Detect", move |k: &CompactString| {
+            VectorScoring::new(k.clone(), threshold).keep_duplicates(keep_duplicates)
+        });
         let scores = out.clone().flat_map(|o| match o {
             VectorOutput::Score(s) => Some(s),
             _ => None,
@@ -227,15 +256,35 @@ fn vectors(args: Args) -> ExitCode {
             VectorOutput::Alert(a) => Some(a),
             _ => None,
         });
-        let drifts = out.flat_map(|o| match o {
+        let drifts = out.clone().flat_map(|o| match o {
             VectorOutput::Drift(d) => Some(d),
             _ => None,
         });
+        let duplicates = out.flat_map(|o| match o {
+            VectorOutput::Duplicate(d) => Some(d),
+            _ => None,
+        });
         summarize(scores.clone().map(|row| (row.key, row.anomaly, row.label.map(|l| l.is_anomaly()))), quiet);
-        diags.report(&job.out);
+        diags.concat(rejected(duplicates, job.ingest())).report(&job.out);
         alerts.write_side(&job.out, "alerts");
         drifts.write_side(&job.out, "drifts");
         scores.write_rows(&job.out);
+    })
+}
+
+/// Duplicates as rejects of the input, each counted as rejected; the first is fatal
+/// under `--strict`, as a malformed line is.
+fn rejected<'scope, T: kappa::time::EventTime>(
+    duplicates: Stream<'scope, T, Vec<Duplicate>>,
+    ingest: &IngestConfig,
+) -> Stream<'scope, T, Vec<Diag>> {
+    let (origin, strict) = (ingest.input.to_string(), ingest.strict);
+    duplicates.flat_map(move |d| {
+        let reject = d.reject(&origin);
+        if strict {
+            fail(&format!("{}:{}: {}", reject.origin, reject.line, reject.reason));
+        }
+        [Diag::Reject(reject), Diag::Counts(Counts { rejected: 1, ..Counts::default() })]
     })
 }
 

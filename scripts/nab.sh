@@ -9,7 +9,8 @@
 #
 # Environment: KAPPA_NAB (the corpus; default ../shared/fixtures/nab beside the repo or
 # its worktree directory), KAPPA_BIN (default target/release), KAPPA_NAB_OUT (where the
-# results go; default a temporary directory, removed at the end).
+# results go; default a temporary directory, removed at the end). NAB scores every row,
+# including the rows some of its files repeat, so the job keeps duplicates here.
 set -euo pipefail
 
 usage() {
@@ -72,7 +73,7 @@ if [ "$range" = learned ]; then
       awk -v key="$f" 'NR > 1 { sub(/\r$/, ""); print $0 "," key }' "$nab/data/$f"
     done
   } > "$out/corpus.csv"
-  "$bin/anomalies" --input "$out/corpus.csv" --detector "$detector" -w "$workers" \
+  "$bin/anomalies" --input "$out/corpus.csv" --detector "$detector" -w "$workers" --keep-duplicates \
     --labels "$nab/labels/combined_windows.json" --output "$out/scores.csv" 2> "$out/job.log"
   grep -E '(overall|summary):' "$out/job.log" >&2 || true
   "$bin/nab_score" --nab "$nab" "$out/scores.csv"
@@ -84,7 +85,7 @@ else
     minmax=$(tail -n +2 "$nab/data/$f" | awk -F, 'NR == 1 { lo = $2 + 0; hi = lo }
       { v = $2 + 0; if (v < lo) lo = v; if (v > hi) hi = v }
       END { if (lo < hi) printf "%.17g:%.17g", lo, hi }')
-    args=(--input "$nab/data/$f" --key "$f" --detector "$detector" -w "$workers" -q --output "$out/$name")
+    args=(--input "$nab/data/$f" --key "$f" --detector "$detector" -w "$workers" -q --keep-duplicates --output "$out/$name")
     if [ -n "$minmax" ]; then
       args+=("--range=$minmax")
     fi

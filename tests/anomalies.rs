@@ -331,18 +331,29 @@ fn bad_rows_are_rejected_with_line_numbers_and_nothing_valid_is_lost() {
     for (at, line, _) in bad {
         lines.insert(at - 1, line.to_owned());
     }
+    // Out-of-order duplicates: lines 40 and 7 (after the inserts) delivered again at
+    // the end; the copies are rejected, naming the line they repeat.
+    let n = lines.len();
+    lines.push(lines[39].clone());
+    lines.push(lines[6].clone());
+    let duplicates = [(n + 1, "duplicate of line 40"), (n + 2, "duplicate of line 7")];
     let dirty = dir.path("dirty.csv");
     std::fs::write(&dirty, lines.join("\n") + "\n").unwrap();
     let rejects = dir.path("rejects.txt");
     let out = job(&dirty, &["--rejects", rejects.to_str().unwrap(), "-w", "2"]);
     let rejected = std::fs::read_to_string(&rejects).unwrap();
     let got: Vec<&str> = rejected.lines().collect();
-    assert_eq!(got.len(), bad.len(), "{rejected}");
-    for ((at, _, reason), line) in bad.iter().zip(&got) {
+    let expected: Vec<(usize, &str)> = bad.iter().map(|b| (b.0, b.2)).chain(duplicates).collect();
+    assert_eq!(got.len(), expected.len(), "{rejected}");
+    for ((at, reason), line) in expected.iter().zip(&got) {
         let prefix = format!("{}:{at}: {reason}", dirty.display());
         assert!(line.starts_with(&prefix), "{line} does not start with {prefix}");
     }
     assert!(out == job(&ordered, &["-w", "1"]), "the valid rows give the clean file's scores");
+    // NAB's convention scores every row, repeated ones too.
+    let kept = job(&dirty, &["--rejects", rejects.to_str().unwrap(), "--keep-duplicates"]);
+    assert_eq!(kept.lines().count(), out.lines().count() + duplicates.len());
+    assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), bad.len());
 }
 
 #[test]
@@ -584,14 +595,18 @@ fn distance_rejects_bad_vectors_with_line_numbers_and_loses_nothing_valid() {
     for (at, line, _) in bad {
         lines.insert(at - 1, line.to_owned());
     }
+    let n = lines.len();
+    lines.push(lines[1000].clone());
+    let duplicate = (n + 1, "duplicate of line 1001");
     let dirty = dir.path("dirty.csv");
     std::fs::write(&dirty, lines.join("\n") + "\n").unwrap();
     let rejects = dir.path("rejects.txt");
     let out = job(&dirty, &["--detector", "distance", "--rejects", rejects.to_str().unwrap(), "-w", "2"]);
     let rejected = std::fs::read_to_string(&rejects).unwrap();
     let got: Vec<&str> = rejected.lines().collect();
-    assert_eq!(got.len(), bad.len(), "{rejected}");
-    for ((at, _, reason), line) in bad.iter().zip(&got) {
+    let expected: Vec<(usize, &str)> = bad.iter().map(|b| (b.0, b.2)).chain([duplicate]).collect();
+    assert_eq!(got.len(), expected.len(), "{rejected}");
+    for ((at, reason), line) in expected.iter().zip(&got) {
         let prefix = format!("{}:{at}: {reason}", dirty.display());
         assert!(line.starts_with(&prefix), "{line} does not start with {prefix}");
     }

@@ -139,6 +139,20 @@ pub trait Ingest<'scope, T: EventTime> {
         F: LineFormat,
         D: Clone + 'static,
         P: for<'a> FnMut(&F::Parsed<'a>) -> Result<D, ParseError> + 'static;
+
+    /// The same, with each record's line number (a live feed's: its own, such as a Kafka
+    /// offset) written into it by `set_line`, for operators downstream that reject
+    /// records themselves (duplicates) and must say where they came from.
+    fn ingest_numbered<F, D, P>(
+        self,
+        config: &IngestConfig,
+        check: P,
+        set_line: fn(&mut D, u64),
+    ) -> Ingested<'scope, T, D>
+    where
+        F: LineFormat,
+        D: Clone + 'static,
+        P: for<'a> FnMut(&F::Parsed<'a>) -> Result<D, ParseError> + 'static;
 }
 
 impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
@@ -151,310 +165,345 @@ impl<'scope, T: EventTime> Ingest<'scope, T> for Scope<'scope, T> {
         self.ingest_checked::<F, D, _>(config, move |parsed| Ok(project(parsed)))
     }
 
-    fn ingest_checked<F, D, P>(self, config: &IngestConfig, mut project: P) -> Ingested<'scope, T, D>
+    fn ingest_checked<F, D, P>(self, config: &IngestConfig, project: P) -> Ingested<'scope, T, D>
     where
         F: LineFormat,
         D: Clone + 'static,
         P: for<'a> FnMut(&F::Parsed<'a>) -> Result<D, ParseError> + 'static,
     {
-        let mut builder = OperatorBuilder::new(format!("Ingest({})", F::NAME), self);
-        let info = builder.operator_info();
-        let activator = self.activator_for(info.address.clone());
-        let (records_out, records) = builder.new_output();
-        let (diags_out, diags) = builder.new_output();
-        let mut records_out =
-            OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Timed<D>>>>::from(records_out);
-        let mut diags_out =
-            OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Diag>>>::from(diags_out);
+        ingest::<T, F, D, _>(self, config, None, project)
+    }
 
-        let config = config.clone();
-        let (part, parts) = (self.index(), self.peers());
-        // Only an input that can resume from a position, or from its journal, takes part
-        // in snapshots.
-        let takes_part = config.input.resumable() || config.input.journaled();
-        let participant = if T::ROUNDS && takes_part { Participant::register(part, "Ingest") } else { None };
-        let restored: Option<IngestState> = participant.as_ref().and_then(Participant::restore);
-        let mut reader: Option<Reader> = None;
-        let mut open_error: Option<io::Error> = None;
-        let at = restored.as_ref().and_then(|r| r.at);
-        match config.input.open_at(part, parts, config.max_line, config.feed.as_ref(), at) {
-            Ok(r) => reader = Some(r),
-            Err(e) => open_error = Some(e),
+    fn ingest_numbered<F, D, P>(
+        self,
+        config: &IngestConfig,
+        project: P,
+        set_line: fn(&mut D, u64),
+    ) -> Ingested<'scope, T, D>
+    where
+        F: LineFormat,
+        D: Clone + 'static,
+        P: for<'a> FnMut(&F::Parsed<'a>) -> Result<D, ParseError> + 'static,
+    {
+        ingest::<T, F, D, _>(self, config, Some(set_line), project)
+    }
+}
+
+/// The ingest operator. With `number`, each record is numbered by its line once its
+/// block is read (a line's number is known only then).
+fn ingest<'scope, T, F, D, P>(
+    scope: Scope<'scope, T>,
+    config: &IngestConfig,
+    number: Option<fn(&mut D, u64)>,
+    mut project: P,
+) -> Ingested<'scope, T, D>
+where
+    T: EventTime,
+    F: LineFormat,
+    D: Clone + 'static,
+    P: for<'a> FnMut(&F::Parsed<'a>) -> Result<D, ParseError> + 'static,
+{
+    let mut builder = OperatorBuilder::new(format!("Ingest({})", F::NAME), scope);
+    let info = builder.operator_info();
+    let activator = scope.activator_for(info.address.clone());
+    let (records_out, records) = builder.new_output();
+    let (diags_out, diags) = builder.new_output();
+    let mut records_out =
+        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Timed<D>>>>::from(records_out);
+    let mut diags_out =
+        OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Diag>>>::from(diags_out);
+
+    let config = config.clone();
+    let (part, parts) = (scope.index(), scope.peers());
+    // Only an input that can resume from a position, or from its journal, takes part
+    // in snapshots.
+    let takes_part = config.input.resumable() || config.input.journaled();
+    let participant = if T::ROUNDS && takes_part { Participant::register(part, "Ingest") } else { None };
+    let restored: Option<IngestState> = participant.as_ref().and_then(Participant::restore);
+    let mut reader: Option<Reader> = None;
+    let mut open_error: Option<io::Error> = None;
+    let at = restored.as_ref().and_then(|r| r.at);
+    match config.input.open_at(part, parts, config.max_line, config.feed.as_ref(), at) {
+        Ok(r) => reader = Some(r),
+        Err(e) => open_error = Some(e),
+    }
+    config.wakers.register(scope.worker().sync_activator_for(info.address.to_vec()));
+
+    builder.build(move |mut caps| {
+        let mut diag_cap = caps.pop();
+        let mut cap = caps.pop();
+        let mut counts = Counts::default();
+        let shared = config.feed.as_ref().map(|_| Arc::clone(&config.shared_watermark));
+        let mut watermark = Watermark::new(config.lateness, config.idle_timeout, shared);
+        // Snapshots: the round being read, when to cut the next, and whether the
+        // restored state had already read everything.
+        let mut round = participant.as_ref().map_or(0, Participant::round);
+        let mut next_cut = participant.as_ref().map(|p| Instant::now() + p.snapshots().pause());
+        let mut finished_before = false;
+        let mut restored_origins = BTreeMap::new();
+        if let Some(state) = restored {
+            restored_origins = state.origins;
+            counts = state.counts;
+            watermark.restore(state.watermark);
+            finished_before = state.done;
+            let meters = &config.meters;
+            meters.read.fetch_add(counts.read, Ordering::Relaxed);
+            meters.rejected.fetch_add(counts.rejected, Ordering::Relaxed);
+            meters.late.fetch_add(counts.late, Ordering::Relaxed);
+            if let Some(m) = watermark.max_seen() {
+                meters.max_event.fetch_max(m + 1, Ordering::Relaxed);
+            }
+            let at = |c: &Capability<T>| {
+                let event = if watermark.moves() { watermark.frontier(config.epoch) } else { 0 };
+                c.time().at_event(event).at_round(round)
+            };
+            for c in cap.iter_mut().chain(diag_cap.iter_mut()) {
+                c.downgrade(&at(c));
+            }
         }
-        config.wakers.register(self.worker().sync_activator_for(info.address.to_vec()));
+        let partitioned = config.feed.as_ref().map(|f| Arc::clone(&f.origins)).filter(|o| o.partitioned());
+        if partitioned.is_some() {
+            watermark = watermark.partitioned();
+        }
+        let mut own_origins = restored_origins;
+        if let Some(origins) = &partitioned {
+            let now = Instant::now();
+            for (origin, &max) in &own_origins {
+                origins.seen(origin, max, now);
+            }
+            // Judge the first batch after a restore by the restored partitions too.
+            if !own_origins.is_empty() {
+                watermark.follow(origins.low(now, config.idle_timeout.map(Duration::to_std)));
+            }
+        }
+        let mut rejects: Vec<(u64, ParseError, String)> = Vec::new();
+        // With `number`: the block's records, waiting for their line numbers.
+        let mut to_number: Vec<(D, Millis, u64)> = Vec::new();
+        let mut lates: Vec<(u64, Millis, Millis, String)> = Vec::new();
+        // Records per (closing time, millisecond they were due, if scheduled).
+        // Accepted records per (the time that releases them, when their wait began:
+        // ms after a paced generator's start, or a published time).
+        let mut arrivals: FxHashMap<(Millis, Option<u64>), u64> = FxHashMap::default();
+        // Accepted lines of a block whose wait may begin at their published time.
+        let mut unpaced: Vec<(Millis, u64)> = Vec::new();
+        activator.activate();
 
-        builder.build(move |mut caps| {
-            let mut diag_cap = caps.pop();
-            let mut cap = caps.pop();
-            let mut counts = Counts::default();
-            let shared = config.feed.as_ref().map(|_| Arc::clone(&config.shared_watermark));
-            let mut watermark = Watermark::new(config.lateness, config.idle_timeout, shared);
-            // Snapshots: the round being read, when to cut the next, and whether the
-            // restored state had already read everything.
-            let mut round = participant.as_ref().map_or(0, Participant::round);
-            let mut next_cut = participant.as_ref().map(|p| Instant::now() + p.snapshots().pause());
-            let mut finished_before = false;
-            let mut restored_origins = BTreeMap::new();
-            if let Some(state) = restored {
-                restored_origins = state.origins;
-                counts = state.counts;
-                watermark.restore(state.watermark);
-                finished_before = state.done;
-                let meters = &config.meters;
-                meters.read.fetch_add(counts.read, Ordering::Relaxed);
-                meters.rejected.fetch_add(counts.rejected, Ordering::Relaxed);
-                meters.late.fetch_add(counts.late, Ordering::Relaxed);
-                if let Some(m) = watermark.max_seen() {
-                    meters.max_event.fetch_max(m + 1, Ordering::Relaxed);
-                }
-                let at = |c: &Capability<T>| {
-                    let event = if watermark.moves() { watermark.frontier(config.epoch) } else { 0 };
-                    c.time().at_event(event).at_round(round)
-                };
-                for c in cap.iter_mut().chain(diag_cap.iter_mut()) {
-                    c.downgrade(&at(c));
-                }
+        move |_frontiers| {
+            let (Some(c), Some(dc)) = (cap.as_mut(), diag_cap.as_mut()) else { return };
+            if finished_before {
+                // Its records and counts are in the restored state downstream.
+                cap = None;
+                diag_cap = None;
+                return;
             }
-            let partitioned =
-                config.feed.as_ref().map(|f| Arc::clone(&f.origins)).filter(|o| o.partitioned());
-            if partitioned.is_some() {
-                watermark = watermark.partitioned();
+            if let Some(e) = open_error.take() {
+                fail(&format!("{}: {}", config.input, io_reason(&e)));
             }
-            let mut own_origins = restored_origins;
-            if let Some(origins) = &partitioned {
-                let now = Instant::now();
-                for (origin, &max) in &own_origins {
-                    origins.seen(origin, max, now);
-                }
-                // Judge the first batch after a restore by the restored partitions too.
-                if !own_origins.is_empty() {
-                    watermark.follow(origins.low(now, config.idle_timeout.map(Duration::to_std)));
-                }
-            }
-            let mut rejects: Vec<(u64, ParseError, String)> = Vec::new();
-            let mut lates: Vec<(u64, Millis, Millis, String)> = Vec::new();
-            // Records per (closing time, millisecond they were due, if scheduled).
-            // Accepted records per (the time that releases them, when their wait began:
-            // ms after a paced generator's start, or a published time).
-            let mut arrivals: FxHashMap<(Millis, Option<u64>), u64> = FxHashMap::default();
-            // Accepted lines of a block whose wait may begin at their published time.
-            let mut unpaced: Vec<(Millis, u64)> = Vec::new();
-            activator.activate();
-
-            move |_frontiers| {
-                let (Some(c), Some(dc)) = (cap.as_mut(), diag_cap.as_mut()) else { return };
-                if finished_before {
-                    // Its records and counts are in the restored state downstream.
-                    cap = None;
-                    diag_cap = None;
-                    return;
-                }
-                if let Some(e) = open_error.take() {
-                    fail(&format!("{}: {}", config.input, io_reason(&e)));
-                }
-                let reader = reader.as_mut().expect("reader opened");
-                let before = counts;
-                watermark.catch_up();
-                let schedule = reader.schedule();
-                // A live feed ends by itself on a stop once it has handed out all it read;
-                // a file or a generator just stops.
-                let stopped = config.stop.load(Ordering::Relaxed) && !matches!(reader, Reader::Live(_));
-                // A live feed's batches carry their round: cut up to the next one's
-                // before applying it (a file or a generator cuts by the clock, below).
-                if let (Some(p), Reader::Live(live)) = (&participant, &mut *reader) {
-                    let reached = live.reached();
-                    if reached > round {
-                        let watermark = watermark.position();
-                        while round < reached {
-                            round += 1;
-                            let origins = own_origins.clone();
-                            p.save(round, &IngestState { at: None, counts, watermark, done: false, origins });
-                        }
-                        c.downgrade(&c.time().at_round(round));
-                        dc.downgrade(&dc.time().at_round(round));
+            let reader = reader.as_mut().expect("reader opened");
+            let before = counts;
+            watermark.catch_up();
+            let schedule = reader.schedule();
+            // A live feed ends by itself on a stop once it has handed out all it read;
+            // a file or a generator just stops.
+            let stopped = config.stop.load(Ordering::Relaxed) && !matches!(reader, Reader::Live(_));
+            // A live feed's batches carry their round: cut up to the next one's
+            // before applying it (a file or a generator cuts by the clock, below).
+            if let (Some(p), Reader::Live(live)) = (&participant, &mut *reader) {
+                let reached = live.reached();
+                if reached > round {
+                    let watermark = watermark.position();
+                    while round < reached {
+                        round += 1;
+                        let origins = own_origins.clone();
+                        p.save(round, &IngestState { at: None, counts, watermark, done: false, origins });
                     }
+                    c.downgrade(&c.time().at_round(round));
+                    dc.downgrade(&dc.time().at_round(round));
                 }
-                let state = if stopped {
-                    Poll::Done
-                } else {
-                    let mut records = records_out.activate();
-                    let mut session = records.session(c);
-                    let measure = config.meters.latency.is_some();
-                    let read = reader.next_block(|line: Line<'_>| {
-                        let outcome = match parse_line::<F>(&line) {
-                            LineOutcome::Good(parsed) => match project(&parsed) {
-                                Ok(record) => LineOutcome::Good((record, F::event_time(&parsed))),
-                                Err(reason) => LineOutcome::Bad(reason),
-                            },
-                            LineOutcome::Header => LineOutcome::Header,
-                            LineOutcome::Bad(reason) => LineOutcome::Bad(reason),
-                        };
-                        let (record, time) = match outcome {
-                            LineOutcome::Header => return,
-                            LineOutcome::Bad(reason) => {
-                                counts.read += 1;
-                                counts.rejected += 1;
-                                if config.keep_rejects || config.strict {
-                                    rejects.push((line.index, reason, excerpt(line.bytes, EXCERPT_BYTES)));
-                                }
-                                return;
-                            }
-                            LineOutcome::Good(good) => good,
-                        };
-                        counts.read += 1;
-                        counts.bytes += line.bytes.len() as u64 + 1;
-                        if let Err(behind) = watermark.observe(time) {
-                            counts.late += 1;
-                            if config.keep_late {
-                                lates.push((line.index, time, behind, excerpt(line.bytes, EXCERPT_BYTES)));
+            }
+            let state = if stopped {
+                Poll::Done
+            } else {
+                let mut records = records_out.activate();
+                let mut session = records.session(c);
+                let measure = config.meters.latency.is_some();
+                let read = reader.next_block(|line: Line<'_>| {
+                    let outcome = match parse_line::<F>(&line) {
+                        LineOutcome::Good(parsed) => match project(&parsed) {
+                            Ok(record) => LineOutcome::Good((record, F::event_time(&parsed))),
+                            Err(reason) => LineOutcome::Bad(reason),
+                        },
+                        LineOutcome::Header => LineOutcome::Header,
+                        LineOutcome::Bad(reason) => LineOutcome::Bad(reason),
+                    };
+                    let (record, time) = match outcome {
+                        LineOutcome::Header => return,
+                        LineOutcome::Bad(reason) => {
+                            counts.read += 1;
+                            counts.rejected += 1;
+                            if config.keep_rejects || config.strict {
+                                rejects.push((line.index, reason, excerpt(line.bytes, EXCERPT_BYTES)));
                             }
                             return;
                         }
-                        counts.accepted += 1;
-                        if measure {
-                            let closes = config.closes(time);
-                            match schedule {
-                                Some((_, rate)) => {
-                                    let due = (line.index as u128 * 1000 / rate as u128) as u64;
-                                    *arrivals.entry((closes, Some(due))).or_default() += 1;
-                                }
-                                None => unpaced.push((closes, line.index)),
-                            }
+                        LineOutcome::Good(good) => good,
+                    };
+                    counts.read += 1;
+                    counts.bytes += line.bytes.len() as u64 + 1;
+                    if let Err(behind) = watermark.observe(time) {
+                        counts.late += 1;
+                        if config.keep_late {
+                            lates.push((line.index, time, behind, excerpt(line.bytes, EXCERPT_BYTES)));
                         }
+                        return;
+                    }
+                    counts.accepted += 1;
+                    if measure {
+                        let closes = config.closes(time);
+                        match schedule {
+                            Some((_, rate)) => {
+                                let due = (line.index as u128 * 1000 / rate as u128) as u64;
+                                *arrivals.entry((closes, Some(due))).or_default() += 1;
+                            }
+                            None => unpaced.push((closes, line.index)),
+                        }
+                    }
+                    match number {
+                        Some(_) => to_number.push((record, time, line.index)),
+                        None => session.give((record, time)),
+                    }
+                });
+                if let Some(number) = number {
+                    for (mut record, time, index) in to_number.drain(..) {
+                        number(&mut record, reader.line_of(index));
                         session.give((record, time));
-                    });
-                    match read {
-                        Ok(s) => s,
-                        Err(e) => fail(&format!("{}: read error: {}", config.input, io_reason(&e))),
                     }
-                };
-                let now = Instant::now();
-                for (closes, index) in unpaced.drain(..) {
-                    *arrivals.entry((closes, reader.published(index))).or_default() += 1;
                 }
-                if counts.read > before.read {
-                    watermark.data_at(now);
+                match read {
+                    Ok(s) => s,
+                    Err(e) => fail(&format!("{}: read error: {}", config.input, io_reason(&e))),
                 }
-                if let (Some(origins), Reader::Live(live)) = (&partitioned, &*reader)
-                    && watermark.is_partitioned()
-                {
-                    if let Some(max) = watermark.take_block_max() {
-                        origins.seen(live.origin(), max, now);
-                        if participant.is_some() {
-                            match own_origins.get_mut(live.origin()) {
-                                Some(own) => *own = (*own).max(max),
-                                None => {
-                                    own_origins.insert(live.origin().to_owned(), max);
-                                }
+            };
+            let now = Instant::now();
+            for (closes, index) in unpaced.drain(..) {
+                *arrivals.entry((closes, reader.published(index))).or_default() += 1;
+            }
+            if counts.read > before.read {
+                watermark.data_at(now);
+            }
+            if let (Some(origins), Reader::Live(live)) = (&partitioned, &*reader)
+                && watermark.is_partitioned()
+            {
+                if let Some(max) = watermark.take_block_max() {
+                    origins.seen(live.origin(), max, now);
+                    if participant.is_some() {
+                        match own_origins.get_mut(live.origin()) {
+                            Some(own) => *own = (*own).max(max),
+                            None => {
+                                own_origins.insert(live.origin().to_owned(), max);
                             }
                         }
                     }
-                    watermark.follow(origins.low(now, config.idle_timeout.map(Duration::to_std)));
                 }
-                let meters = &config.meters;
-                meters.read.fetch_add(counts.read - before.read, Ordering::Relaxed);
-                meters.rejected.fetch_add(counts.rejected - before.rejected, Ordering::Relaxed);
-                meters.late.fetch_add(counts.late - before.late, Ordering::Relaxed);
-                if let Some(m) = watermark.max_seen() {
-                    meters.max_event.fetch_max(m + 1, Ordering::Relaxed);
-                }
-                if !arrivals.is_empty()
-                    && let Some(latency) = &meters.latency
-                {
-                    let mut latency = latency.lock().expect("latency lock");
-                    let now_ms = crate::time::now_millis();
-                    for ((closes, due), n) in arrivals.drain() {
-                        let at = match (schedule, due) {
-                            (Some((start, _)), Some(ms)) => start + std::time::Duration::from_millis(ms),
-                            // Published `ms` since the Unix epoch (a clock ahead of ours: now).
-                            (None, Some(ms)) => now
-                                .checked_sub(std::time::Duration::from_millis(now_ms.saturating_sub(ms)))
-                                .unwrap_or(now),
-                            _ => now,
-                        };
-                        latency.arrived(closes, at, n);
-                    }
-                }
-
-                if !rejects.is_empty() || !lates.is_empty() {
-                    let mut diags = diags_out.activate();
-                    let mut session = diags.session(dc);
-                    for (index, reason, text) in rejects.drain(..) {
-                        let (origin, line) = reader.locate(index, &config.input);
-                        if config.strict {
-                            fail(&format!("{origin}:{line}: {reason}"));
-                        }
-                        session.give(Diag::Reject(Rejected {
-                            origin,
-                            line,
-                            reason: reason.to_string(),
-                            text,
-                        }));
-                    }
-                    for (index, event_time, watermark, text) in lates.drain(..) {
-                        let (origin, line) = reader.locate(index, &config.input);
-                        session.give(Diag::Late(Late { origin, line, event_time, watermark, text }));
-                    }
-                }
-
-                // Sources that know their future (a paced generator) and idle inputs
-                // (after --idle-timeout, following the wall clock) move the watermark too.
-                if let Some(hint) = reader.watermark_hint() {
-                    watermark.hint(hint);
-                }
-                if state == Poll::Idle {
-                    let seen =
-                        Some(meters.max_event.load(Ordering::Relaxed)).filter(|&m| m > 0).map(|m| m - 1);
-                    watermark.idle(now, seen, crate::time::now_millis());
-                }
-                if watermark.publish() {
-                    config.wakers.wake_all();
-                }
-                // A cut: what was read so far is round `round`'s state; what is read
-                // from now on carries the next round.
-                if let (Some(p), Some(due)) = (&participant, next_cut)
-                    && state != Poll::Done
-                    && now >= due
-                    && let Some(at) = reader.position()
-                {
-                    round += 1;
-                    let watermark = watermark.position();
-                    let origins = own_origins.clone();
-                    p.save(round, &IngestState { at: Some(at), counts, watermark, done: false, origins });
-                    next_cut = Some(Instant::now() + p.snapshots().pause());
-                }
-                let frontier = watermark.frontier(config.epoch);
-                let event = if watermark.moves() { frontier.max(c.time().event()) } else { c.time().event() };
-                if event != c.time().event() || round != c.time().round() {
-                    c.downgrade(&c.time().at_event(event).at_round(round));
-                    dc.downgrade(&dc.time().at_event(event).at_round(round));
-                }
-
-                match state {
-                    Poll::More => activator.activate(),
-                    Poll::Wait(delay) => activator.activate_after(delay),
-                    Poll::Idle => {
-                        // Keep checking while idle so the watermark can follow the clock.
-                        if let Some(period) = watermark.idle_period(config.epoch) {
-                            activator.activate_after(period);
-                        }
-                    }
-                    Poll::Done => {
-                        diags_out.activate().session(dc).give(Diag::Counts(counts));
-                        if let Some(p) = &participant {
-                            let watermark = watermark.position();
-                            let origins = own_origins.clone();
-                            p.finish(&IngestState { at: None, counts, watermark, done: true, origins });
-                        }
-                        cap = None;
-                        diag_cap = None;
-                    }
+                watermark.follow(origins.low(now, config.idle_timeout.map(Duration::to_std)));
+            }
+            let meters = &config.meters;
+            meters.read.fetch_add(counts.read - before.read, Ordering::Relaxed);
+            meters.rejected.fetch_add(counts.rejected - before.rejected, Ordering::Relaxed);
+            meters.late.fetch_add(counts.late - before.late, Ordering::Relaxed);
+            if let Some(m) = watermark.max_seen() {
+                meters.max_event.fetch_max(m + 1, Ordering::Relaxed);
+            }
+            if !arrivals.is_empty()
+                && let Some(latency) = &meters.latency
+            {
+                let mut latency = latency.lock().expect("latency lock");
+                let now_ms = crate::time::now_millis();
+                for ((closes, due), n) in arrivals.drain() {
+                    let at = match (schedule, due) {
+                        (Some((start, _)), Some(ms)) => start + std::time::Duration::from_millis(ms),
+                        // Published `ms` since the Unix epoch (a clock ahead of ours: now).
+                        (None, Some(ms)) => now
+                            .checked_sub(std::time::Duration::from_millis(now_ms.saturating_sub(ms)))
+                            .unwrap_or(now),
+                        _ => now,
+                    };
+                    latency.arrived(closes, at, n);
                 }
             }
-        });
 
-        (records, diags)
-    }
+            if !rejects.is_empty() || !lates.is_empty() {
+                let mut diags = diags_out.activate();
+                let mut session = diags.session(dc);
+                for (index, reason, text) in rejects.drain(..) {
+                    let (origin, line) = reader.locate(index, &config.input);
+                    if config.strict {
+                        fail(&format!("{origin}:{line}: {reason}"));
+                    }
+                    session.give(Diag::Reject(Rejected { origin, line, reason: reason.to_string(), text }));
+                }
+                for (index, event_time, watermark, text) in lates.drain(..) {
+                    let (origin, line) = reader.locate(index, &config.input);
+                    session.give(Diag::Late(Late { origin, line, event_time, watermark, text }));
+                }
+            }
+
+            // Sources that know their future (a paced generator) and idle inputs
+            // (after --idle-timeout, following the wall clock) move the watermark too.
+            if let Some(hint) = reader.watermark_hint() {
+                watermark.hint(hint);
+            }
+            if state == Poll::Idle {
+                let seen = Some(meters.max_event.load(Ordering::Relaxed)).filter(|&m| m > 0).map(|m| m - 1);
+                watermark.idle(now, seen, crate::time::now_millis());
+            }
+            if watermark.publish() {
+                config.wakers.wake_all();
+            }
+            // A cut: what was read so far is round `round`'s state; what is read
+            // from now on carries the next round.
+            if let (Some(p), Some(due)) = (&participant, next_cut)
+                && state != Poll::Done
+                && now >= due
+                && let Some(at) = reader.position()
+            {
+                round += 1;
+                let watermark = watermark.position();
+                let origins = own_origins.clone();
+                p.save(round, &IngestState { at: Some(at), counts, watermark, done: false, origins });
+                next_cut = Some(Instant::now() + p.snapshots().pause());
+            }
+            let frontier = watermark.frontier(config.epoch);
+            let event = if watermark.moves() { frontier.max(c.time().event()) } else { c.time().event() };
+            if event != c.time().event() || round != c.time().round() {
+                c.downgrade(&c.time().at_event(event).at_round(round));
+                dc.downgrade(&dc.time().at_event(event).at_round(round));
+            }
+
+            match state {
+                Poll::More => activator.activate(),
+                Poll::Wait(delay) => activator.activate_after(delay),
+                Poll::Idle => {
+                    // Keep checking while idle so the watermark can follow the clock.
+                    if let Some(period) = watermark.idle_period(config.epoch) {
+                        activator.activate_after(period);
+                    }
+                }
+                Poll::Done => {
+                    diags_out.activate().session(dc).give(Diag::Counts(counts));
+                    if let Some(p) = &participant {
+                        let watermark = watermark.position();
+                        let origins = own_origins.clone();
+                        p.finish(&IngestState { at: None, counts, watermark, done: true, origins });
+                    }
+                    cap = None;
+                    diag_cap = None;
+                }
+            }
+        }
+    });
+
+    (records, diags)
 }
 
 /// Ingest's part of a snapshot: where its reader resumes and what it has counted.

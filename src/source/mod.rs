@@ -322,6 +322,17 @@ impl Reader {
         }
     }
 
+    /// The line number [`locate`](Self::locate) gives the last block's `index`-th line,
+    /// without the origin.
+    pub fn line_of(&mut self, index: u64) -> u64 {
+        match self {
+            Reader::File(range) => range.line_number(index).unwrap_or(0),
+            Reader::Gen(_) => index + 1,
+            Reader::Live(_) => index,
+            Reader::Shard(shard) => shard.line_number(index).unwrap_or(0),
+        }
+    }
+
     /// The origin and 1-based line number of the last block's `index`-th line, for messages.
     pub fn locate(&mut self, index: u64, input: &InputSpec) -> (String, u64) {
         match self {

@@ -7,6 +7,10 @@
 //!
 //! * A value's **score** is the detector's, in `[0, 1]`; it is **anomalous** when the
 //!   score is at or above the threshold.
+//! * A **duplicate** is a record with the same key, time and value as another: a
+//!   delivery repeated. The one on the lowest line is scored; the others are rejected,
+//!   naming their line and the line they repeat, and change nothing else (so the scores
+//!   are the same whichever copy arrives first).
 //! * An **episode** is a maximal run of a key's consecutive anomalous values. It is
 //!   reported once, as an [`Alert`] with its first and last time and its peak score,
 //!   when the key's next value is not anomalous or when the input ends.
@@ -187,6 +191,48 @@ impl Tabular for Alert {
     }
 }
 
+/// A record rejected as a repeat of another with the same key, time and value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Duplicate {
+    /// Its time.
+    pub time: Millis,
+    /// Its key.
+    pub key: CompactString,
+    /// Its line (or a live feed's own number).
+    pub line: u64,
+    /// The line of the copy that was scored.
+    pub first: u64,
+}
+
+impl Duplicate {
+    /// The rejects entry, with the input's name as its origin.
+    pub fn reject(&self, origin: &str) -> crate::diag::Rejected {
+        crate::diag::Rejected {
+            origin: origin.to_owned(),
+            line: self.line,
+            reason: format!("duplicate of line {}: same key, time and value", self.first),
+            text: format!("key {} at {}", self.key, self.time),
+        }
+    }
+}
+
+/// Splits a key's released events, sorted by `(time, value, line)`, into the first copy
+/// of each `(time, value)` and the duplicates of it.
+pub fn first_copies<V: PartialEq>(
+    key: &CompactString,
+    events: &mut Vec<(Millis, (V, u64))>,
+    duplicates: &mut Vec<Duplicate>,
+) {
+    // A copy's time is released with all others of its time, so they are all here.
+    events.dedup_by(|later, kept| {
+        let repeat = later.0 == kept.0 && later.1.0 == kept.1.0;
+        if repeat {
+            duplicates.push(Duplicate { time: later.0, key: key.clone(), line: later.1.1, first: kept.1.1 });
+        }
+        repeat
+    });
+}
+
 /// What a key's [`Scoring`] emits.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Output {
@@ -194,6 +240,8 @@ pub enum Output {
     Score(ScoreRow),
     /// A finished episode.
     Alert(Alert),
+    /// A rejected duplicate.
+    Duplicate(Duplicate),
 }
 
 /// An episode still open.
@@ -252,21 +300,30 @@ pub struct Scoring {
     detector: Detector,
     threshold: f64,
     episodes: Episodes,
+    /// Score duplicates as values of their own instead of rejecting them.
+    keep_duplicates: bool,
 }
 
 impl Scoring {
     /// A key's scoring with a fresh detector.
     pub fn new(key: CompactString, detector: Detector, threshold: f64) -> Self {
-        Scoring { key, detector, threshold, episodes: Episodes::default() }
+        Scoring { key, detector, threshold, episodes: Episodes::default(), keep_duplicates: false }
+    }
+
+    /// Scores duplicates (same key, time and value) as values of their own, as NAB does
+    /// with the rows its files repeat, instead of rejecting them.
+    pub fn keep_duplicates(mut self, keep: bool) -> Self {
+        self.keep_duplicates = keep;
+        self
     }
 }
 
-impl KeyLogic<Reading> for Scoring {
+impl KeyLogic<(Reading, u64)> for Scoring {
     type Out = Output;
 
     fn advance(
         &mut self,
-        events: &mut Vec<(Millis, Reading)>,
+        events: &mut Vec<(Millis, (Reading, u64))>,
         frontier: Millis,
         out: &mut Vec<(Millis, Output)>,
     ) -> Option<Millis> {
@@ -274,7 +331,12 @@ impl KeyLogic<Reading> for Scoring {
         // one message stamped with its earliest event: one message per key and frontier
         // step rather than one per distinct time (which cost a buffer each).
         let stamp = events.first().map(|e| e.0);
-        for (time, value) in events.drain(..) {
+        let mut duplicates = Vec::new();
+        if !self.keep_duplicates {
+            first_copies(&self.key, events, &mut duplicates);
+        }
+        out.extend(duplicates.into_iter().map(|d| (stamp.unwrap_or(d.time), Output::Duplicate(d))));
+        for (time, (value, _)) in events.drain(..) {
             let score = self.detector.score(value.0).clamp(0.0, 1.0);
             let anomaly = score >= self.threshold;
             if let Some(alert) = self.episodes.observe(&self.key, time, score, anomaly) {

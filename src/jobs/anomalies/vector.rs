@@ -4,7 +4,8 @@
 //! Each key's samples reach its detector in event-time order (ties by values), as a
 //! series' values do, so scores, alerts and drifts are the same for any worker count,
 //! process count, epoch or delivery. Episodes follow the same rules as a series'
-//! ([`Episodes`]). A drift is reported as a [`DriftRow`] at the sample that completed
+//! ([`Episodes`]), and duplicates (same key, time and values) are rejected as a
+//! series' are. A drift is reported as a [`DriftRow`] at the sample that completed
 //! it, naming the time of the first sample of the new regime.
 
 use std::collections::VecDeque;
@@ -13,7 +14,7 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::distance::{Drift, RobustDistance, SCAN};
-use super::{Alert, Episodes, close_at_end};
+use super::{Alert, Duplicate, Episodes, close_at_end, first_copies};
 use crate::operators::keyed::KeyLogic;
 use crate::record::features::Label;
 use crate::record::series::Reading;
@@ -114,6 +115,8 @@ pub enum VectorOutput {
     Alert(Alert),
     /// A drift.
     Drift(DriftRow),
+    /// A rejected duplicate.
+    Duplicate(Duplicate),
 }
 
 /// A key's [`KeyLogic`] over feature vectors.
@@ -125,6 +128,8 @@ pub struct VectorScoring {
     episodes: Episodes,
     /// The times of the last [`SCAN`] samples, to name a change point's time.
     times: VecDeque<Millis>,
+    /// Score duplicates as samples of their own instead of rejecting them.
+    keep_duplicates: bool,
 }
 
 impl VectorScoring {
@@ -136,23 +141,36 @@ impl VectorScoring {
             threshold,
             episodes: Episodes::default(),
             times: VecDeque::new(),
+            keep_duplicates: false,
         }
+    }
+
+    /// Scores duplicates (same key, time and values) as samples of their own instead of
+    /// rejecting them.
+    pub fn keep_duplicates(mut self, keep: bool) -> Self {
+        self.keep_duplicates = keep;
+        self
     }
 }
 
-impl KeyLogic<Vector> for VectorScoring {
+impl KeyLogic<(Vector, u64)> for VectorScoring {
     type Out = VectorOutput;
     const ROWS_NAME_THEIR_TIME: bool = true;
 
     fn advance(
         &mut self,
-        events: &mut Vec<(Millis, Vector)>,
+        events: &mut Vec<(Millis, (Vector, u64))>,
         frontier: Millis,
         out: &mut Vec<(Millis, VectorOutput)>,
     ) -> Option<Millis> {
         let stamp = events.first().map(|e| e.0);
+        let mut duplicates = Vec::new();
+        if !self.keep_duplicates {
+            first_copies(&self.key, events, &mut duplicates);
+        }
+        out.extend(duplicates.into_iter().map(|d| (stamp.unwrap_or(d.time), VectorOutput::Duplicate(d))));
         let mut x = Vec::new();
-        for (time, sample) in events.drain(..) {
+        for (time, (sample, _)) in events.drain(..) {
             x.clear();
             x.extend(sample.values.iter().map(|v| v.0));
             let (score, drift) = self.detector.score(&x);
