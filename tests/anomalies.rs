@@ -319,8 +319,6 @@ fn the_default_detector_agrees_with_a_plain_reference() {
 fn bad_rows_are_rejected_with_line_numbers_and_nothing_valid_is_lost() {
     let dir = TempDir::new("anomalies-rejects");
     let (ordered, _) = series_file(&dir, 5_000, 5, 5);
-    let text = std::fs::read_to_string(&ordered).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let bad = [
         (100, "2026-10-01 01:00:00,12.5x,s0001", "bad value"),
         (200, "2026-10-01 01:00:00,NaN,s0001", "bad value"),
@@ -328,32 +326,50 @@ fn bad_rows_are_rejected_with_line_numbers_and_nothing_valid_is_lost() {
         (400, "yesterday,1,s0002", "bad timestamp"),
         (500, "2026-10-01 01:00:00,1,s0003,extra", "wrong field count"),
     ];
+    // Out-of-order duplicates: lines 40 and 7 delivered again at the end.
+    let (dirty, out) = dirty_run(&dir, &ordered, &bad, &[40, 7], &["-w", "2"]);
+    assert!(out == job(&ordered, &["-w", "1"]), "the valid rows give the clean file's scores");
+    // NAB's convention scores every row, repeated ones too.
+    let rejects = dir.path("rejects-kept.txt");
+    let kept = job(&dirty, &["--rejects", rejects.to_str().unwrap(), "--keep-duplicates"]);
+    assert_eq!(kept.lines().count(), out.lines().count() + 2);
+    assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), bad.len());
+}
+
+/// Writes `clean` with the `bad` lines inserted at their line numbers and the lines
+/// numbered `repeat` (after the inserts) delivered again at the end; runs the job on it
+/// with `args` and checks the rejects: each bad line with its reason, then each repeat
+/// as a duplicate of its line. Returns the dirty file and the job's output.
+fn dirty_run(
+    dir: &TempDir,
+    clean: &Path,
+    bad: &[(usize, &str, &str)],
+    repeat: &[usize],
+    args: &[&str],
+) -> (PathBuf, String) {
+    let text = std::fs::read_to_string(clean).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     for (at, line, _) in bad {
-        lines.insert(at - 1, line.to_owned());
+        lines.insert(at - 1, (*line).to_owned());
     }
-    // Out-of-order duplicates: lines 40 and 7 (after the inserts) delivered again at
-    // the end; the copies are rejected, naming the line they repeat.
     let n = lines.len();
-    lines.push(lines[39].clone());
-    lines.push(lines[6].clone());
-    let duplicates = [(n + 1, "duplicate of line 40"), (n + 2, "duplicate of line 7")];
+    let mut expected: Vec<(usize, String)> = bad.iter().map(|b| (b.0, b.2.to_owned())).collect();
+    for (i, &r) in repeat.iter().enumerate() {
+        lines.push(lines[r - 1].clone());
+        expected.push((n + i + 1, format!("duplicate of line {r}")));
+    }
     let dirty = dir.path("dirty.csv");
     std::fs::write(&dirty, lines.join("\n") + "\n").unwrap();
     let rejects = dir.path("rejects.txt");
-    let out = job(&dirty, &["--rejects", rejects.to_str().unwrap(), "-w", "2"]);
+    let out = job(&dirty, &[&["--rejects", rejects.to_str().unwrap()][..], args].concat());
     let rejected = std::fs::read_to_string(&rejects).unwrap();
     let got: Vec<&str> = rejected.lines().collect();
-    let expected: Vec<(usize, &str)> = bad.iter().map(|b| (b.0, b.2)).chain(duplicates).collect();
     assert_eq!(got.len(), expected.len(), "{rejected}");
     for ((at, reason), line) in expected.iter().zip(&got) {
         let prefix = format!("{}:{at}: {reason}", dirty.display());
         assert!(line.starts_with(&prefix), "{line} does not start with {prefix}");
     }
-    assert!(out == job(&ordered, &["-w", "1"]), "the valid rows give the clean file's scores");
-    // NAB's convention scores every row, repeated ones too.
-    let kept = job(&dirty, &["--rejects", rejects.to_str().unwrap(), "--keep-duplicates"]);
-    assert_eq!(kept.lines().count(), out.lines().count() + duplicates.len());
-    assert_eq!(std::fs::read_to_string(&rejects).unwrap().lines().count(), bad.len());
+    (dirty, out)
 }
 
 #[test]
@@ -583,8 +599,6 @@ fn distance_reports_each_regime_change_once_near_its_start() {
 fn distance_rejects_bad_vectors_with_line_numbers_and_loses_nothing_valid() {
     let dir = TempDir::new("anomalies-vector-rejects");
     let clean = features_file(&dir, "clean.csv", 3_000, 3, 5, None);
-    let text = std::fs::read_to_string(&clean).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let bad = [
         (100, "2026-10-01T00:10:00Z,k0001,1,2,3,4,normal", "wrong feature count: expected 5"),
         (200, "2026-10-01T00:10:00Z,k0001,1,2,x,4,5,normal", "bad feature 3 'x'"),
@@ -592,24 +606,7 @@ fn distance_rejects_bad_vectors_with_line_numbers_and_loses_nothing_valid() {
         (400, "2026-10-01T25:10:00Z,k0001,1,2,3,4,5", "bad timestamp"),
         (500, "2026-10-01T00:10:00Z,,1,2,3,4,5", "empty key"),
     ];
-    for (at, line, _) in bad {
-        lines.insert(at - 1, line.to_owned());
-    }
-    let n = lines.len();
-    lines.push(lines[1000].clone());
-    let duplicate = (n + 1, "duplicate of line 1001");
-    let dirty = dir.path("dirty.csv");
-    std::fs::write(&dirty, lines.join("\n") + "\n").unwrap();
-    let rejects = dir.path("rejects.txt");
-    let out = job(&dirty, &["--detector", "distance", "--rejects", rejects.to_str().unwrap(), "-w", "2"]);
-    let rejected = std::fs::read_to_string(&rejects).unwrap();
-    let got: Vec<&str> = rejected.lines().collect();
-    let expected: Vec<(usize, &str)> = bad.iter().map(|b| (b.0, b.2)).chain([duplicate]).collect();
-    assert_eq!(got.len(), expected.len(), "{rejected}");
-    for ((at, reason), line) in expected.iter().zip(&got) {
-        let prefix = format!("{}:{at}: {reason}", dirty.display());
-        assert!(line.starts_with(&prefix), "{line} does not start with {prefix}");
-    }
+    let (_, out) = dirty_run(&dir, &clean, &bad, &[1001], &["--detector", "distance", "-w", "2"]);
     assert!(out == job(&clean, &["--detector", "distance"]), "the valid rows give the clean file's scores");
 }
 
