@@ -18,22 +18,16 @@ use std::sync::Arc;
 
 use clap::Parser;
 use compact_str::CompactString;
-use timely::dataflow::Stream;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
 
 use kappa::cli::{CommonArgs, Mode, parse_or_exit};
-use kappa::diag::{Counts, Diag};
-use kappa::exit::fail;
-use kappa::exit::{program_name, usage_error};
+use kappa::exit::usage_error;
 use kappa::job::{self, JobSpec};
+use kappa::jobs::anomalies::report::{IntoRejects, Summarize};
 use kappa::jobs::anomalies::vector::{Vector, VectorOutput, VectorScoring};
-use kappa::jobs::anomalies::{
-    Detector, Duplicate, KeyCounts, Labels, MULTIVARIATE, Output, Range, Scoring, nab,
-};
-use kappa::operators::ingest::IngestConfig;
-use kappa::operators::keyed::key_hash;
-use kappa::operators::{FoldAtEnd, Ingest, KeyedOrdered};
+use kappa::jobs::anomalies::{Detector, Labels, MULTIVARIATE, Output, Range, Scoring, nab};
+use kappa::operators::{Ingest, KeyedOrdered};
 use kappa::record::ParseError;
 use kappa::record::features::{FeaturesCsv, Label, MAX_FEATURES};
 use kappa::record::sensor::{DECIMALS, SensorFormat};
@@ -152,28 +146,19 @@ fn main() -> ExitCode {
             let d = Detector::with_rest(&detector, range, rest).expect("checked before the workers start");
             Scoring::new(k.clone(), d, threshold).keep_duplicates(keep_duplicates)
         });
-        let scores = out.clone().flat_map(|o| match o {
-            Output::Score(s) => Some(s),
-            _ => None,
-        });
-        let alerts = out.clone().flat_map(|o| match o {
-            Output::Alert(a) => Some(a),
-            _ => None,
-        });
-        let duplicates = out.flat_map(|o| match o {
-            Output::Duplicate(d) => Some(d),
-            _ => None,
-        });
+        let scores = out.clone().flat_map(Output::score);
+        let alerts = out.clone().flat_map(Output::alert);
+        let duplicates = out.flat_map(Output::duplicate);
         let labels = labels.clone();
-        summarize(
-            scores.clone().map(move |row| {
+        scores
+            .clone()
+            .map(move |row| {
                 let windows = labels.as_ref().as_ref().and_then(|l| l.windows(&row.key));
                 let positive = windows.map(|w| w.iter().any(|&(s, e)| s <= row.time && row.time <= e));
                 (row.key, row.anomaly, positive)
-            }),
-            quiet,
-        );
-        diags.concat(rejected(duplicates, job.ingest())).report(&job.out);
+            })
+            .summarize(quiet);
+        diags.concat(duplicates.into_rejects(job.ingest())).report(&job.out);
         alerts.write_side(&job.out, "alerts");
         scores.write_rows(&job.out);
     })
@@ -248,89 +233,14 @@ fn vectors(args: Args) -> ExitCode {
         let out = samples.keyed_ordered("Detect", move |k: &CompactString| {
             VectorScoring::new(k.clone(), threshold).keep_duplicates(keep_duplicates)
         });
-        let scores = out.clone().flat_map(|o| match o {
-            VectorOutput::Score(s) => Some(s),
-            _ => None,
-        });
-        let alerts = out.clone().flat_map(|o| match o {
-            VectorOutput::Alert(a) => Some(a),
-            _ => None,
-        });
-        let drifts = out.clone().flat_map(|o| match o {
-            VectorOutput::Drift(d) => Some(d),
-            _ => None,
-        });
-        let duplicates = out.flat_map(|o| match o {
-            VectorOutput::Duplicate(d) => Some(d),
-            _ => None,
-        });
-        summarize(scores.clone().map(|row| (row.key, row.anomaly, row.label.map(|l| l.is_anomaly()))), quiet);
-        diags.concat(rejected(duplicates, job.ingest())).report(&job.out);
+        let scores = out.clone().flat_map(VectorOutput::score);
+        let alerts = out.clone().flat_map(VectorOutput::alert);
+        let drifts = out.clone().flat_map(VectorOutput::drift);
+        let duplicates = out.flat_map(VectorOutput::duplicate);
+        scores.clone().map(|row| (row.key, row.anomaly, row.label.map(|l| l.is_anomaly()))).summarize(quiet);
+        diags.concat(duplicates.into_rejects(job.ingest())).report(&job.out);
         alerts.write_side(&job.out, "alerts");
         drifts.write_side(&job.out, "drifts");
         scores.write_rows(&job.out);
     })
-}
-
-/// Duplicates as rejects of the input, each counted as rejected; the first is fatal
-/// under `--strict`, as a malformed line is.
-fn rejected<'scope, T: kappa::time::EventTime>(
-    duplicates: Stream<'scope, T, Vec<Duplicate>>,
-    ingest: &IngestConfig,
-) -> Stream<'scope, T, Vec<Diag>> {
-    let (origin, strict) = (ingest.input.to_string(), ingest.strict);
-    duplicates.flat_map(move |d| {
-        let reject = d.reject(&origin);
-        if strict {
-            fail(&format!("{}:{}: {}", reject.origin, reject.line, reject.reason));
-        }
-        [Diag::Reject(reject), Diag::Counts(Counts { rejected: 1, ..Counts::default() })]
-    })
-}
-
-/// Counts `(key, anomalous, labelled positive)` per key and prints the summary at the end.
-fn summarize<'scope, T: kappa::time::EventTime>(
-    rows: Stream<'scope, T, Vec<(CompactString, bool, Option<bool>)>>,
-    quiet: bool,
-) {
-    rows.fold_at_end_by(
-        "CountPerKey",
-        |row| key_hash(&row.0),
-        std::collections::BTreeMap::<CompactString, KeyCounts>::new(),
-        |counts, (key, anomaly, positive)| {
-            counts
-                .entry(key.clone())
-                .or_insert_with(|| KeyCounts { key, ..Default::default() })
-                .tally(anomaly, positive);
-        },
-        |counts| counts.into_values().collect::<Vec<_>>(),
-    )
-    .fold_at_end(
-        "Summary",
-        Vec::new(),
-        |all, c| all.push(c),
-        move |mut all: Vec<KeyCounts>| {
-            if !quiet {
-                print_summary(&mut all);
-            }
-            Vec::<()>::new()
-        },
-    );
-}
-
-/// Prints the anomaly counts, and with labels the evaluation per key and overall.
-fn print_summary(all: &mut [KeyCounts]) {
-    all.sort();
-    let mut total = KeyCounts::default();
-    for c in all.iter() {
-        total.merge(c);
-    }
-    let name = program_name();
-    eprintln!("{name}: {} of {} values anomalous over {} keys", total.anomalies, total.values, all.len());
-    if total.labelled {
-        for c in all.iter().filter(|c| c.labelled) {
-            eprintln!("{name}: {}: {}", c.key, c.evaluation());
-        }
-        eprintln!("{name}: overall: {}", total.evaluation());
-    }
 }

@@ -27,6 +27,7 @@ pub mod gaussian;
 pub mod nab;
 pub mod range;
 pub mod relative_entropy;
+pub mod report;
 pub mod vector;
 
 pub use range::Range;
@@ -242,6 +243,23 @@ pub enum Output {
     Alert(Alert),
     /// A rejected duplicate.
     Duplicate(Duplicate),
+}
+
+impl Output {
+    /// The scored value, if it is one.
+    pub fn score(self) -> Option<ScoreRow> {
+        if let Output::Score(s) = self { Some(s) } else { None }
+    }
+
+    /// The episode, if it is one.
+    pub fn alert(self) -> Option<Alert> {
+        if let Output::Alert(a) = self { Some(a) } else { None }
+    }
+
+    /// The duplicate, if it is one.
+    pub fn duplicate(self) -> Option<Duplicate> {
+        if let Output::Duplicate(d) = self { Some(d) } else { None }
+    }
 }
 
 /// An episode still open.

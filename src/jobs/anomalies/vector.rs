@@ -119,6 +119,28 @@ pub enum VectorOutput {
     Duplicate(Duplicate),
 }
 
+impl VectorOutput {
+    /// The scored sample, if it is one.
+    pub fn score(self) -> Option<VectorRow> {
+        if let VectorOutput::Score(s) = self { Some(s) } else { None }
+    }
+
+    /// The episode, if it is one.
+    pub fn alert(self) -> Option<Alert> {
+        if let VectorOutput::Alert(a) = self { Some(a) } else { None }
+    }
+
+    /// The drift, if it is one.
+    pub fn drift(self) -> Option<DriftRow> {
+        if let VectorOutput::Drift(d) = self { Some(d) } else { None }
+    }
+
+    /// The duplicate, if it is one.
+    pub fn duplicate(self) -> Option<Duplicate> {
+        if let VectorOutput::Duplicate(d) = self { Some(d) } else { None }
+    }
+}
+
 /// A key's [`KeyLogic`] over feature vectors.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VectorScoring {
