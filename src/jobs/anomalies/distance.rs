@@ -38,6 +38,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::chi2;
+use crate::record::features::MAX_FEATURES;
 
 /// Samples in the sliding window (the notebook's 500).
 pub const WINDOW: usize = 500;
@@ -113,8 +114,8 @@ pub struct RobustDistance {
     /// many are set: the long-run flag rate.
     history: VecDeque<bool>,
     flagged: usize,
-    /// The scan: each recent sample's flag and clipped whitened values.
-    flags: VecDeque<bool>,
+    /// The scan: the clipped whitened values of the last [`SCAN`] samples since the last
+    /// drift (their flags are the newest of `history`).
     whitened: VecDeque<f64>,
     z: Vec<f64>,
 }
@@ -155,17 +156,14 @@ impl RobustDistance {
             if self.history.len() > WINDOW {
                 self.flagged -= self.history.pop_front().unwrap_or(false) as usize;
             }
-            self.flags.push_back(flag);
             self.whitened.extend(self.z.iter().map(|v| v.clamp(-CLIP, CLIP)));
-            if self.flags.len() > SCAN {
-                self.flags.pop_front();
+            if self.whitened.len() > SCAN * self.dim {
                 self.whitened.drain(..self.dim);
             }
             drift = self.scan();
             if let Some(d) = drift {
                 let keep = d.since.min(self.window_len());
                 self.window.drain(..self.window.len() - keep * self.dim);
-                self.flags.clear();
                 self.whitened.clear();
                 self.history.clear();
                 self.flagged = 0;
@@ -187,19 +185,21 @@ impl RobustDistance {
     /// The drift tests over the scan's suffixes; the stronger evidence wins.
     fn scan(&self) -> Option<Drift> {
         let n = self.dim;
-        let mut sum = vec![0.0; n];
+        let mut sum = [0.0; MAX_FEATURES];
+        let sum = &mut sum[..n];
+        let scanned = self.whitened.len() / n;
         let (mut flagged, mut unflagged) = (0usize, 0usize);
         let (mut best_rate, mut best_mean) = ((0.0, 0), (0.0, 0));
         // Evidence counts against twice the long-run rate, so a stream whose anomalies
         // are common is not a drift at every burst.
         let base = BASE_RATE.max(2.0 * self.flagged as f64 / self.history.len().max(1) as f64);
-        for (back, &flag) in self.flags.iter().rev().enumerate() {
+        for (back, &flag) in self.history.iter().rev().take(scanned).enumerate() {
             let m = back + 1;
             if flag {
                 flagged += 1;
             } else {
                 unflagged += 1;
-                let at = (self.flags.len() - m) * n;
+                let at = (scanned - m) * n;
                 for (s, z) in sum.iter_mut().zip(self.whitened.range(at..at + n)) {
                     *s += z;
                 }
@@ -246,7 +246,7 @@ impl RobustDistance {
             };
         }
         // The scan's samples are the window's newest.
-        let recent = self.flags.len();
+        let recent = self.whitened.len() / n;
         for (i, x) in all[all.len() - recent..].iter().enumerate() {
             model.whiten(x, &mut z);
             for (w, v) in self.whitened.range_mut(i * n..(i + 1) * n).zip(&z) {
