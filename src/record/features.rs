@@ -34,9 +34,8 @@
 use std::borrow::Cow;
 
 use rand::Rng;
-use rand_pcg::Pcg64Mcg;
 
-use super::{LineFormat, ParseError, RowGenerator, Timeline, event_time_in_range, row_rng};
+use super::{LineFormat, ParseError, RowGenerator, Timeline, event_time_in_range, normal, row_rng};
 use crate::diag::excerpt;
 use crate::time::{Millis, parse_iso8601_signed, write_iso8601};
 
@@ -228,12 +227,21 @@ impl FeaturesGen {
             1 => Kind::Scale(batch.random_range(3.0..8.0)),
             _ => Kind::Outlier,
         };
-        let mut positions: Vec<u64> = (0..BATCH).collect();
+        // The first 5 of a Fisher–Yates shuffle of 0..BATCH, tracking only the swapped
+        // places: a place p is not read again once its value is chosen.
+        let mut chosen = [0u64; ANOMALIES_PER_BATCH];
+        let mut moved = [(u64::MAX, 0u64); ANOMALIES_PER_BATCH];
+        let at = |moved: &[(u64, u64)], i: u64| moved.iter().find(|m| m.0 == i).map_or(i, |m| m.1);
         for p in 0..ANOMALIES_PER_BATCH {
-            let q = batch.random_range(p..BATCH as usize);
-            positions.swap(p, q);
+            let q = batch.random_range(p..BATCH as usize) as u64;
+            let (vp, vq) = (at(&moved, p as u64), at(&moved, q));
+            chosen[p] = vq;
+            match moved.iter_mut().find(|m| m.0 == q) {
+                Some(m) => m.1 = vp,
+                None => moved[p] = (q, vp),
+            }
         }
-        let anomalous = positions[..ANOMALIES_PER_BATCH].contains(&(j % BATCH));
+        let anomalous = chosen.contains(&(j % BATCH));
         let mut rng = row_rng(self.seed, index);
         let mut values: Vec<f64> = (0..self.features).map(|_| normal(&mut rng)).collect();
         let label = if !anomalous {
@@ -265,13 +273,6 @@ impl FeaturesGen {
         }
         (key, self.start + j * 1000, values, label)
     }
-}
-
-/// A standard normal deviate (Box–Muller).
-fn normal(rng: &mut Pcg64Mcg) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 impl RowGenerator for FeaturesGen {

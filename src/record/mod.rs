@@ -148,6 +148,14 @@ pub fn row_rng(seed: u64, index: u64) -> Pcg64Mcg {
     Pcg64Mcg::seed_from_u64(mix(seed ^ mix(index.wrapping_add(0x9e37_79b9_7f4a_7c15))))
 }
 
+/// A standard normal deviate from `rng` (Box–Muller), for generators.
+pub fn normal(rng: &mut Pcg64Mcg) -> f64 {
+    use rand::Rng;
+    let u: f64 = 1.0 - rng.random::<f64>();
+    let v: f64 = rng.random();
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
 #[inline]
 fn mix(mut z: u64) -> u64 {
     // SplitMix64's finaliser: decorrelates neighbouring row numbers.

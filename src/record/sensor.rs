@@ -52,7 +52,7 @@ use rand::Rng;
 use rand_pcg::Pcg64Mcg;
 
 use super::json::{Number, Scan};
-use super::{LineFormat, ParseError, RowGenerator, Timeline, csv, event_time_in_range, row_rng};
+use super::{LineFormat, ParseError, RowGenerator, Timeline, csv, event_time_in_range, normal, row_rng};
 use crate::money::write_fixed;
 use crate::time::{Millis, parse_iso8601_signed, write_iso8601};
 
@@ -477,13 +477,7 @@ pub struct SensorArgs {
     pub metadata: Option<std::path::PathBuf>,
 }
 
-/// A standard normal draw (Box–Muller).
-fn normal(rng: &mut Pcg64Mcg) -> f64 {
-    let u: f64 = 1.0 - rng.random::<f64>();
-    let v: f64 = rng.random();
-    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-}
-
+/// `1` or `-1`, evenly.
 fn sign(rng: &mut Pcg64Mcg) -> f64 {
     if rng.random::<bool>() { 1.0 } else { -1.0 }
 }
