@@ -95,8 +95,12 @@ fn main() -> ExitCode {
     if args.common.mode == Mode::Incremental {
         usage_error("--mode incremental does not apply: each value is scored once, in event-time order");
     }
+    let threshold = args.threshold.unwrap_or_else(|| Detector::default_threshold(&args.detector));
+    if !(0.0..=1.0).contains(&threshold) {
+        usage_error(&format!("--threshold {threshold}: must lie in [0, 1]"));
+    }
     if args.detector == MULTIVARIATE {
-        return vectors(args);
+        return vectors(args, threshold);
     }
     if args.drifts.is_some() {
         usage_error(&format!("--drifts applies to the {MULTIVARIATE} detector"));
@@ -106,10 +110,6 @@ fn main() -> ExitCode {
     let rest = args.rest;
     if let Err(e) = Detector::with_rest(&detector, range, rest) {
         usage_error(&e);
-    }
-    let threshold = args.threshold.unwrap_or_else(|| Detector::default_threshold(&detector));
-    if !(0.0..=1.0).contains(&threshold) {
-        usage_error(&format!("--threshold {threshold}: must lie in [0, 1]"));
     }
     let labels = args.labels.as_ref().map(|path| {
         let text = std::fs::read_to_string(path)
@@ -174,15 +174,11 @@ enum Record {
 }
 
 /// `--detector distance`: feature vectors, scored with drift detection.
-fn vectors(args: Args) -> ExitCode {
+fn vectors(args: Args, threshold: f64) -> ExitCode {
     if args.range.is_some() || args.rest.is_some() || args.labels.is_some() || args.key.is_some() {
         usage_error(&format!(
             "--range, --rest, --labels and --key apply to series; feature vectors name their keys and carry their labels (--detector {MULTIVARIATE})"
         ));
-    }
-    let threshold = args.threshold.unwrap_or_else(|| Detector::default_threshold(MULTIVARIATE));
-    if !(0.0..=1.0).contains(&threshold) {
-        usage_error(&format!("--threshold {threshold}: must lie in [0, 1]"));
     }
     let record = args.record;
     if record == Record::Sensors && args.features != 5 {

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{TempDir, bin, csv_rows, port_base, run, run_ok, two_processes};
+use common::{TempDir, bin, connect, csv_rows, port_base, run, run_ok, two_processes};
 
 use kappa::jobs::anomalies::contextual::Contextual;
 use kappa::jobs::anomalies::nab::{self, Profile, Scored, Windows};
@@ -521,12 +521,7 @@ fn distance_output_is_byte_identical_for_any_workers_processes_order_and_tcp_del
     let text = std::fs::read_to_string(&shuffled).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     for half in lines.chunks(lines.len().div_ceil(2)) {
-        let mut stream = loop {
-            match std::net::TcpStream::connect(("127.0.0.1", port)) {
-                Ok(s) => break s,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-        };
+        let mut stream = connect(port);
         stream.write_all((half.join("\n") + "\n").as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();

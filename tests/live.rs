@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TempDir, bin, csv_rows, gen_transactions, run_ok};
+use common::{TempDir, bin, connect, csv_rows, gen_transactions, run_ok};
 
 fn job(args: &[&str]) -> Command {
     let mut c = Command::new(bin("category_totals"));
@@ -40,17 +40,6 @@ fn wait_within(child: Child, limit: Duration, what: &str) -> Output {
                 "{what}: process did not finish within {limit:?}:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-        }
-    }
-}
-
-fn connect(port: u16) -> TcpStream {
-    let start = Instant::now();
-    loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => return s,
-            Err(_) if start.elapsed() < Duration::from_secs(10) => thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("cannot connect to {port}: {e}"),
         }
     }
 }

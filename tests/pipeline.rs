@@ -303,12 +303,7 @@ fn results_are_identical_for_one_two_three_workers_two_processes_and_tcp() {
         .unwrap();
     let lines: Vec<&str> = text.lines().collect();
     for half in lines.chunks(lines.len().div_ceil(2)) {
-        let mut stream = loop {
-            match std::net::TcpStream::connect(("127.0.0.1", port)) {
-                Ok(s) => break s,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-        };
+        let mut stream = common::connect(port);
         for line in half {
             writeln!(stream, "{line}").unwrap();
         }

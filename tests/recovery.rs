@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -436,17 +435,7 @@ fn two_processes_restarted_by_the_launch_script_resume() {
 
 /// Sends `text` to `port` as one client, retrying until the job listens.
 fn send(port: u16, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Err(e) => panic!("cannot connect to the job: {e}"),
-        }
-    };
+    let mut stream = common::connect(port);
     stream.write_all(text.as_bytes()).unwrap();
 }
 
@@ -583,12 +572,7 @@ fn tcp_input_resumes_from_a_snapshot_and_its_journal_keeps_only_what_came_after(
     };
     let mut job = start();
     // The first client sends its half in pieces, so that the job reads it over many rounds.
-    let mut client = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    };
+    let mut client = common::connect(port);
     for piece in lines[..half].chunks(5_000) {
         client.write_all((piece.join("\n") + "\n").as_bytes()).unwrap();
         std::thread::sleep(Duration::from_millis(30));

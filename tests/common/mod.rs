@@ -139,3 +139,17 @@ pub fn two_processes(name: &str, args: &[&str]) -> String {
     );
     String::from_utf8(o0.stdout).expect("utf-8 output")
 }
+
+/// A connection to a job listening on loopback `port`, retrying while it starts (30 s).
+pub fn connect(port: u16) -> std::net::TcpStream {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return s,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("cannot connect to the job on port {port}: {e}"),
+        }
+    }
+}
