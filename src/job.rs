@@ -313,6 +313,12 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         let watched = crate::http::Watched {
             job: program_name(),
             process: cluster.process,
+            processes: cluster.processes,
+            dashboards: match common.watch.http {
+                Some(a) if cluster.processes > 1 => crate::http::dashboards(a, &cluster.addresses()?),
+                Some(a) => crate::http::dashboards(a, &[]),
+                None => Vec::new(),
+            },
             meters: Arc::clone(&meters),
             intake: feed.clone(),
             started: Instant::now(),

@@ -38,9 +38,14 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str], stdin: Stdio) -> Running {
+        Running::serve(args, "127.0.0.1:0", stdin)
+    }
+
+    /// `category_totals ARGS --http ADDR`, lingering for a minute after its input ends.
+    fn serve(args: &[&str], addr: &str, stdin: Stdio) -> Running {
         let mut child = Command::new(bin("category_totals"))
             .args(args)
-            .args(["--http", "127.0.0.1:0", "--http-linger", "60s", "--progress-every", "1s"])
+            .args(["--http", addr, "--http-linger", "60s", "--progress-every", "1s"])
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -267,7 +272,12 @@ fn dashboard_charts_have_points_and_its_table_shows_the_jobs_rows() {
     job.wait_for("summary:");
     let written = csv_rows(&job.stop());
     // Each shown row is `#k, time (ISO), cells…`: the job's k-th row, the same cells.
-    let body = &dom[dom.find("<tbody id=\"results\">").expect("a results table")..];
+    let body = &dom[dom.find("<tbody id=\"results\"").expect("a results table")..];
+    assert!(
+        body.starts_with("<tbody id=\"results\" data-view=\"current\">"),
+        "windows by category show each category's current row"
+    );
+    let body = &body[body.find('>').unwrap() + 1..];
     let body = &body[..body.find("</tbody>").unwrap()];
     let shown: Vec<Vec<String>> = body
         .split("<tr>")
@@ -279,6 +289,110 @@ fn dashboard_charts_have_points_and_its_table_shows_the_jobs_rows() {
         let k: usize = cells[0].parse().unwrap();
         assert_eq!(cells[2..cells.len() - 1], written[k - 1][1..], "row {k} is the job's row {k}");
     }
+}
+
+/// The `/api/status` of a running job, parsed.
+fn status(job: &Running) -> serde_json::Value {
+    serde_json::from_str(&job.get("/api/status")).expect("/api/status is JSON")
+}
+
+/// The cells but the time (shown in ISO 8601) of the current results per key in a
+/// status, each row's cells joined by commas, sorted.
+fn current_rows(status: &serde_json::Value) -> Vec<String> {
+    let current = &status["latest"]["output"]["current"];
+    let rows = current["rows"].as_array().unwrap_or_else(|| panic!("no current results in {status}"));
+    let mut rows: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r[1].as_array().unwrap()[1..].iter().map(|c| c.as_str().unwrap()).collect::<Vec<_>>().join(",")
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn the_dashboard_keeps_each_keys_current_row_and_sums_a_change_log_to_the_batch_table() {
+    let dir = TempDir::new("http-current");
+    let input = dir.path("tx.csv");
+    gen_transactions(&input, 20_000, 4, &["--days", "3"]);
+    let input = input.to_str().unwrap();
+    let batch = csv_rows(&common::run_ok("category_totals", &["--input", input]));
+    // What is kept of a category: total, count and quantity (the change log has no mean).
+    let expected: Vec<String> = batch.iter().map(|r| r[1..5].join(",")).collect();
+    assert_eq!(expected.len(), 6, "six categories");
+
+    let mut job =
+        Running::start(&["--input", input, "--mode", "incremental", "--epoch", "1h"], Stdio::null());
+    job.wait_for("summary:");
+    let st = status(&job);
+    let changes = csv_rows(&job.stop());
+    assert!(changes.len() > 100, "a long change log: {} rows", changes.len());
+    let current = &st["latest"]["output"]["current"];
+    assert_eq!(current["key"], serde_json::json!(["category"]));
+    assert_eq!(current["columns"], serde_json::json!(["time", "category", "total", "count", "quantity"]));
+    assert_eq!(current_rows(&st), expected, "the current rows are the batch table");
+    assert_eq!(st["latest"]["output"]["written"], changes.len(), "every change was folded");
+
+    // Windows: each category's row of the last window it had rows in.
+    let windows = csv_rows(&common::run_ok("category_totals", &["--input", input, "--window", "1d"]));
+    let mut last = BTreeMap::new();
+    for row in &windows {
+        last.insert(row[1].clone(), row[1..].join(","));
+    }
+    let mut job = Running::start(&["--input", input, "--window", "1d"], Stdio::null());
+    job.wait_for("summary:");
+    let st = status(&job);
+    job.stop();
+    assert_eq!(current_rows(&st), last.into_values().collect::<Vec<_>>());
+}
+
+#[test]
+fn each_process_of_a_cluster_serves_its_own_figures_and_names_every_dashboard() {
+    let dir = TempDir::new("http-cluster");
+    let input = dir.path("tx.csv");
+    gen_transactions(&input, 30_000, 6, &[]);
+    let input = input.to_str().unwrap();
+    let base = common::port_base();
+    let (cluster, http) = (base.to_string(), format!("127.0.0.1:{}", base + 8));
+    let mut jobs: Vec<Running> = (0..2)
+        .map(|p| {
+            let p = p.to_string();
+            let args =
+                ["--input", input, "-n", "2", "-p", &p, "--port-base", &cluster, "--connect-timeout", "20s"];
+            Running::serve(&args, &http, Stdio::null())
+        })
+        .collect();
+    let urls: Vec<String> = (0..2).map(|p| format!("http://127.0.0.1:{}/", base + 8 + p)).collect();
+    for (p, job) in jobs.iter_mut().enumerate() {
+        assert_eq!(format!("{}/", job.url), urls[p], "process {p} serves on PORT + {p}");
+        // Process 0's line is `summary: …`, the others' `summary (process p of n …`.
+        job.wait_for("summary");
+    }
+    let statuses: Vec<serde_json::Value> = jobs.iter().map(status).collect();
+    let mut read = 0;
+    for (p, st) in statuses.iter().enumerate() {
+        assert_eq!(st["process"], p);
+        assert_eq!(st["processes"], 2);
+        assert_eq!(st["dashboards"], serde_json::json!(urls), "process {p} links every dashboard");
+        let own = st["figures"]["read"].as_u64().unwrap();
+        assert!(own > 0, "process {p} reads its own part of the file");
+        read += own;
+        let metrics = jobs[p].get("/metrics");
+        assert!(
+            metrics.contains(&format!(
+                "kappa_records_read_total{{job=\"category_totals\",process=\"{p}\"}} {own}"
+            ))
+        );
+    }
+    assert_eq!(read, 30_000, "the processes' reads add up to the file");
+    // Only process 0 writes, so only its page shows results: the whole table.
+    let mut written: Vec<String> =
+        csv_rows(&jobs.remove(0).stop()).iter().map(|r| r[1..].join(",")).collect();
+    written.sort();
+    assert_eq!(current_rows(&statuses[0]), written);
+    assert!(statuses[1]["latest"]["output"].is_null(), "process 1 writes nothing");
+    jobs.remove(0).stop();
 }
 
 #[test]

@@ -24,6 +24,10 @@ pub struct Watched {
     pub job: String,
     /// This process's index, the `process` label.
     pub process: u32,
+    /// The cluster's `-n`.
+    pub processes: u32,
+    /// Every process's dashboard URL, by process, when known ([`super::dashboards`]).
+    pub dashboards: Vec<String>,
     /// The process-wide meters the workers update.
     pub meters: Arc<Meters>,
     /// The live input's channel, if the input is live.

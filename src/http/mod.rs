@@ -13,7 +13,8 @@
 //! latency and latest-rows locks only as long as it takes to copy them. Everything it
 //! keeps is bounded (300 samples, a fixed number of rows per output), so a week-long run
 //! holds as much as a five-minute one. Each process of a cluster serves its own figures;
-//! process `p` listens on `PORT + p` (port 0 picks a free port for each). The same
+//! process `p` listens on `PORT + p` (port 0 picks a free port for each), and its status
+//! names every process's dashboard when their addresses are known ([`dashboards`]). The same
 //! thread checks the `--health` rules once a second ([`health`]), with or without a server.
 
 pub mod figures;
@@ -56,6 +57,27 @@ pub fn for_process(addr: SocketAddr, process: u32) -> Result<SocketAddr, String>
     let port = u16::try_from(addr.port() as u32 + process)
         .map_err(|_| format!("--http port {} + process {process} is not a valid port", addr.port()))?;
     Ok(SocketAddr::new(addr.ip(), port))
+}
+
+/// The dashboard of every process of a cluster whose `-n` is `processes`, when the
+/// addresses are known: process `p` serves on `PORT + p` at the `--http` address or, for
+/// an unspecified one (`0.0.0.0`), at its host in `hosts` (the hostfile's `host:port`
+/// lines). With port 0 each process picks its own port, so none is known.
+pub fn dashboards(addr: SocketAddr, hosts: &[String]) -> Vec<String> {
+    if addr.port() == 0 {
+        return Vec::new();
+    }
+    (0..hosts.len().max(1) as u32)
+        .filter_map(|p| {
+            let at = for_process(addr, p).ok()?;
+            let host = match addr.ip().is_unspecified() {
+                true => hosts.get(p as usize)?.rsplit_once(':')?.0.to_owned(),
+                false => at.ip().to_string(),
+            };
+            let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host };
+            Some(format!("http://{host}:{}/", at.port()))
+        })
+        .collect()
 }
 
 /// Starts watching `watched` on a thread of its own: serving on `addr`, if given, and
@@ -112,6 +134,8 @@ fn run(server: Option<Server>, watched: Watched, mut health: Health) {
 struct Status<'a> {
     job: &'a str,
     process: u32,
+    processes: u32,
+    dashboards: &'a [String],
     started_unix_ms: u64,
     figures: Figures,
     samples: &'a std::collections::VecDeque<Sample>,
@@ -132,6 +156,8 @@ fn respond(request: Request, watched: &Watched, history: &History, health: &Heal
             let status = Status {
                 job: &watched.job,
                 process: watched.process,
+                processes: watched.processes,
+                dashboards: &watched.dashboards,
                 started_unix_ms: watched.started_unix_ms,
                 figures: Figures::read(watched),
                 samples: history.samples(),
@@ -168,5 +194,16 @@ mod tests {
         assert_eq!(for_process(base, 3).unwrap().port(), 9003);
         assert_eq!(for_process(parse_addr("127.0.0.1:0").unwrap(), 3).unwrap().port(), 0);
         assert!(for_process(parse_addr("127.0.0.1:65535").unwrap(), 1).is_err());
+    }
+
+    #[test]
+    fn a_cluster_names_each_process_dashboard_where_it_can_be_known() {
+        let hosts = ["alpha:2101".to_owned(), "beta:2101".to_owned()];
+        let loopback = parse_addr("9000").unwrap();
+        assert_eq!(dashboards(loopback, &hosts), ["http://127.0.0.1:9000/", "http://127.0.0.1:9001/"]);
+        assert_eq!(dashboards(loopback, &[]), ["http://127.0.0.1:9000/"]);
+        let any = parse_addr("0.0.0.0:9000").unwrap();
+        assert_eq!(dashboards(any, &hosts), ["http://alpha:9000/", "http://beta:9001/"]);
+        assert!(dashboards(parse_addr("127.0.0.1:0").unwrap(), &hosts).is_empty());
     }
 }

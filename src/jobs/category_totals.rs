@@ -26,6 +26,10 @@ pub struct CategoryTotals {
 }
 
 impl Tabular for CategoryTotals {
+    fn current_key() -> &'static [&'static str] {
+        &["category"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["time", "category", "total", "count", "quantity"]
     }
@@ -46,6 +50,10 @@ impl Tabular for CategoryTotals {
 pub struct CategoryRow(pub CategoryTotals);
 
 impl Tabular for CategoryRow {
+    fn current_key() -> &'static [&'static str] {
+        &["category"]
+    }
+
     fn columns() -> Vec<&'static str> {
         let mut columns = CategoryTotals::columns();
         columns.push("mean");

@@ -65,6 +65,10 @@ pub struct EventRow {
 }
 
 impl Tabular for EventRow {
+    fn current_key() -> &'static [&'static str] {
+        &["event_type"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["time", "event_type", "count", "revenue"]
     }

@@ -1,19 +1,20 @@
-//! The latest rows a job wrote, kept for people watching it: a bounded ring per output.
+//! The rows a job wrote, kept for people watching it: per output, the latest rows and,
+//! for rows with a key, each key's current row.
 //!
-//! Contract: for each output name (`output` for the results, side outputs such as
-//! `alerts` by their own names) the ring holds the last [`Latest::capacity`] rows
-//! written, oldest first, already rendered as text cells, with the output's column
-//! names. Memory is bounded by `capacity` rows per output, whatever the run's length.
-//! Each row carries its sequence number among all rows written to that output, so a
-//! reader can tell how many it missed. Sinks push only when a job is watched
-//! (`--http`), so an unwatched job pays nothing.
+//! This module holds what readers see ([`Rows`]) and one [`View`] per output name
+//! (`output` for the results, side outputs such as `alerts` by their own names). The
+//! sinks own the views' logic and their bounds (`sink::current`); a view keeps typed rows
+//! and renders them only when read, so a watched job pays a copy per row, not a
+//! rendering. Sinks update views only when a job is watched (`--http`), so an unwatched
+//! job pays nothing.
 
+use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use serde::Serialize;
 
-/// Rows of one output: its columns and its most recent rows.
+/// Rows of one output: its columns, its most recent rows and its current row per key.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Rows {
     /// The output's column names.
@@ -22,17 +23,46 @@ pub struct Rows {
     pub rows: VecDeque<(u64, Vec<String>)>,
     /// Rows written to this output so far.
     pub written: u64,
+    /// The current row of each key, if the output's rows have a key.
+    pub current: Option<Current>,
 }
 
-/// The latest rows of every output of one process.
-#[derive(Debug)]
+/// The current row of each key of one output.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Current {
+    /// The key's columns.
+    pub key: Vec<&'static str>,
+    /// The columns of the rows below (a change log's `diff` is left out).
+    pub columns: Vec<&'static str>,
+    /// Each key's current rows, `(sequence number of the row's last change, cells)`,
+    /// most recently changed first.
+    pub rows: Vec<(u64, Vec<String>)>,
+    /// Keys seen while the table was full, which it does not show.
+    pub untracked: u64,
+}
+
+/// What is kept of one output, rendered on demand.
+pub trait View: Any + Send {
+    /// The rows as readers see them.
+    fn rows(&self) -> Rows;
+    /// For the sink that updates it.
+    fn as_any(&mut self) -> &mut dyn Any;
+}
+
+/// The views of every output of one process.
 pub struct Latest {
     capacity: usize,
-    outputs: Mutex<BTreeMap<&'static str, Rows>>,
+    outputs: Mutex<BTreeMap<&'static str, Box<dyn View>>>,
+}
+
+impl std::fmt::Debug for Latest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Latest").field("capacity", &self.capacity).finish_non_exhaustive()
+    }
 }
 
 impl Latest {
-    /// Keeps the last `capacity` rows of each output.
+    /// Views that keep the last `capacity` rows of each output.
     pub fn new(capacity: usize) -> Self {
         Latest { capacity, outputs: Mutex::new(BTreeMap::new()) }
     }
@@ -42,55 +72,17 @@ impl Latest {
         self.capacity
     }
 
-    /// Notes that `count` rows were written to `output`, whose columns are `columns`;
-    /// `render(i)` gives the cells of the `i`-th of them. Only the last `capacity` are
-    /// rendered, so a huge group costs no more than a small one.
-    pub fn wrote(
-        &self,
-        output: &'static str,
-        columns: impl FnOnce() -> Vec<&'static str>,
-        count: usize,
-        mut render: impl FnMut(usize) -> Vec<String>,
-    ) {
+    /// Updates `output`'s view, made by `make` on first use. One output is always
+    /// updated through one view type.
+    pub fn update<V: View>(&self, output: &'static str, make: impl FnOnce() -> V, f: impl FnOnce(&mut V)) {
         let mut outputs = self.outputs.lock().expect("latest rows lock");
-        let rows = outputs.entry(output).or_default();
-        if rows.columns.is_empty() {
-            rows.columns = columns();
-        }
-        let first = count.saturating_sub(self.capacity);
-        let base = rows.written + 1;
-        for i in first..count {
-            if rows.rows.len() == self.capacity {
-                rows.rows.pop_front();
-            }
-            rows.rows.push_back((base + i as u64, render(i)));
-        }
-        rows.written += count as u64;
+        let view = outputs.entry(output).or_insert_with(|| Box::new(make()));
+        f(view.as_any().downcast_mut::<V>().expect("one view type per output"));
     }
 
-    /// A copy of every output's latest rows.
+    /// Every output's rows, rendered now.
     pub fn snapshot(&self) -> BTreeMap<&'static str, Rows> {
-        self.outputs.lock().expect("latest rows lock").clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keeps_only_the_last_rows_of_each_output_and_counts_all() {
-        let latest = Latest::new(3);
-        let cells = |i: usize| vec![i.to_string()];
-        latest.wrote("output", || vec!["n"], 2, cells);
-        latest.wrote("output", || vec!["ignored"], 1_000_000, cells);
-        latest.wrote("alerts", || vec!["a"], 1, cells);
-        let shown = latest.snapshot();
-        let out = &shown["output"];
-        assert_eq!(out.columns, vec!["n"]);
-        assert_eq!(out.written, 1_000_002);
-        let kept: Vec<_> = out.rows.iter().map(|(seq, c)| (*seq, c[0].as_str())).collect();
-        assert_eq!(kept, vec![(1_000_000, "999997"), (1_000_001, "999998"), (1_000_002, "999999")]);
-        assert_eq!(shown["alerts"].rows.len(), 1);
+        let outputs = self.outputs.lock().expect("latest rows lock");
+        outputs.iter().map(|(name, view)| (*name, view.rows())).collect()
     }
 }

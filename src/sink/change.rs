@@ -54,6 +54,14 @@ impl<R: Tabular> Tabular for Change<R> {
     fn group_time(&self) -> Option<Millis> {
         Some(self.at)
     }
+
+    fn current_key() -> &'static [&'static str] {
+        R::current_key()
+    }
+
+    fn is_change() -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use timely::dataflow::Stream;
 
 pub mod change;
 pub mod commit;
+pub mod current;
 pub mod format;
 pub mod gather;
 pub mod html;
@@ -33,6 +34,7 @@ pub mod tabular;
 
 pub use change::Change;
 pub use commit::Committer;
+pub use current::Watch;
 pub use format::{Format, RowWriter};
 pub use gather::{GatherSorted, Gathered};
 pub use tabular::{Cell, Layout, Tabular};
@@ -228,7 +230,7 @@ pub trait WriteRows<'scope, R> {
 impl<'scope, T, R> WriteRows<'scope, R> for Stream<'scope, T, Vec<R>>
 where
     T: EventTime,
-    R: Tabular + Ord + ExchangeData,
+    R: Tabular + Ord + Clone + ExchangeData,
 {
     fn write_rows(self, outputs: &Arc<Outputs>) {
         write(self, outputs, RESULTS, true)
@@ -246,7 +248,7 @@ where
 fn write<T, R>(stream: Stream<'_, T, Vec<R>>, outputs: &Arc<Outputs>, name: &'static str, main: bool)
 where
     T: EventTime,
-    R: Tabular + Ord + ExchangeData,
+    R: Tabular + Ord + Clone + ExchangeData,
 {
     let what = outputs.label(name);
     let worker = stream.scope().index();
@@ -300,12 +302,7 @@ where
                     c.add_rows(rows.len());
                 }
                 if let Some(latest) = &outputs.meters.latest {
-                    let mut cells = Vec::new();
-                    latest.wrote(name, R::columns, rows.len(), |i| {
-                        cells.clear();
-                        rows[i].cells(&mut cells);
-                        cells.iter().map(Cell::text).collect()
-                    });
+                    latest.update(name, || Watch::<R>::new(latest.capacity()), |w| w.wrote(&rows));
                 }
                 match (writer.as_mut(), committer.as_mut()) {
                     (Some(_), Some(c)) if c.skips(time) => Ok(()),

@@ -61,6 +61,15 @@ pub trait Tabular {
     fn group_time(&self) -> Option<Millis> {
         None
     }
+    /// The columns that name what a row is about, for views that keep each key's current
+    /// row (the dashboard); none by default: such rows are events, not a key's value.
+    fn current_key() -> &'static [&'static str] {
+        &[]
+    }
+    /// Whether rows are changes whose last column is their `diff` ([`super::Change`]).
+    fn is_change() -> bool {
+        false
+    }
 }
 
 /// Which cells a table shows (their index among `columns`), under which headers: the

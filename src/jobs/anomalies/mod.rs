@@ -134,6 +134,10 @@ pub struct ScoreRow {
 }
 
 impl Tabular for ScoreRow {
+    fn current_key() -> &'static [&'static str] {
+        &["key"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["time", "key", "value", "score", "anomaly"]
     }

@@ -51,6 +51,10 @@ pub struct VectorRow {
 }
 
 impl Tabular for VectorRow {
+    fn current_key() -> &'static [&'static str] {
+        &["key"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["time", "key", "values", "score", "anomaly", "label"]
     }

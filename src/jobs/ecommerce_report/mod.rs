@@ -242,6 +242,10 @@ impl SalesRow {
 }
 
 impl Tabular for SalesRow {
+    fn current_key() -> &'static [&'static str] {
+        &["section", "rank", "key"]
+    }
+
     fn columns() -> Vec<&'static str> {
         ROW_COLUMNS.to_vec()
     }

@@ -105,6 +105,10 @@ impl PartialOrd for IpCount {
 }
 
 impl Tabular for IpCount {
+    fn current_key() -> &'static [&'static str] {
+        &["ip"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["time", "ip", "requests"]
     }

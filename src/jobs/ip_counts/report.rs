@@ -158,6 +158,10 @@ pub struct LogReportRow {
 }
 
 impl Tabular for LogReportRow {
+    fn current_key() -> &'static [&'static str] {
+        &["metric", "key"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["time", "metric", "key", "value"]
     }

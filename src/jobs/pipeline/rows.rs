@@ -148,6 +148,10 @@ pub struct Viewers {
 }
 
 impl Tabular for Viewers {
+    fn current_key() -> &'static [&'static str] {
+        &["title_id"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["time", "title_id", "viewers"]
     }
@@ -217,6 +221,10 @@ pub struct DeviceMinute {
 }
 
 impl Tabular for DeviceMinute {
+    fn current_key() -> &'static [&'static str] {
+        &["device_type"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["time", "device_type", "events", "plays", "errors", "buffering", "error_rate"]
     }
@@ -280,6 +288,10 @@ pub struct Buffering {
 }
 
 impl Tabular for Buffering {
+    fn current_key() -> &'static [&'static str] {
+        &["device_type"]
+    }
+
     fn columns() -> Vec<&'static str> {
         vec!["time", "device_type", "sessions", "duration_ms", "buffering_ms", "buffering_ratio"]
     }

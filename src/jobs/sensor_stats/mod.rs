@@ -316,6 +316,10 @@ const COLUMNS: [&str; 28] = [
 ];
 
 impl Tabular for SensorStats {
+    fn current_key() -> &'static [&'static str] {
+        &["window", "group", "key"]
+    }
+
     fn columns() -> Vec<&'static str> {
         debug_assert!(METRICS.iter().enumerate().all(|(m, name)| COLUMNS[5 + 4 * m].starts_with(name)));
         COLUMNS.to_vec()
