@@ -283,7 +283,7 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
                 }
                 InputSpec::Tail(spec) => tail::watch(spec.clone(), intake, max_line),
                 InputSpec::Mqtt(spec) => {
-                    mqtt::subscribe(spec, common.cluster.process as usize, intake, max_line)?
+                    mqtt::subscribe(spec, common.cluster.process as usize, intake, max_line, &replayed)?
                 }
                 InputSpec::Kafka(spec) => {
                     let c = &common.cluster;

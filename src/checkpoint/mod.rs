@@ -240,7 +240,8 @@ pub fn fingerprint(program: &str, args: impl IntoIterator<Item = String>) -> Str
 /// (after a journal entry, before ingest sees its lines), `progress` (a Kafka sink:
 /// after a time's rows are delivered, before its progress record), `snapshot` (after a
 /// snapshot part is written, before its round is complete), `snapshotted` (after a
-/// round's `complete` record).
+/// round's `complete` record), `mqtt-journaled` (an MQTT batch is journaled, its
+/// messages not yet acknowledged).
 pub fn crash_point(point: &str) {
     static PASSES: AtomicU64 = AtomicU64::new(0);
     if let Some((name, n)) = crash_target()

@@ -25,7 +25,7 @@
 //! workers cut between rounds as [`LiveReader`] says; the journal keeps only the rounds
 //! from the latest complete snapshot on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
@@ -94,6 +94,10 @@ pub struct Batch {
     pub stamps: Vec<u64>,
     /// The checkpoint round it was read in (0 without snapshots); set by the journal.
     pub round: u64,
+    /// The broker's delivery id of each line, for a source whose broker redelivers what
+    /// was not acknowledged (MQTT packet ids); empty otherwise. Journaled, so that a
+    /// restart can tell a redelivery of a journaled line ([`Replayed::delivered`]).
+    pub ids: Vec<u16>,
 }
 
 /// Workers to wake when a batch arrives or the input ends.
@@ -126,6 +130,8 @@ pub struct Intake {
     journal: Option<Sender<Entry>>,
     /// The feed's [`Feed::round`].
     round: Arc<AtomicU64>,
+    /// When journaled: how many batches the journal has written.
+    journaled: Arc<AtomicU64>,
 }
 
 /// What a checkpoint's journal held when the job restarted.
@@ -136,7 +142,17 @@ pub struct Replayed {
     /// Each origin's next line number after its last journaled line: where a source
     /// that can seek (a Kafka partition, numbered by offset) resumes.
     pub next_line: BTreeMap<Arc<str>, u64>,
+    /// Each origin's last journaled lines that carry a delivery id ([`Batch::ids`]),
+    /// oldest first, at most [`DELIVERED_TAIL`]: a broker redelivers only what was not
+    /// acknowledged, and a source acknowledges only what is journaled, so a redelivery
+    /// of a journaled line is among these. Not kept in segment headers.
+    pub delivered: BTreeMap<Arc<str>, VecDeque<(u16, Vec<u8>)>>,
 }
+
+/// How many of an origin's last journaled lines with delivery ids a restart knows: far
+/// more than a broker leaves unacknowledged (Mosquitto: 20), far fewer than the 65,535
+/// ids after which a broker reuses one.
+pub const DELIVERED_TAIL: usize = 1024;
 
 impl Replayed {
     /// Notes a batch read.
@@ -144,6 +160,22 @@ impl Replayed {
         let next = batch.first_line + batch.ends.len() as u64;
         let at = self.next_line.entry(Arc::clone(&batch.origin)).or_default();
         *at = (*at).max(next);
+    }
+
+    /// Notes a journaled batch's delivery ids, as a restart reads them.
+    fn delivered(&mut self, batch: &Batch) {
+        if batch.ids.is_empty() {
+            return;
+        }
+        let tail = self.delivered.entry(Arc::clone(&batch.origin)).or_default();
+        let mut start = 0;
+        for (&id, &(end, _)) in batch.ids.iter().zip(&batch.ends) {
+            if tail.len() == DELIVERED_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back((id, batch.data[start..end].to_vec()));
+            start = end;
+        }
     }
 
     /// Appends this to `out`, for a segment's header: connections, then each origin
@@ -168,7 +200,7 @@ impl Replayed {
             let origin: Arc<str> = Arc::from(std::str::from_utf8(take(&mut bytes, len)?).ok()?);
             next_line.insert(origin, u64_at(&mut bytes)?);
         }
-        bytes.is_empty().then_some(Replayed { accepted, next_line })
+        bytes.is_empty().then_some(Replayed { accepted, next_line, delivered: BTreeMap::new() })
     }
 }
 
@@ -190,11 +222,22 @@ const ENTRY_BATCH: u8 = 0;
 const ENTRY_ACCEPTED: u8 = 1;
 /// A journal entry's first byte: a segment's header, what the segments before it held.
 const ENTRY_HEADER: u8 = 2;
+/// A journal entry's first byte: a batch of lines with their delivery ids.
+const ENTRY_BATCH_IDS: u8 = 3;
 
 impl Intake {
     /// Whether the job is stopping; intake threads should finish.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// How many batches sent so far are safe: journaled, or all of them without a
+    /// journal. A source whose broker redelivers acknowledges a batch only once it is.
+    pub fn safe_batches(&self) -> u64 {
+        match self.journal {
+            Some(_) => self.journaled.load(Ordering::Acquire),
+            None => u64::MAX,
+        }
     }
 
     /// Sends a batch, blocking while the channel is full. `false` once nobody listens.
@@ -247,16 +290,21 @@ impl Intake {
             }
             for entry in &segment.entries {
                 match entry.split_first() {
-                    Some((&ENTRY_BATCH, rest)) => {
-                        let mut batch = decode(rest).ok_or_else(damaged)?;
+                    Some((&kind @ (ENTRY_BATCH | ENTRY_BATCH_IDS), rest)) => {
+                        let mut batch = decode(rest, kind == ENTRY_BATCH_IDS).ok_or_else(damaged)?;
                         replayed.saw(&batch);
+                        replayed.delivered(&batch);
                         if segment.round >= from {
                             batch.round = segment.round;
                             batches.push(batch);
                         }
                     }
                     Some((&ENTRY_ACCEPTED, _)) => replayed.accepted += 1,
-                    Some((&ENTRY_HEADER, rest)) => replayed = Replayed::decode(rest).ok_or_else(damaged)?,
+                    Some((&ENTRY_HEADER, rest)) => {
+                        let delivered = std::mem::take(&mut replayed.delivered);
+                        replayed = Replayed::decode(rest).ok_or_else(damaged)?;
+                        replayed.delivered = delivered;
+                    }
                     _ => return Err(damaged()),
                 }
             }
@@ -265,6 +313,7 @@ impl Intake {
         let wakers = self.wakers.clone();
         let round = Arc::clone(&self.round);
         round.store(from, Ordering::Release);
+        let journaled = Arc::clone(&self.journaled);
         let mut state = replayed.clone();
         let (journal_tx, journal_rx) = crossbeam_channel::bounded::<Entry>(JOURNAL_QUEUE);
         std::thread::Builder::new().name("kappa-journal".into()).spawn(move || {
@@ -311,7 +360,7 @@ impl Intake {
                         state.saw(&batch);
                         batch.round = journal.round();
                         if records {
-                            entry.push(ENTRY_BATCH);
+                            entry.push(if batch.ids.is_empty() { ENTRY_BATCH } else { ENTRY_BATCH_IDS });
                             encode(&batch, &mut entry);
                         }
                         Some(batch)
@@ -319,6 +368,9 @@ impl Intake {
                 };
                 if !entry.is_empty() {
                     journal.append(&entry).unwrap_or_else(failed);
+                }
+                if batch.is_some() {
+                    journaled.fetch_add(1, Ordering::Release);
                 }
                 if let Some(batch) = batch
                     && !send(batch)
@@ -361,6 +413,10 @@ impl Intake {
 
 /// Appends `batch` to `out`: origin, first line, each line's end and flaw, the bytes.
 fn encode(batch: &Batch, out: &mut Vec<u8>) {
+    if !batch.ids.is_empty() {
+        out.extend_from_slice(&(batch.ids.len() as u32).to_le_bytes());
+        out.extend(batch.ids.iter().flat_map(|id| id.to_le_bytes()));
+    }
     out.extend_from_slice(&(batch.origin.len() as u32).to_le_bytes());
     out.extend_from_slice(batch.origin.as_bytes());
     out.extend_from_slice(&batch.first_line.to_le_bytes());
@@ -395,7 +451,15 @@ fn u64_at(bytes: &mut &[u8]) -> Option<u64> {
 }
 
 /// The batch [`encode`] wrote, or `None` if the bytes are not one.
-fn decode(mut bytes: &[u8]) -> Option<Batch> {
+/// What [`encode`] wrote; `with_ids` for an [`ENTRY_BATCH_IDS`] entry, which starts
+/// with its ids, one per line.
+fn decode(mut bytes: &[u8], with_ids: bool) -> Option<Batch> {
+    let mut ids = Vec::new();
+    if with_ids {
+        let lines = u32_at(&mut bytes)?;
+        let raw = take(&mut bytes, 2 * lines)?;
+        ids = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    }
     let len = u32_at(&mut bytes)?;
     let origin: Arc<str> = Arc::from(std::str::from_utf8(take(&mut bytes, len)?).ok()?);
     let first_line = u64_at(&mut bytes)?;
@@ -413,7 +477,8 @@ fn decode(mut bytes: &[u8]) -> Option<Batch> {
     }
     let data = bytes.to_vec();
     let fits = ends.iter().all(|&(end, _)| end <= data.len());
-    fits.then_some(Batch { origin, first_line, data, ends, ..Batch::default() })
+    let whole = ids.is_empty() || ids.len() == ends.len();
+    (fits && whole).then_some(Batch { origin, first_line, data, ends, ids, ..Batch::default() })
 }
 
 impl Drop for Intake {
@@ -428,6 +493,7 @@ impl Drop for Intake {
 pub struct Batcher {
     batch: Batch,
     next_line: u64,
+    sent: u64,
 }
 
 impl Batcher {
@@ -439,7 +505,7 @@ impl Batcher {
     /// A batcher for lines from `origin`, numbered from `first` (a Kafka partition's
     /// lines are numbered by their offsets).
     pub fn numbered(origin: Arc<str>, first: u64) -> Self {
-        Batcher { batch: Batch { origin, first_line: first, ..Batch::default() }, next_line: first }
+        Batcher { batch: Batch { origin, first_line: first, ..Batch::default() }, next_line: first, sent: 0 }
     }
 
     /// Restarts line numbering, e.g. after a rotated file is reopened.
@@ -459,6 +525,18 @@ impl Batcher {
     pub fn push_stamped(&mut self, line: &Line<'_>, stamp: u64, intake: &Intake) {
         self.batch.stamps.push(stamp);
         self.push(line, intake);
+    }
+
+    /// Adds a line with the broker's delivery id ([`Batch::ids`]), sending the batch when
+    /// it is full. A batcher's lines either all have ids or none.
+    pub fn push_delivered(&mut self, line: &Line<'_>, id: u16, intake: &Intake) {
+        self.batch.ids.push(id);
+        self.push(line, intake);
+    }
+
+    /// How many batches this batcher has sent.
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Adds a line, sending the batch when it is full.
@@ -488,6 +566,7 @@ impl Batcher {
             },
         );
         intake.send(full);
+        self.sent += 1;
     }
 }
 
@@ -572,7 +651,7 @@ pub fn feed(stop: Arc<AtomicBool>) -> (Feed, Intake) {
     let wakers = Wakers::default();
     let round = Arc::new(AtomicU64::new(0));
     let feed = Feed { rx, wakers: wakers.clone(), origins: Arc::default(), round: Arc::clone(&round) };
-    (feed, Intake { tx: Some(tx), wakers, stop, journal: None, round })
+    (feed, Intake { tx: Some(tx), wakers, stop, journal: None, round, journaled: Arc::default() })
 }
 
 /// What a worker got from the feed.
@@ -711,5 +790,50 @@ mod tests {
         plain.flush(&intake);
         assert!(matches!(reader.next_block(|_| {}), Received::Batch));
         assert_eq!(reader.published(1), None);
+    }
+
+    #[test]
+    fn delivery_ids_are_journaled_and_a_restart_knows_the_last_ones_of_each_origin() {
+        let dir = std::env::temp_dir().join(format!("kappa-live-ids-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let texts: Vec<String> = (0..DELIVERED_TAIL + 5).map(|k| format!("line {k}")).collect();
+        {
+            let (feed, intake) = feed(Arc::new(AtomicBool::new(false)));
+            let (journal, segments) = Journal::open(&dir, false).unwrap();
+            let (intake, _) = intake.journaled(journal, segments, None, true).unwrap();
+            assert_eq!(intake.safe_batches(), 0);
+            let mut batcher = Batcher::new(Arc::from("mqtt://h:1/t"));
+            for (k, text) in texts.iter().enumerate() {
+                let line = Line { index: k as u64, bytes: text.as_bytes(), flaw: None };
+                batcher.push_delivered(&line, (k % 65_536) as u16 + 1, &intake);
+            }
+            batcher.flush(&intake);
+            let mut plain = Batcher::new(Arc::from("tcp:x"));
+            plain.push(&Line { index: 0, bytes: b"no id", flaw: None }, &intake);
+            plain.flush(&intake);
+            let mut reader = LiveReader::new(feed);
+            let mut lines = 0;
+            while lines < texts.len() + 1 {
+                if let Received::Batch = reader.next_block(|_| lines += 1) {}
+            }
+            let sent = batcher.sent() + plain.sent();
+            assert!(intake.safe_batches() >= sent, "every batch handed out was journaled first");
+        }
+        let (feed, _intake) = feed(Arc::new(AtomicBool::new(false)));
+        let (journal, segments) = Journal::open(&dir, false).unwrap();
+        let (_intake, replayed) = _intake.journaled(journal, segments, None, true).unwrap();
+        drop(feed);
+        let tail = &replayed.delivered[&Arc::from("mqtt://h:1/t")];
+        assert_eq!(tail.len(), DELIVERED_TAIL, "only the last lines are known");
+        let expected =
+            texts.iter().enumerate().skip(5).map(|(k, t)| ((k % 65_536) as u16 + 1, t.as_bytes().to_vec()));
+        assert!(tail.iter().cloned().eq(expected), "each line with its id, oldest first");
+        assert!(
+            !replayed.delivered.contains_key(&Arc::from("tcp:x") as &Arc<str>),
+            "lines without ids are not kept"
+        );
+        assert_eq!(replayed.next_line[&Arc::from("mqtt://h:1/t")], texts.len() as u64 + 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

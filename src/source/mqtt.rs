@@ -4,9 +4,20 @@
 //! The subscription is QoS 1 (at least once) with a persistent session (clean session
 //! off, client id `kappa-PROGRAM-pP`, or `?client-id=ID`), so the broker keeps the
 //! subscription and queues messages while the job is down. Acknowledgements are manual:
-//! a message is acknowledged only after its batch has been handed to the intake, which
-//! with `--checkpoint` journals it first, so a message the broker considers delivered is
-//! in the journal, and a restart loses nothing.
+//! a message is acknowledged only once its batch is safe: handed to the intake and, with
+//! `--checkpoint`, written to the journal ([`Intake::safe_batches`]). So a message the
+//! broker considers delivered is in the journal, and a restart loses nothing.
+//!
+//! **Exactly once across restarts.** A message journaled but not yet acknowledged when
+//! the job died is delivered again by the broker after the restart, with the same packet
+//! id and its DUP flag set (MQTT 3.1.1, 4.4). The journal keeps each message's packet id,
+//! and a restart knows the last [`DELIVERED_TAIL`] journaled messages with their ids
+//! ([`Replayed::delivered`]): a redelivery (DUP set) whose packet id and payload equal
+//! one of them is acknowledged and dropped, once. A broker reuses a packet id only after
+//! the message that held it was acknowledged, and leaves at most its in-flight window
+//! (Mosquitto: 20) unacknowledged, so the match is exact. Message numbers (the `line` of a
+//! rejects entry) and `?count=N` go on from the journal's, so they count every message
+//! once over all runs.
 //!
 //! The filter may use MQTT wildcards (`sensors/#`, `sensors/+/temperature`). With `{p}`
 //! in the filter, process `p` of a cluster subscribes to its own filter (an edge site's
@@ -20,7 +31,8 @@ use std::time::{Duration, Instant};
 use rumqttc::{Client, Connection, Event, MqttOptions, Outgoing, Packet, Publish, QoS, RecvTimeoutError};
 
 use super::lines::{Flaw, Line};
-use super::live::{BATCH_LINES, Batcher, Intake, WAIT};
+use super::live::{BATCH_LINES, Batcher, DELIVERED_TAIL, Intake, Replayed, WAIT};
+use crate::checkpoint::crash_point;
 use crate::exit::program_name;
 
 /// How long the start-up waits for the broker to accept the connection and subscription.
@@ -94,13 +106,26 @@ impl std::fmt::Display for MqttSpec {
 
 /// Connects process `process` to the broker, subscribes, and pumps messages into
 /// `intake` on a thread of its own. Fails at start-up when the broker cannot be reached
-/// or refuses the subscription within [`CONNECT_TIMEOUT`].
-pub fn subscribe(spec: &MqttSpec, process: usize, intake: Intake, max_line: usize) -> Result<(), String> {
+/// or refuses the subscription within [`CONNECT_TIMEOUT`]. `replayed` is what the
+/// checkpoint's journal held: numbering goes on from it, and redeliveries of the messages
+/// it holds are dropped.
+pub fn subscribe(
+    spec: &MqttSpec,
+    process: usize,
+    intake: Intake,
+    max_line: usize,
+    replayed: &Replayed,
+) -> Result<(), String> {
     let Some(filter) = spec.filter_for(process) else {
         // Nothing to read here: dropping the intake ends this process's feed.
         return Ok(());
     };
     let origin = format!("mqtt://{}:{}/{filter}", spec.host, spec.port);
+    let origin: Arc<str> = Arc::from(origin);
+    let resume = Resume {
+        next: replayed.next_line.get(&origin).copied().unwrap_or(1),
+        delivered: replayed.delivered.get(&origin).cloned().unwrap_or_default(),
+    };
     let id = spec.client_id.clone().unwrap_or_else(|| format!("kappa-{}-p{process}", program_name()));
     let mut options = MqttOptions::new(id, spec.host.clone(), spec.port);
     options.set_clean_session(false);
@@ -130,12 +155,21 @@ pub fn subscribe(spec: &MqttSpec, process: usize, intake: Intake, max_line: usiz
     let count = spec.count;
     std::thread::Builder::new()
         .name("kappa-mqtt".into())
-        .spawn(move || pump(client, connection, early, Arc::from(origin), intake, max_line, count))
+        .spawn(move || pump(client, connection, early, origin, intake, max_line, count, resume))
         .map_err(|e| e.to_string())?;
     Ok(())
 }
 
-/// Hands messages to the intake in batches, acknowledging each batch once it is sent.
+/// Where a restarted subscription goes on from.
+struct Resume {
+    /// The next message's number.
+    next: u64,
+    /// The journal's last messages, `(packet id, payload)`, oldest first.
+    delivered: std::collections::VecDeque<(u16, Vec<u8>)>,
+}
+
+/// Hands messages to the intake in batches, acknowledging each batch once it is safe.
+#[allow(clippy::too_many_arguments)]
 fn pump(
     client: Client,
     mut connection: Connection,
@@ -144,43 +178,73 @@ fn pump(
     intake: Intake,
     max_line: usize,
     count: Option<u64>,
+    resume: Resume,
 ) {
-    let mut batcher = Batcher::new(Arc::clone(&origin));
+    let mut batcher = Batcher::numbered(Arc::clone(&origin), resume.next);
+    let mut delivered = resume.delivered;
+    debug_assert!(delivered.len() <= DELIVERED_TAIL);
+    // Messages taken, not yet in a batch; then sent, waiting for their batch to be safe.
     let mut unacked: Vec<Publish> = Vec::new();
-    let mut received = 0u64;
+    let mut pending: std::collections::VecDeque<(u64, Publish)> = std::collections::VecDeque::new();
+    let mut received = resume.next - 1;
     let mut oldest: Option<Instant> = None;
     let mut warned = false;
-    let flush = |batcher: &mut Batcher, unacked: &mut Vec<Publish>| {
+    let flush = |batcher: &mut Batcher,
+                 unacked: &mut Vec<Publish>,
+                 pending: &mut std::collections::VecDeque<(u64, Publish)>| {
         batcher.flush(&intake);
-        for p in unacked.drain(..) {
+        let ticket = batcher.sent();
+        pending.extend(unacked.drain(..).map(|p| (ticket, p)));
+    };
+    let ack_safe = |pending: &mut std::collections::VecDeque<(u64, Publish)>| {
+        let safe = intake.safe_batches();
+        if pending.front().is_some_and(|(t, _)| *t <= safe) {
+            // For tests: journaled, not yet acknowledged.
+            crash_point("mqtt-journaled");
+        }
+        while pending.front().is_some_and(|(t, _)| *t <= safe) {
+            let (_, p) = pending.pop_front().expect("a front");
             let _ = client.ack(&p);
         }
     };
-    let take = |p: Publish, batcher: &mut Batcher, unacked: &mut Vec<Publish>, received: &mut u64| {
+    let take = |p: Publish,
+                batcher: &mut Batcher,
+                unacked: &mut Vec<Publish>,
+                received: &mut u64,
+                delivered: &mut std::collections::VecDeque<(u16, Vec<u8>)>| {
         let payload = p.payload.as_ref();
         let payload = payload.strip_suffix(b"\n").unwrap_or(payload);
         let payload = payload.strip_suffix(b"\r").unwrap_or(payload);
         let flaw = (payload.len() > max_line).then_some(Flaw::TooLong(payload.len() as u64));
         let bytes = if flaw.is_some() { &payload[..max_line] } else { payload };
-        batcher.push(&Line { index: *received, bytes, flaw }, &intake);
+        if p.dup
+            && let Some(k) = delivered.iter().position(|(id, b)| *id == p.pkid && b == bytes)
+        {
+            // Journaled before the restart: acknowledge it, do not count it again.
+            delivered.remove(k);
+            let _ = client.ack(&p);
+            return;
+        }
         *received += 1;
+        batcher.push_delivered(&Line { index: *received, bytes, flaw }, p.pkid, &intake);
         unacked.push(p);
     };
     for p in early {
-        take(p, &mut batcher, &mut unacked, &mut received);
+        take(p, &mut batcher, &mut unacked, &mut received, &mut delivered);
     }
     loop {
+        ack_safe(&mut pending);
         if intake.stopping() || count.is_some_and(|n| received >= n) {
             break;
         }
-        let wait = if unacked.is_empty() { WAIT } else { IDLE };
+        let wait = if unacked.is_empty() && pending.is_empty() { WAIT } else { IDLE };
         match connection.recv_timeout(wait) {
             Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
                 oldest.get_or_insert_with(Instant::now);
-                take(p, &mut batcher, &mut unacked, &mut received);
+                take(p, &mut batcher, &mut unacked, &mut received, &mut delivered);
                 if unacked.len() >= ACK_EVERY.min(BATCH_LINES) || oldest.is_some_and(|o| o.elapsed() >= WAIT)
                 {
-                    flush(&mut batcher, &mut unacked);
+                    flush(&mut batcher, &mut unacked, &mut pending);
                     oldest = None;
                 }
             }
@@ -192,18 +256,24 @@ fn pump(
                     eprintln!("{}: warning: {origin}: {e}; reconnecting", program_name());
                     warned = true;
                 }
-                flush(&mut batcher, &mut unacked);
+                flush(&mut batcher, &mut unacked, &mut pending);
                 std::thread::sleep(WAIT);
             }
             Err(RecvTimeoutError::Timeout) => {
-                flush(&mut batcher, &mut unacked);
+                flush(&mut batcher, &mut unacked, &mut pending);
                 oldest = None;
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    flush(&mut batcher, &mut unacked);
-    // Let the acknowledgements go out, then leave; the session stays on the broker.
+    flush(&mut batcher, &mut unacked, &mut pending);
+    // Acknowledge what is safe, then leave once the acknowledgements are out; the session
+    // stays on the broker, which redelivers anything left unacknowledged.
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    while !pending.is_empty() && Instant::now() < deadline {
+        ack_safe(&mut pending);
+        let _ = connection.recv_timeout(IDLE);
+    }
     let _ = client.disconnect();
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     while Instant::now() < deadline {
