@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -131,7 +131,7 @@ pub struct Intake {
     /// The feed's [`Feed::round`].
     round: Arc<AtomicU64>,
     /// When journaled: how many batches the journal has written.
-    journaled: Arc<AtomicU64>,
+    journaled: Arc<Written>,
 }
 
 /// What a checkpoint's journal held when the job restarted.
@@ -147,6 +147,20 @@ pub struct Replayed {
     /// acknowledged, and a source acknowledges only what is journaled, so a redelivery
     /// of a journaled line is among these. Not kept in segment headers.
     pub delivered: BTreeMap<Arc<str>, VecDeque<(u16, Vec<u8>)>>,
+}
+
+/// A count of batches written to the journal, which a source can wait on.
+#[derive(Default)]
+struct Written {
+    count: Mutex<u64>,
+    grew: Condvar,
+}
+
+impl Written {
+    fn add(&self) {
+        *self.count.lock().expect("journal count lock") += 1;
+        self.grew.notify_all();
+    }
 }
 
 /// How many of an origin's last journaled lines with delivery ids a restart knows: far
@@ -234,10 +248,22 @@ impl Intake {
     /// How many batches sent so far are safe: journaled, or all of them without a
     /// journal. A source whose broker redelivers acknowledges a batch only once it is.
     pub fn safe_batches(&self) -> u64 {
-        match self.journal {
-            Some(_) => self.journaled.load(Ordering::Acquire),
-            None => u64::MAX,
+        self.wait_safe(0, Duration::ZERO)
+    }
+
+    /// Waits until `batches` are safe ([`Intake::safe_batches`]), at most `limit`, and
+    /// returns how many are.
+    pub fn wait_safe(&self, batches: u64, limit: Duration) -> u64 {
+        if self.journal.is_none() {
+            return u64::MAX;
         }
+        let count = self.journaled.count.lock().expect("journal count lock");
+        let (count, _) = self
+            .journaled
+            .grew
+            .wait_timeout_while(count, limit, |n| *n < batches)
+            .expect("journal count lock");
+        *count
     }
 
     /// Sends a batch, blocking while the channel is full. `false` once nobody listens.
@@ -370,7 +396,7 @@ impl Intake {
                     journal.append(&entry).unwrap_or_else(failed);
                 }
                 if batch.is_some() {
-                    journaled.fetch_add(1, Ordering::Release);
+                    journaled.add();
                 }
                 if let Some(batch) = batch
                     && !send(batch)

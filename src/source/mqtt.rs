@@ -195,6 +195,8 @@ fn pump(
         batcher.flush(&intake);
         let ticket = batcher.sent();
         pending.extend(unacked.drain(..).map(|p| (ticket, p)));
+        // The broker sends no more until these are acknowledged: wait for the journal.
+        intake.wait_safe(ticket, IDLE);
     };
     let ack_safe = |pending: &mut std::collections::VecDeque<(u64, Publish)>| {
         let safe = intake.safe_batches();
