@@ -56,8 +56,16 @@ struct Agg {
 
 type Key = (u64, String, u64, String, String);
 
-/// The reference fold: (window size label, ms, end, group, key) → aggregate.
+/// The reference fold over the default tumbling sizes: (size in ms, its label, end,
+/// group, key) → aggregate.
 fn reference(csv: &str, meta: &str) -> BTreeMap<Key, Agg> {
+    reference_sliding(csv, meta, &SIZES, None)
+}
+
+/// The reference fold over windows of `sizes` that start every `slide` (tumbling without
+/// one): a reading at `t` is in every window `[start, start + size)` holding `t`, with
+/// `start` a multiple of the slide.
+fn reference_sliding(csv: &str, meta: &str, sizes: &[(&str, u64)], slide: Option<u64>) -> BTreeMap<Key, Agg> {
     let meta: BTreeMap<&str, (&str, &str)> = meta
         .lines()
         .skip(1)
@@ -73,9 +81,12 @@ fn reference(csv: &str, meta: &str) -> BTreeMap<Key, Agg> {
         let values: Vec<i128> = (0..5).map(|m| units(f[2 + m], DECIMALS[m])).collect();
         let status = ["normal", "warning", "alert"].iter().position(|s| *s == f[7]).unwrap();
         let (sensor_type, site) = meta[f[0]];
-        for (label, size) in SIZES {
-            let end = time - time % size + size;
-            for (group, key) in [("sensor", f[0]), ("type", sensor_type), ("site", site), ("all", "all")] {
+        for &(label, size) in sizes {
+            let step = slide.unwrap_or(size);
+            let ends = (0..size / step).map(|k| time - time % step + step + k * step);
+            for (end, (group, key)) in ends.flat_map(|end| {
+                [("sensor", f[0]), ("type", sensor_type), ("site", site), ("all", "all")].map(|g| (end, g))
+            }) {
                 let a = out
                     .entry((size, label.to_owned(), end, group.to_owned(), key.to_owned()))
                     .or_insert_with(|| Agg { min: [i128::MAX; 5], max: [i128::MIN; 5], ..Agg::default() });
@@ -95,6 +106,11 @@ fn reference(csv: &str, meta: &str) -> BTreeMap<Key, Agg> {
 
 /// Checks every row of the job's CSV output against the reference.
 fn check(output: &str, expected: &BTreeMap<Key, Agg>) {
+    check_sizes(output, expected, &SIZES)
+}
+
+/// Checks every row of the job's CSV output, with windows of `sizes`, against the reference.
+fn check_sizes(output: &str, expected: &BTreeMap<Key, Agg>, sizes: &[(&str, u64)]) {
     let mut lines = output.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(header.len(), 28);
@@ -105,7 +121,7 @@ fn check(output: &str, expected: &BTreeMap<Key, Agg>) {
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         let (end, label, group, key) = (f[0].parse::<u64>().unwrap(), f[1], f[2], f[3]);
-        let size = SIZES.iter().find(|(l, _)| *l == label).unwrap().1;
+        let size = sizes.iter().find(|(l, _)| *l == label).unwrap().1;
         let a = expected
             .get(&(size, label.to_owned(), end, group.to_owned(), key.to_owned()))
             .unwrap_or_else(|| panic!("unexpected row {line}"));
@@ -203,6 +219,24 @@ fn every_statistic_of_every_window_size_and_group_matches_the_reference_fold() {
     let all = expected.iter().filter(|(k, _)| k.3 == "all" && k.1 == "1h");
     let (alerts, total) = all.fold((0, 0), |(a, t), (_, v)| (a + v.statuses[2], t + v.count));
     assert!(alerts * 10 > total && alerts * 10 < 9 * total, "{alerts} alerts of {total}");
+}
+
+#[test]
+fn sliding_windows_of_several_sizes_match_the_reference_fold_for_any_worker_count() {
+    // 6 sensors every 2 s for 100 minutes: 10m and 1h windows starting every 5 minutes,
+    // so each reading is in 2 + 12 windows, the first and last ones partly filled.
+    let data = generate("sensor-stats-slide", 6, 6 * 3_000);
+    let sizes = [("10m", 600_000), ("1h", 3_600_000)];
+    let expected = reference_sliding(&data.readings, &data.meta, &sizes, Some(300_000));
+    let with = |workers: &str| {
+        let mut args = data.args(workers);
+        args.extend(["--windows", "10m,1h", "--slide", "5m"].map(String::from));
+        job(&args)
+    };
+    let one = with("1");
+    check_sizes(&one, &expected, &sizes);
+    assert!(one.lines().count() > 500, "{} rows", one.lines().count());
+    assert_eq!(with("3"), one, "-w 3");
 }
 
 #[test]
