@@ -20,7 +20,7 @@ use kappa::cli::{CommonArgs, Mode, parse_or_exit};
 use kappa::exit::usage_error;
 use kappa::job::{self, JobSpec};
 use kappa::jobs::sensor_stats::rules::{Episodes, parse_rules};
-use kappa::jobs::sensor_stats::{Sensors, WindowSet, sensor_stats};
+use kappa::jobs::sensor_stats::{Sensors, Ship, WindowSet, sensor_stats};
 use kappa::operators::{Ingest, KeyedOrdered};
 use kappa::record::sensor::{SensorFormat, parse_metadata};
 use kappa::sink::{ReportDiags, WriteRows};
@@ -52,6 +52,10 @@ struct Args {
     /// Write alert episodes here: one row when an episode starts, one when it resolves.
     #[arg(long, value_name = "PATH", help_heading = "Sensors")]
     alerts: Option<std::path::PathBuf>,
+    /// What each worker sends to the centre: its partial aggregates (edge
+    /// pre-aggregation), or every reading (to measure what pre-aggregation saves).
+    #[arg(long, value_enum, value_name = "WHAT", default_value = "partials", help_heading = "Sensors")]
+    ship: Ship,
 }
 
 fn main() -> ExitCode {
@@ -100,7 +104,7 @@ fn main() -> ExitCode {
                 })
                 .write_side(&job.out, "alerts");
         }
-        sensor_stats(samples, &windows, sensors.clone()).write_rows(&job.out);
+        sensor_stats(samples, &windows, sensors.clone(), args.ship).write_rows(&job.out);
         diags.report(&job.out);
     })
 }

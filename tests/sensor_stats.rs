@@ -247,6 +247,10 @@ fn output_is_byte_identical_for_one_two_and_three_workers_two_processes_and_any_
     for workers in ["2", "3"] {
         assert_eq!(job(&data.args(workers)), one, "-w {workers}");
     }
+    // Every reading shipped to the centre instead of per-worker partials: the same bytes.
+    let mut shipped = data.args("3");
+    shipped.extend(["--ship", "readings"].map(String::from));
+    assert_eq!(job(&shipped), one, "--ship readings");
     let args = data.args("1");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_eq!(two_processes("sensor_stats", &args), one, "-n 2");

@@ -40,8 +40,8 @@ use differential_dataflow::difference::{IsZero, Semigroup};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Stream;
-use timely::dataflow::operators::Concat;
 use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Concat, Exchange};
 
 use crate::operators::WindowAggregate;
 use crate::operators::ingest::Timed;
@@ -344,6 +344,16 @@ impl Tabular for SensorStats {
     }
 }
 
+/// What crosses from each worker to the centre (worker 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ship {
+    /// Each worker's partial aggregates over the grid (edge pre-aggregation).
+    #[default]
+    Partials,
+    /// Every reading, folded at the centre.
+    Readings,
+}
+
 /// The statistics of every window size in `windows`, per sensor, per type and site
 /// (when `sensors` is given) and over all readings.
 ///
@@ -352,12 +362,21 @@ impl Tabular for SensorStats {
 /// in every window of every size that contains its grid cell. A cell lies wholly inside
 /// or outside each window because the grid divides every size and the slide, so the
 /// result is exactly the fold of the readings themselves.
+///
+/// With [`Ship::Readings`] every reading is sent to worker 0 before the fold instead, as
+/// a centre without edge aggregation would receive them: the same result, for measuring
+/// what pre-aggregation saves on the network.
 pub fn sensor_stats<'scope, T: EventTime>(
     samples: Stream<'scope, T, Vec<Timed<Sample>>>,
     windows: &WindowSet,
     sensors: Option<Arc<Sensors>>,
+    ship: Ship,
 ) -> Stream<'scope, T, Vec<SensorStats>> {
     let grid = Windowing::Tumbling { size: windows.grid };
+    let samples = match ship {
+        Ship::Partials => samples,
+        Ship::Readings => samples.exchange(|_| 0),
+    };
     let cells = samples
         .map(|((sensor, values, status), time)| ((sensor, Stats::of(&values, status)), time))
         .window_aggregate(grid);
