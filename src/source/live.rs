@@ -131,7 +131,7 @@ pub struct Intake {
     /// The feed's [`Feed::round`].
     round: Arc<AtomicU64>,
     /// When journaled: how many batches the journal has written.
-    journaled: Arc<Written>,
+    written: Arc<Written>,
 }
 
 /// What a checkpoint's journal held when the job restarted.
@@ -257,12 +257,9 @@ impl Intake {
         if self.journal.is_none() {
             return u64::MAX;
         }
-        let count = self.journaled.count.lock().expect("journal count lock");
-        let (count, _) = self
-            .journaled
-            .grew
-            .wait_timeout_while(count, limit, |n| *n < batches)
-            .expect("journal count lock");
+        let count = self.written.count.lock().expect("journal count lock");
+        let (count, _) =
+            self.written.grew.wait_timeout_while(count, limit, |n| *n < batches).expect("journal count lock");
         *count
     }
 
@@ -339,7 +336,7 @@ impl Intake {
         let wakers = self.wakers.clone();
         let round = Arc::clone(&self.round);
         round.store(from, Ordering::Release);
-        let journaled = Arc::clone(&self.journaled);
+        let written = Arc::clone(&self.written);
         let mut state = replayed.clone();
         let (journal_tx, journal_rx) = crossbeam_channel::bounded::<Entry>(JOURNAL_QUEUE);
         std::thread::Builder::new().name("kappa-journal".into()).spawn(move || {
@@ -396,7 +393,7 @@ impl Intake {
                     journal.append(&entry).unwrap_or_else(failed);
                 }
                 if batch.is_some() {
-                    journaled.add();
+                    written.add();
                 }
                 if let Some(batch) = batch
                     && !send(batch)
@@ -560,6 +557,11 @@ impl Batcher {
         self.push(line, intake);
     }
 
+    /// The number the next line pushed gets.
+    pub fn next_line(&self) -> u64 {
+        self.next_line
+    }
+
     /// How many batches this batcher has sent.
     pub fn sent(&self) -> u64 {
         self.sent
@@ -677,7 +679,7 @@ pub fn feed(stop: Arc<AtomicBool>) -> (Feed, Intake) {
     let wakers = Wakers::default();
     let round = Arc::new(AtomicU64::new(0));
     let feed = Feed { rx, wakers: wakers.clone(), origins: Arc::default(), round: Arc::clone(&round) };
-    (feed, Intake { tx: Some(tx), wakers, stop, journal: None, round, journaled: Arc::default() })
+    (feed, Intake { tx: Some(tx), wakers, stop, journal: None, round, written: Arc::default() })
 }
 
 /// What a worker got from the feed.

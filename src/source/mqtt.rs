@@ -11,7 +11,7 @@
 //! **Exactly once across restarts.** A message journaled but not yet acknowledged when
 //! the job died is delivered again by the broker after the restart, with the same packet
 //! id and its DUP flag set (MQTT 3.1.1, 4.4). The journal keeps each message's packet id,
-//! and a restart knows the last [`DELIVERED_TAIL`] journaled messages with their ids
+//! and a restart knows the last [`DELIVERED_TAIL`](super::live::DELIVERED_TAIL) journaled messages with their ids
 //! ([`Replayed::delivered`]): a redelivery (DUP set) whose packet id and payload equal
 //! one of them is acknowledged and dropped, once. A broker reuses a packet id only after
 //! the message that held it was acknowledged, and leaves at most its in-flight window
@@ -25,13 +25,14 @@
 //! read twice. With `?count=N` the input ends after N messages (for tests and
 //! benchmarks); otherwise it runs until the job is stopped.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Connection, Event, MqttOptions, Outgoing, Packet, Publish, QoS, RecvTimeoutError};
 
 use super::lines::{Flaw, Line};
-use super::live::{BATCH_LINES, Batcher, DELIVERED_TAIL, Intake, Replayed, WAIT};
+use super::live::{BATCH_LINES, Batcher, Intake, Replayed, WAIT};
 use crate::checkpoint::crash_point;
 use crate::exit::program_name;
 
@@ -122,10 +123,6 @@ pub fn subscribe(
     };
     let origin = format!("mqtt://{}:{}/{filter}", spec.host, spec.port);
     let origin: Arc<str> = Arc::from(origin);
-    let resume = Resume {
-        next: replayed.next_line.get(&origin).copied().unwrap_or(1),
-        delivered: replayed.delivered.get(&origin).cloned().unwrap_or_default(),
-    };
     let id = spec.client_id.clone().unwrap_or_else(|| format!("kappa-{}-p{process}", program_name()));
     let mut options = MqttOptions::new(id, spec.host.clone(), spec.port);
     options.set_clean_session(false);
@@ -152,140 +149,149 @@ pub fn subscribe(
             Err(_) => return Err(format!("cannot connect to {origin}: no answer in {CONNECT_TIMEOUT:?}")),
         }
     }
+    let pump = Pump {
+        batcher: Batcher::numbered(
+            Arc::clone(&origin),
+            replayed.next_line.get(&origin).copied().unwrap_or(1),
+        ),
+        delivered: replayed.delivered.get(&origin).cloned().unwrap_or_default(),
+        client,
+        intake,
+        max_line,
+        origin,
+        unacked: Vec::new(),
+        pending: VecDeque::new(),
+    };
     let count = spec.count;
     std::thread::Builder::new()
         .name("kappa-mqtt".into())
-        .spawn(move || pump(client, connection, early, origin, intake, max_line, count, resume))
+        .spawn(move || pump.run(connection, early, count))
         .map_err(|e| e.to_string())?;
     Ok(())
 }
 
-/// Where a restarted subscription goes on from.
-struct Resume {
-    /// The next message's number.
-    next: u64,
-    /// The journal's last messages, `(packet id, payload)`, oldest first.
-    delivered: std::collections::VecDeque<(u16, Vec<u8>)>,
+/// Hands messages to the intake in batches, acknowledging each batch once it is safe.
+struct Pump {
+    client: Client,
+    intake: Intake,
+    batcher: Batcher,
+    max_line: usize,
+    origin: Arc<str>,
+    /// The journal's last messages before the restart, for telling redeliveries.
+    delivered: VecDeque<(u16, Vec<u8>)>,
+    /// Messages taken, not yet in a sent batch.
+    unacked: Vec<Publish>,
+    /// Messages sent, each with its batch's number, waiting for that batch to be safe.
+    pending: VecDeque<(u64, Publish)>,
 }
 
-/// Hands messages to the intake in batches, acknowledging each batch once it is safe.
-#[allow(clippy::too_many_arguments)]
-fn pump(
-    client: Client,
-    mut connection: Connection,
-    early: Vec<Publish>,
-    origin: Arc<str>,
-    intake: Intake,
-    max_line: usize,
-    count: Option<u64>,
-    resume: Resume,
-) {
-    let mut batcher = Batcher::numbered(Arc::clone(&origin), resume.next);
-    let mut delivered = resume.delivered;
-    debug_assert!(delivered.len() <= DELIVERED_TAIL);
-    // Messages taken, not yet in a batch; then sent, waiting for their batch to be safe.
-    let mut unacked: Vec<Publish> = Vec::new();
-    let mut pending: std::collections::VecDeque<(u64, Publish)> = std::collections::VecDeque::new();
-    let mut received = resume.next - 1;
-    let mut oldest: Option<Instant> = None;
-    let mut warned = false;
-    let flush = |batcher: &mut Batcher,
-                 unacked: &mut Vec<Publish>,
-                 pending: &mut std::collections::VecDeque<(u64, Publish)>| {
-        batcher.flush(&intake);
-        let ticket = batcher.sent();
-        pending.extend(unacked.drain(..).map(|p| (ticket, p)));
-        // The broker sends no more until these are acknowledged: wait for the journal.
-        intake.wait_safe(ticket, IDLE);
-    };
-    let ack_safe = |pending: &mut std::collections::VecDeque<(u64, Publish)>| {
-        let safe = intake.safe_batches();
-        if pending.front().is_some_and(|(t, _)| *t <= safe) {
-            // For tests: journaled, not yet acknowledged.
-            crash_point("mqtt-journaled");
-        }
-        while pending.front().is_some_and(|(t, _)| *t <= safe) {
-            let (_, p) = pending.pop_front().expect("a front");
-            let _ = client.ack(&p);
-        }
-    };
-    let take = |p: Publish,
-                batcher: &mut Batcher,
-                unacked: &mut Vec<Publish>,
-                received: &mut u64,
-                delivered: &mut std::collections::VecDeque<(u16, Vec<u8>)>| {
+impl Pump {
+    /// Messages counted so far, over all runs of the job.
+    fn received(&self) -> u64 {
+        self.batcher.next_line() - 1
+    }
+
+    /// Takes a message into the batch, or acknowledges and drops it if it is a
+    /// redelivery of one journaled before the restart.
+    fn take(&mut self, p: Publish) {
         let payload = p.payload.as_ref();
         let payload = payload.strip_suffix(b"\n").unwrap_or(payload);
         let payload = payload.strip_suffix(b"\r").unwrap_or(payload);
-        let flaw = (payload.len() > max_line).then_some(Flaw::TooLong(payload.len() as u64));
-        let bytes = if flaw.is_some() { &payload[..max_line] } else { payload };
+        let flaw = (payload.len() > self.max_line).then_some(Flaw::TooLong(payload.len() as u64));
+        let bytes = if flaw.is_some() { &payload[..self.max_line] } else { payload };
         if p.dup
-            && let Some(k) = delivered.iter().position(|(id, b)| *id == p.pkid && b == bytes)
+            && let Some(k) = self.delivered.iter().position(|(id, b)| *id == p.pkid && b == bytes)
         {
-            // Journaled before the restart: acknowledge it, do not count it again.
-            delivered.remove(k);
-            let _ = client.ack(&p);
+            self.delivered.remove(k);
+            let _ = self.client.ack(&p);
             return;
         }
-        *received += 1;
-        batcher.push_delivered(&Line { index: *received, bytes, flaw }, p.pkid, &intake);
-        unacked.push(p);
-    };
-    for p in early {
-        take(p, &mut batcher, &mut unacked, &mut received, &mut delivered);
+        let line = Line { index: self.batcher.next_line(), bytes, flaw };
+        self.batcher.push_delivered(&line, p.pkid, &self.intake);
+        self.unacked.push(p);
     }
-    loop {
-        ack_safe(&mut pending);
-        if intake.stopping() || count.is_some_and(|n| received >= n) {
-            break;
+
+    /// Sends the batch, then waits briefly for the journal: the broker sends no more
+    /// until these messages are acknowledged.
+    fn flush(&mut self) {
+        self.batcher.flush(&self.intake);
+        let ticket = self.batcher.sent();
+        self.pending.extend(self.unacked.drain(..).map(|p| (ticket, p)));
+        self.intake.wait_safe(ticket, IDLE);
+    }
+
+    /// Acknowledges the messages whose batches are safe.
+    fn ack_safe(&mut self) {
+        let safe = self.intake.safe_batches();
+        if self.pending.front().is_some_and(|(t, _)| *t <= safe) {
+            // For tests: journaled, not yet acknowledged.
+            crash_point("mqtt-journaled");
         }
-        let wait = if unacked.is_empty() && pending.is_empty() { WAIT } else { IDLE };
-        match connection.recv_timeout(wait) {
-            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                oldest.get_or_insert_with(Instant::now);
-                take(p, &mut batcher, &mut unacked, &mut received, &mut delivered);
-                if unacked.len() >= ACK_EVERY.min(BATCH_LINES) || oldest.is_some_and(|o| o.elapsed() >= WAIT)
-                {
-                    flush(&mut batcher, &mut unacked, &mut pending);
-                    oldest = None;
-                }
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                // rumqttc reconnects on the next poll; the persistent session keeps the
-                // subscription and the broker resends what was not acknowledged.
-                if !warned {
-                    eprintln!("{}: warning: {origin}: {e}; reconnecting", program_name());
-                    warned = true;
-                }
-                flush(&mut batcher, &mut unacked, &mut pending);
-                std::thread::sleep(WAIT);
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                flush(&mut batcher, &mut unacked, &mut pending);
-                oldest = None;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
+        while let Some((_, p)) = self.pending.pop_front_if(|(t, _)| *t <= safe) {
+            let _ = self.client.ack(&p);
         }
     }
-    flush(&mut batcher, &mut unacked, &mut pending);
-    // Acknowledge what is safe, then leave once the acknowledgements are out; the session
-    // stays on the broker, which redelivers anything left unacknowledged.
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    while !pending.is_empty() && Instant::now() < deadline {
-        ack_safe(&mut pending);
-        let _ = connection.recv_timeout(IDLE);
-    }
-    let _ = client.disconnect();
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    while Instant::now() < deadline {
-        match connection.recv_timeout(WAIT) {
-            Ok(Ok(Event::Outgoing(Outgoing::Disconnect)))
-            | Ok(Err(_))
-            | Err(RecvTimeoutError::Disconnected) => {
+
+    fn run(mut self, mut connection: Connection, early: Vec<Publish>, count: Option<u64>) {
+        for p in early {
+            self.take(p);
+        }
+        let mut oldest: Option<Instant> = None;
+        let mut warned = false;
+        loop {
+            self.ack_safe();
+            if self.intake.stopping() || count.is_some_and(|n| self.received() >= n) {
                 break;
             }
-            _ => {}
+            let wait = if self.unacked.is_empty() && self.pending.is_empty() { WAIT } else { IDLE };
+            match connection.recv_timeout(wait) {
+                Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                    oldest.get_or_insert_with(Instant::now);
+                    self.take(p);
+                    if self.unacked.len() >= ACK_EVERY.min(BATCH_LINES)
+                        || oldest.is_some_and(|o| o.elapsed() >= WAIT)
+                    {
+                        self.flush();
+                        oldest = None;
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    // rumqttc reconnects on the next poll; the persistent session keeps the
+                    // subscription and the broker resends what was not acknowledged.
+                    if !warned {
+                        eprintln!("{}: warning: {}: {e}; reconnecting", program_name(), self.origin);
+                        warned = true;
+                    }
+                    self.flush();
+                    std::thread::sleep(WAIT);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.flush();
+                    oldest = None;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.flush();
+        // Acknowledge what is safe, then leave once the acknowledgements are out; the
+        // session stays on the broker, which redelivers anything left unacknowledged.
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        while !self.pending.is_empty() && Instant::now() < deadline {
+            self.ack_safe();
+            let _ = connection.recv_timeout(IDLE);
+        }
+        let _ = self.client.disconnect();
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        while Instant::now() < deadline {
+            match connection.recv_timeout(WAIT) {
+                Ok(Ok(Event::Outgoing(Outgoing::Disconnect)))
+                | Ok(Err(_))
+                | Err(RecvTimeoutError::Disconnected) => {
+                    break;
+                }
+                _ => {}
+            }
         }
     }
 }
