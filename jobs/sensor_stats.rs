@@ -2,7 +2,8 @@
 //! and overall.
 //!
 //! ```text
-//! readings ─► ingest (unknown sensors rejected) ─► fold per sensor over the finest grid
+//! readings ─► ingest (metadata as of each reading's time; unknown sensors rejected)
+//!          ─► fold per sensor and placement over the finest grid
 //!          ─► per type / site / all / sensor ─┬─ windows 1m ─┐
 //!                                             ├─ windows 5m ─┼─► table (rows carry the size)
 //!                                             └─ …          ─┘
@@ -42,8 +43,9 @@ struct Args {
     /// Start a window of each size every DURATION (sliding windows).
     #[arg(long, value_name = "DURATION", value_parser = kappa::time::positive_duration, help_heading = "Sensors")]
     slide: Option<Duration>,
-    /// Sensor metadata (sensor_id,sensor_type,site[,latitude,longitude]): adds per-type
-    /// and per-site rows; readings of sensors not listed are rejected.
+    /// Sensor metadata (sensor_id,sensor_type,site[,latitude,longitude][,since]): adds
+    /// per-type and per-site rows; a sensor listed again with a later `since` moves from
+    /// that time on; readings of sensors not listed at their time are rejected.
     #[arg(long, value_name = "FILE", help_heading = "Sensors")]
     sensors: Option<std::path::PathBuf>,
     /// Alert rules, one per line: `NAME SEVERITY CONDITION` (see docs/sensor_stats.md).
@@ -96,7 +98,7 @@ fn main() -> ExitCode {
             let count = rules.len() as u32;
             samples
                 .clone()
-                .flat_map(move |((sensor, values, status), time)| {
+                .flat_map(move |(((sensor, _), values, status), time)| {
                     (0..count).map(move |i| (((i, sensor.clone()), (values, status)), time))
                 })
                 .keyed_ordered("SensorRules", move |(i, sensor): &(u32, CompactString)| {

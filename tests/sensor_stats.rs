@@ -66,21 +66,28 @@ fn reference(csv: &str, meta: &str) -> BTreeMap<Key, Agg> {
 /// one): a reading at `t` is in every window `[start, start + size)` holding `t`, with
 /// `start` a multiple of the slide.
 fn reference_sliding(csv: &str, meta: &str, sizes: &[(&str, u64)], slide: Option<u64>) -> BTreeMap<Key, Agg> {
-    let meta: BTreeMap<&str, (&str, &str)> = meta
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[0], (f[1], f[2]))
-        })
-        .collect();
+    // Per sensor, its (since, type, site) rows; `since` is the 4th or 6th field, if any.
+    let mut placements: BTreeMap<&str, Vec<(u64, &str, &str)>> = BTreeMap::new();
+    for l in meta.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        let since = match f.len() {
+            4 | 6 => millis(f[f.len() - 1]),
+            _ => 0,
+        };
+        placements.entry(f[0]).or_default().push((since, f[1], f[2]));
+    }
     let mut out: BTreeMap<Key, Agg> = BTreeMap::new();
     for line in csv.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         let time = millis(f[1]);
         let values: Vec<i128> = (0..5).map(|m| units(f[2 + m], DECIMALS[m])).collect();
         let status = ["normal", "warning", "alert"].iter().position(|s| *s == f[7]).unwrap();
-        let (sensor_type, site) = meta[f[0]];
+        // The row with the latest `since` not after the reading; none: the reading is rejected.
+        let Some(&(_, sensor_type, site)) =
+            placements[f[0]].iter().filter(|p| p.0 <= time).max_by_key(|p| p.0)
+        else {
+            continue;
+        };
         for &(label, size) in sizes {
             let step = slide.unwrap_or(size);
             let ends = (0..size / step).map(|k| time - time % step + step + k * step);
@@ -240,6 +247,54 @@ fn sliding_windows_of_several_sizes_match_the_reference_fold_for_any_worker_coun
 }
 
 #[test]
+fn a_sensor_that_moves_counts_at_its_new_site_from_the_time_of_the_move_on() {
+    // 8 sensors every 2 s for 50 minutes. SENSOR_001 moves to a new site at 00:05:30.5,
+    // inside a 1-minute cell and a 5-minute window; SENSOR_002 changes type and site twice
+    // (the metadata rows out of order); SENSOR_003 is only installed at 00:20:00, so its
+    // earlier readings are rejected.
+    let data = generate("sensor-stats-moves", 8, 8 * 1_500);
+    let start = data.readings.lines().nth(1).unwrap().split(',').nth(1).unwrap();
+    let day = &start[..11];
+    let mut meta: Vec<String> = data.meta.lines().map(str::to_owned).collect();
+    meta.retain(|l| !l.starts_with("SENSOR_003,"));
+    meta.extend([
+        format!("SENSOR_001,industrial,moved-site,{day}00:05:30.500Z"),
+        format!("SENSOR_002,medical,late-site,0,0,{day}00:40:00Z"),
+        format!("SENSOR_002,agricultural,moved-site,{day}00:12:00Z"),
+        format!("SENSOR_003,industrial,new-site,{day}00:20:00Z"),
+    ]);
+    let meta = meta.join("\n") + "\n";
+    std::fs::write(data.dir.path("meta.csv"), &meta).unwrap();
+    let expected = reference(&data.readings, &meta);
+    let rejects = data.dir.path("rejects.txt");
+    let mut args = data.args("1");
+    args.extend(["--rejects".to_owned(), rejects.to_str().unwrap().to_owned()]);
+    let one = job(&args);
+    check(&one, &expected);
+    // The moves show in the output: the new site has readings from 00:05 on, and the
+    // window holding the move splits SENSOR_001's readings between its two sites.
+    let moved: Vec<&str> = one.lines().filter(|l| l.contains(",5m,site,moved-site,")).collect();
+    assert!(moved[0].starts_with(&format!("{},", millis(&format!("{day}00:10:00Z")))), "{moved:?}");
+    let rejected = std::fs::read_to_string(&rejects).unwrap();
+    let early = data
+        .readings
+        .lines()
+        .filter(|l| l.starts_with("SENSOR_003,") && l.split(',').nth(1).unwrap()[11..] < *"00:20:00")
+        .count();
+    assert!(early > 100, "{early}");
+    assert_eq!(rejected.lines().count(), early, "{rejected}");
+    assert!(
+        rejected.lines().all(|l| l.contains("sensor 'SENSOR_003' is not in --sensors before")),
+        "{rejected}"
+    );
+    for workers in ["2", "3"] {
+        let mut args = data.args(workers);
+        args.extend(["--rejects".to_owned(), data.dir.path("r.txt").to_str().unwrap().to_owned()]);
+        assert_eq!(job(&args), one, "-w {workers}");
+    }
+}
+
+#[test]
 fn output_is_byte_identical_for_one_two_and_three_workers_two_processes_and_any_order() {
     let data = generate("sensor-stats-workers", 7, 7 * 2_000);
     let one = job(&data.args("1"));
@@ -328,7 +383,7 @@ fn bad_flags_and_metadata_are_one_line_usage_errors() {
         ),
         (&["--windows", "1m,7x"], "--windows: invalid duration '7x'"),
         (&["--windows", "10m", "--slide", "3m"], "must be a whole multiple of --slide"),
-        (&["--sensors", bad_meta.to_str().unwrap()], "bad-meta.csv: line 2: expected 3 or 5 fields"),
+        (&["--sensors", bad_meta.to_str().unwrap()], "bad-meta.csv: line 2: expected 3 to 6 fields"),
         (&["--sensors", "/nonexistent/meta.csv"], "cannot read --sensors /nonexistent/meta.csv"),
     ];
     for (extra, message) in cases {

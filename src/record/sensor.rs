@@ -364,7 +364,7 @@ fn parse_json(line: &str) -> Result<Reading<'_>, ParseError> {
     Ok(r)
 }
 
-/// One sensor's metadata: its type and site, and optionally where it is.
+/// One sensor's metadata from some time on: its type and site.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SensorMeta {
     /// The sensor, e.g. `SENSOR_007`.
@@ -373,14 +373,23 @@ pub struct SensorMeta {
     pub sensor_type: String,
     /// Its site, e.g. `site-3`.
     pub site: String,
+    /// The event time from which this row holds (`None`: from the beginning). A later
+    /// row of the same sensor replaces it from its own `since` on.
+    pub since: Option<Millis>,
 }
 
 /// The header of a metadata file.
 pub const META_HEADER: &str = "sensor_id,sensor_type,site";
 
-/// Parses a metadata file (`sensor_id,sensor_type,site`, optionally followed by
-/// `latitude,longitude`, which are checked and not kept; a header line is allowed).
-/// Errors name the line: `line 7: empty site`. A sensor listed twice is an error.
+/// The fields a metadata line may have, for error messages.
+const META_SHAPES: &str = "sensor_id,sensor_type,site[,latitude,longitude][,since]";
+
+/// Parses a metadata file: `sensor_id,sensor_type,site`, optionally followed by
+/// `latitude,longitude` (checked and not kept) and then by `since`, the event time (ISO
+/// 8601 or epoch milliseconds) from which the row holds; an empty or missing `since`
+/// means from the beginning. A header line is allowed. A sensor may be listed once per
+/// `since`, so a sensor that moves to another site is listed again with the time of the
+/// move. Errors name the line: `line 7: empty site`.
 pub fn parse_metadata(text: &str) -> Result<Vec<SensorMeta>, String> {
     let mut out: Vec<SensorMeta> = Vec::new();
     let mut ids = std::collections::HashSet::new();
@@ -390,38 +399,54 @@ pub fn parse_metadata(text: &str) -> Result<Vec<SensorMeta>, String> {
         if line.trim().is_empty() || line.starts_with("sensor_id,") {
             continue;
         }
-        let (id, sensor_type, site) = match csv::split::<3>(line) {
-            Ok([a, b, c]) => (a, b, c),
-            Err(5) => {
-                let [a, b, c, la, lo] =
-                    csv::split::<5>(line).map_err(|_| format!("line {n}: bad quoting"))?;
-                fixed_field(&la, COORD_DECIMALS, 90_000_000, "latitude")
-                    .and_then(|_| fixed_field(&lo, COORD_DECIMALS, 180_000_000, "longitude"))
-                    .map_err(|e| format!("line {n}: {e}"))?;
-                (a, b, c)
+        let fields = meta_fields(line).map_err(|k| match k {
+            usize::MAX => format!("line {n}: unterminated or misplaced quote"),
+            k => format!("line {n}: expected 3 to 6 fields ({META_SHAPES}), found {k}"),
+        })?;
+        if let [_, _, _, la, lo, ..] = &fields[..] {
+            fixed_field(la, COORD_DECIMALS, 90_000_000, "latitude")
+                .and_then(|_| fixed_field(lo, COORD_DECIMALS, 180_000_000, "longitude"))
+                .map_err(|e| format!("line {n}: {e}"))?;
+        }
+        let since = match &fields[..] {
+            [_, _, _, s] | [_, _, _, _, _, s] if !s.trim().is_empty() => {
+                Some(timestamp_text(s).map_err(|e| format!("line {n}: since: {e}"))?)
             }
-            Err(k) if k == usize::MAX => return Err(format!("line {n}: unterminated or misplaced quote")),
-            Err(k) => {
-                return Err(format!(
-                    "line {n}: expected 3 or 5 fields (sensor_id,sensor_type,site[,latitude,longitude]), found {k}"
-                ));
-            }
+            _ => None,
         };
-        for (value, name) in [(&id, "sensor_id"), (&sensor_type, "sensor_type"), (&site, "site")] {
+        let (id, sensor_type, site) = (&fields[0], &fields[1], &fields[2]);
+        for (value, name) in [(id, "sensor_id"), (sensor_type, "sensor_type"), (site, "site")] {
             if value.trim().is_empty() {
                 return Err(format!("line {n}: empty {name}"));
             }
         }
-        if !ids.insert(id.to_string()) {
-            return Err(format!("line {n}: sensor {id} is listed twice"));
+        if !ids.insert((id.to_string(), since)) {
+            return Err(match since {
+                None => format!("line {n}: sensor {id} is listed twice without a since"),
+                Some(t) => {
+                    format!("line {n}: sensor {id} is listed twice since {}", crate::time::format_iso8601(t))
+                }
+            });
         }
         out.push(SensorMeta {
-            sensor_id: id.into_owned(),
-            sensor_type: sensor_type.into_owned(),
-            site: site.into_owned(),
+            sensor_id: id.to_string(),
+            sensor_type: sensor_type.to_string(),
+            site: site.to_string(),
+            since,
         });
     }
     Ok(out)
+}
+
+/// A metadata line's 3 to 6 fields, or how many it has (`usize::MAX`: bad quoting).
+fn meta_fields(line: &str) -> Result<Vec<Cow<'_, str>>, usize> {
+    match csv::split::<6>(line) {
+        Ok(f) => Ok(f.into()),
+        Err(3) => csv::split::<3>(line).map(Vec::from),
+        Err(4) => csv::split::<4>(line).map(Vec::from),
+        Err(5) => csv::split::<5>(line).map(Vec::from),
+        Err(k) => Err(k),
+    }
 }
 
 /// Readings per block of a sensor's episode simulation.
@@ -786,15 +811,35 @@ mod tests {
         assert_eq!(ok.len(), 2);
         assert_eq!(
             ok[1],
-            SensorMeta { sensor_id: "B".into(), sensor_type: "medical".into(), site: "south".into() }
+            SensorMeta {
+                sensor_id: "B".into(),
+                sensor_type: "medical".into(),
+                site: "south".into(),
+                since: None
+            }
         );
         assert_eq!(
             parse_metadata("A,industrial\n").unwrap_err(),
-            "line 1: expected 3 or 5 fields (sensor_id,sensor_type,site[,latitude,longitude]), found 2"
+            "line 1: expected 3 to 6 fields (sensor_id,sensor_type,site[,latitude,longitude][,since]), found 2"
         );
         assert_eq!(parse_metadata("A,x,y\nB,x,\n").unwrap_err(), "line 2: empty site");
-        assert_eq!(parse_metadata("A,x,y\nA,x,z\n").unwrap_err(), "line 2: sensor A is listed twice");
+        assert_eq!(
+            parse_metadata("A,x,y\nA,x,z\n").unwrap_err(),
+            "line 2: sensor A is listed twice without a since"
+        );
         assert!(parse_metadata("A,x,y,95,0\n").unwrap_err().starts_with("line 1: bad latitude"));
+        // A move: the same sensor again from a later time, with or without coordinates.
+        let moved = parse_metadata("A,x,north\nA,x,south,2026-10-01T00:05:30Z\nA,x,east,1,2,1790000000000\n")
+            .unwrap();
+        assert_eq!(
+            moved.iter().map(|m| m.since).collect::<Vec<_>>(),
+            [None, Some(1_790_813_130_000), Some(1_790_000_000_000)]
+        );
+        assert!(parse_metadata("A,x,y,yesterday\n").unwrap_err().starts_with("line 1: since: bad timestamp"));
+        assert_eq!(
+            parse_metadata("A,x,y,1790000000000\nA,x,z,2026-09-21T14:13:20Z\n").unwrap_err(),
+            "line 2: sensor A is listed twice since 2026-09-21T14:13:20Z"
+        );
     }
 
     #[test]

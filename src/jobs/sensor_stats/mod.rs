@@ -51,8 +51,12 @@ use crate::record::sensor::{DECIMALS, METRICS, Reading, SensorMeta, Status};
 use crate::sink::{Cell, Tabular};
 use crate::time::{Duration, EventTime, Millis};
 
-/// What the job keeps of one reading: its sensor, its five metrics and its status.
-pub type Sample = (CompactString, [i64; 5], Status);
+/// A sensor and the index of its metadata row in effect at a reading's time (see
+/// [`Sensors::placement`]).
+pub type Placed = (CompactString, u32);
+
+/// What the job keeps of one reading: its placed sensor, its five metrics and its status.
+pub type Sample = (Placed, [i64; 5], Status);
 
 /// The exact partial aggregate of a set of readings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -216,40 +220,80 @@ impl Level {
     }
 }
 
-/// The sensors known from `--sensors FILE`: each one's type and site.
+/// One sensor's metadata from `since` on.
+#[derive(Clone, Debug)]
+struct Placement {
+    since: Millis,
+    sensor_type: CompactString,
+    site: CompactString,
+}
+
+/// The sensors known from `--sensors FILE`: each one's type and site over event time.
+///
+/// A sensor listed several times (a move to another site, a change of type) has one
+/// placement per `since`; a reading at `t` belongs to the placement with the greatest
+/// `since ≤ t`, so a change takes effect from its own time on and never rewrites the
+/// windows before it. This is an as-of join of readings against a versioned table: a
+/// differential join of the two collections would instead re-attribute every earlier
+/// reading of the sensor to its new site at the time of the move, which is the current
+/// view of the history, not what a window that has already closed contained.
 #[derive(Clone, Debug, Default)]
 pub struct Sensors {
-    by_id: FxHashMap<CompactString, (CompactString, CompactString)>,
+    by_id: FxHashMap<CompactString, Vec<Placement>>,
 }
 
 impl Sensors {
     /// The lookup for `metadata`.
     pub fn new(metadata: &[SensorMeta]) -> Sensors {
-        let by_id = metadata
-            .iter()
-            .map(|m| (m.sensor_id.as_str().into(), (m.sensor_type.as_str().into(), m.site.as_str().into())))
-            .collect();
+        let mut by_id: FxHashMap<CompactString, Vec<Placement>> = FxHashMap::default();
+        for m in metadata {
+            by_id.entry(m.sensor_id.as_str().into()).or_default().push(Placement {
+                since: m.since.unwrap_or(0),
+                sensor_type: m.sensor_type.as_str().into(),
+                site: m.site.as_str().into(),
+            });
+        }
+        for placements in by_id.values_mut() {
+            placements.sort_by_key(|p| p.since);
+        }
         Sensors { by_id }
     }
 
-    /// Sensor `id`'s type and site, if it is known.
-    pub fn get(&self, id: &str) -> Option<&(CompactString, CompactString)> {
-        self.by_id.get(id)
+    /// The type and site of `sensor` in its placement `index` (see [`Sensors::placement`]).
+    pub fn get(&self, sensor: &str, index: u32) -> Option<(&CompactString, &CompactString)> {
+        let p = self.by_id.get(sensor)?.get(index as usize)?;
+        Some((&p.sensor_type, &p.site))
     }
 
-    /// What the job keeps of `reading`, or a reject when the sensor is not known
-    /// (`sensors` is `None` when no metadata was given: then every sensor is accepted).
+    /// The index of the placement of `sensor` in effect at `time`, or why there is none.
     #[inline]
-    pub fn sample(sensors: Option<&Sensors>, reading: &Reading<'_>) -> Result<Sample, ParseError> {
-        if let Some(known) = sensors
-            && known.get(&reading.sensor_id).is_none()
-        {
+    pub fn placement(&self, sensor: &str, time: Millis) -> Result<u32, ParseError> {
+        let Some(placements) = self.by_id.get(sensor) else {
             return Err(ParseError::from(format!(
                 "unknown sensor '{}' (not in --sensors)",
-                crate::diag::excerpt(reading.sensor_id.as_bytes(), 40)
+                crate::diag::excerpt(sensor.as_bytes(), 40)
             )));
+        };
+        match placements.partition_point(|p| p.since <= time) {
+            0 => Err(ParseError::from(format!(
+                "sensor '{}' is not in --sensors before {}",
+                crate::diag::excerpt(sensor.as_bytes(), 40),
+                crate::time::format_iso8601(placements[0].since)
+            ))),
+            k => Ok(k as u32 - 1),
         }
-        Ok((CompactString::from(&*reading.sensor_id), reading.values, reading.status))
+    }
+
+    /// What the job keeps of `reading`, or a reject when the sensor is not known at the
+    /// reading's time (`sensors` is `None` when no metadata was given: then every sensor
+    /// is accepted, in placement 0).
+    #[inline]
+    pub fn sample(sensors: Option<&Sensors>, reading: &Reading<'_>) -> Result<Sample, ParseError> {
+        let placement = match sensors {
+            Some(known) => known.placement(&reading.sensor_id, reading.timestamp)?,
+            None => 0,
+        };
+        Ok(((CompactString::from(&*reading.sensor_id), placement), reading.values, reading.status))
     }
 }
 
@@ -357,7 +401,7 @@ pub enum Ship {
 /// The statistics of every window size in `windows`, per sensor, per type and site
 /// (when `sensors` is given) and over all readings.
 ///
-/// Readings are folded per sensor over `windows.grid` (each worker folds its own, and
+/// Readings are folded per sensor and placement over `windows.grid` (each worker folds its own, and
 /// only partials cross to worker 0); each partial is then placed, under each grouping,
 /// in every window of every size that contains its grid cell. A cell lies wholly inside
 /// or outside each window because the grid divides every size and the slide, so the
@@ -380,11 +424,11 @@ pub fn sensor_stats<'scope, T: EventTime>(
     let cells = samples
         .map(|((sensor, values, status), time)| ((sensor, Stats::of(&values, status)), time))
         .window_aggregate(grid);
-    let grouped = cells.flat_map(move |(end, sensor, stats)| {
+    let grouped = cells.flat_map(move |(end, (sensor, placement), stats)| {
         // A cell's last millisecond lies in exactly the windows that contain the cell.
         let at = end - 1;
         let mut groups = Vec::with_capacity(4);
-        if let Some((sensor_type, site)) = sensors.as_ref().and_then(|s| s.get(&sensor)) {
+        if let Some((sensor_type, site)) = sensors.as_ref().and_then(|s| s.get(&sensor, placement)) {
             groups.push((((Level::Type, sensor_type.clone()), stats.clone()), at));
             groups.push((((Level::Site, site.clone()), stats.clone()), at));
         }
