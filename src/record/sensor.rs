@@ -177,8 +177,57 @@ fn fixed(n: &Number<'_>, decimals: u32, max: i64, name: &str) -> Result<i64, Par
     }
 }
 
+/// The common shape of a field, `-?(0|[1-9][0-9]*)(\.[0-9]{1,decimals})?` with at most
+/// 18 digits once scaled, read in one pass; `None` for anything else, which the general
+/// parser then reads (white space, exponents, trailing zeros) or rejects with a reason.
+#[inline]
+fn plain_fixed(b: &[u8], decimals: u32) -> Option<i64> {
+    let (negative, b) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    // One pass over the digits, both sides of the point; the checks after it bound the
+    // digit count, so the wrapping arithmetic never wraps in a value that is returned.
+    let mut v: i64 = 0;
+    let mut i = 0;
+    let mut point = None;
+    while let Some(&c) = b.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            v = v.wrapping_mul(10).wrapping_add(d as i64);
+        } else if c == b'.' && point.is_none() {
+            point = Some(i);
+        } else {
+            return None;
+        }
+        i += 1;
+    }
+    let int = point.unwrap_or(i);
+    let frac = point.map_or(0, |p| i - p - 1);
+    let lone_zero = b.first() != Some(&b'0') || int == 1;
+    if int == 0 || !lone_zero || int + decimals as usize > 18 || frac > decimals as usize {
+        return None;
+    }
+    if point.is_some() && frac == 0 {
+        return None;
+    }
+    v *= 10i64.pow(decimals - frac as u32);
+    Some(if negative { -v } else { v })
+}
+
 /// A CSV field as a fixed-point number.
+#[inline]
 fn fixed_field(field: &str, decimals: u32, max: i64, name: &str) -> Result<i64, ParseError> {
+    if let Some(v) = plain_fixed(field.as_bytes(), decimals)
+        && v.abs() <= max
+    {
+        return Ok(v);
+    }
+    fixed_field_general(field, decimals, max, name)
+}
+
+#[cold]
+fn fixed_field_general(field: &str, decimals: u32, max: i64, name: &str) -> Result<i64, ParseError> {
     let text = field.trim();
     let mut s = Scan::new(text);
     match s.number() {
@@ -801,6 +850,40 @@ mod tests {
         for (line, reason) in cases {
             let err = SensorFormat::parse(line).unwrap_err();
             assert!(err.0.starts_with(reason), "{line}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Wherever the one-pass reader of plain decimals answers, the general parser
+        /// gives the same value.
+        #[test]
+        fn plain_decimals_read_as_the_general_parser_reads_them(
+            text in "-?[0-9]{0,20}(\\.[0-9]{0,8})?[e ]?",
+            decimals in 0u32..7,
+        ) {
+            if let Some(v) = plain_fixed(text.as_bytes(), decimals) {
+                proptest::prop_assert_eq!(Ok(v), fixed_field_general(&text, decimals, i64::MAX, "x").map_err(|e| e.0));
+            }
+        }
+
+        /// The one-pass reader answers for every plain decimal, so the general parser
+        /// only sees the unusual ones.
+        #[test]
+        fn every_plain_decimal_takes_the_one_pass_reader(
+            int in 0i64..100_000_000_000,
+            frac in 0i64..1_000_000,
+            decimals in 0u32..7,
+            shown in 0u32..7,
+            negative: bool,
+        ) {
+            let shown = shown.min(decimals);
+            let frac = frac % 10i64.pow(shown);
+            let text = match shown {
+                0 => format!("{}{int}", if negative { "-" } else { "" }),
+                k => format!("{}{int}.{frac:0k$}", if negative { "-" } else { "" }, k = k as usize),
+            };
+            let magnitude = (int * 10i64.pow(shown) + frac) * 10i64.pow(decimals - shown);
+            proptest::prop_assert_eq!(plain_fixed(text.as_bytes(), decimals), Some(if negative { -magnitude } else { magnitude }));
         }
     }
 
