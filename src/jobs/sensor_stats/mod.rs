@@ -7,6 +7,8 @@
 //!   readings arrive, on `-w`/`-n` or on the delivery.
 //! * [`WindowSet`]: the window sizes of one run (`--windows 1m,5m,15m,1h`, tumbling or
 //!   sliding by one `--slide`) and the finest grid that divides them all.
+//! * [`Sensors`]: the metadata over event time; each reading is placed by the row in
+//!   effect at its own timestamp (an as-of lookup, see the type's docs for why not a join).
 //! * [`SensorStats`]: one row per window, size, grouping (sensor, type, site, all) and key.
 //! * [`sensor_stats`]: the dataflow: readings are folded once, per sensor, into partials
 //!   over the finest grid; each window size then merges those partials, never the
