@@ -26,6 +26,34 @@ use crate::time::{EventTime, Millis, event_frontier, round_frontier};
 /// A result row: (time, key, value), where `time` bounds the covered event times from above.
 pub type Windowed<K, A> = (Millis, K, A);
 
+/// An aggregate that a record's value is added into without first becoming an aggregate
+/// itself: a reading need not be widened into a full partial (sums of squares, minima,
+/// …) and moved between operators just to be added once.
+pub trait Accumulate<V> {
+    /// The aggregate of one value.
+    fn first(value: &V) -> Self;
+    /// Adds one value.
+    fn add(&mut self, value: &V);
+}
+
+impl<A: Semigroup + Clone> Accumulate<A> for A {
+    fn first(value: &A) -> A {
+        value.clone()
+    }
+    fn add(&mut self, value: &A) {
+        self.plus_equals(value)
+    }
+}
+
+/// Per (window, key) folding of `(key, value)` records into an aggregate `A`.
+pub trait WindowFold<'scope, T: EventTime, K, V> {
+    /// Adds values into an `A` per key in each window of `windowing`, reporting each window
+    /// once, on worker 0, when the frontier passes its end (see [`WindowAggregate`]).
+    fn window_fold<A>(self, windowing: Windowing) -> Stream<'scope, T, Vec<Windowed<K, A>>>
+    where
+        A: Accumulate<V> + ExchangeData + Semigroup + Clone;
+}
+
 /// Per (window, key) folding of `(key, value)` records.
 pub trait WindowAggregate<'scope, T: EventTime, K, A> {
     /// Sums values per key in each window of `windowing`, reporting each window once, on
@@ -49,6 +77,20 @@ where
     A: ExchangeData + Semigroup + Clone,
 {
     fn window_aggregate(self, windowing: Windowing) -> Stream<'scope, T, Vec<Windowed<K, A>>> {
+        self.window_fold::<A>(windowing)
+    }
+}
+
+impl<'scope, T, K, V> WindowFold<'scope, T, K, V> for Stream<'scope, T, Vec<Timed<(K, V)>>>
+where
+    T: EventTime,
+    K: ExchangeData + Hash + Eq + Clone,
+    V: ExchangeData,
+{
+    fn window_fold<A>(self, windowing: Windowing) -> Stream<'scope, T, Vec<Windowed<K, A>>>
+    where
+        A: Accumulate<V> + ExchangeData + Semigroup + Clone,
+    {
         let worker = self.scope().index();
         let partials = self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<(Millis, K, A, Millis)>>, _, _, _>(
             Pipeline,
@@ -157,12 +199,14 @@ where
 
     /// Adds `(key, value)` records into each of their windows; `mint` makes a new
     /// window's capability at its last millisecond (in the records' round).
-    fn fold(
+    fn fold<V>(
         &mut self,
         windowing: Windowing,
-        records: impl Iterator<Item = Timed<(K, A)>>,
+        records: impl Iterator<Item = Timed<(K, V)>>,
         mint: impl Fn(Millis) -> Capability<T>,
-    ) {
+    ) where
+        A: Accumulate<V>,
+    {
         for ((key, value), time) in records {
             windowing.for_each_window(time, |end| {
                 // Stamped with the window's last millisecond: released downstream as
@@ -174,9 +218,9 @@ where
                 });
                 slot.max_event = slot.max_event.max(time);
                 match slot.values.get_mut(&key) {
-                    Some(v) => v.plus_equals(&value),
+                    Some(v) => v.add(&value),
                     None => {
-                        slot.values.insert(key.clone(), value.clone());
+                        slot.values.insert(key.clone(), A::first(&value));
                     }
                 }
             });

@@ -21,7 +21,7 @@ pub mod updates;
 pub mod watermark;
 pub mod window;
 
-pub use aggregate::WindowAggregate;
+pub use aggregate::{Accumulate, WindowAggregate, WindowFold};
 pub use delivery::TrackDelivery;
 pub use fan_out::{Branches, FanOut};
 pub use fold::FoldAtEnd;

@@ -45,9 +45,9 @@ use timely::dataflow::Stream;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Exchange};
 
-use crate::operators::WindowAggregate;
 use crate::operators::ingest::Timed;
 use crate::operators::window::Windowing;
+use crate::operators::{Accumulate, WindowAggregate, WindowFold};
 use crate::record::ParseError;
 use crate::record::sensor::{DECIMALS, METRICS, Reading, SensorMeta, Status};
 use crate::sink::{Cell, Tabular};
@@ -91,6 +91,26 @@ impl Stats {
             max: *values,
             statuses,
         }
+    }
+}
+
+/// A reading's values and status, added into a partial without widening it first.
+impl Accumulate<([i64; 5], Status)> for Stats {
+    #[inline]
+    fn first((values, status): &([i64; 5], Status)) -> Stats {
+        Stats::of(values, *status)
+    }
+
+    #[inline]
+    fn add(&mut self, (values, status): &([i64; 5], Status)) {
+        self.count += 1;
+        for (m, &v) in values.iter().enumerate() {
+            self.sum[m] += v as i128;
+            self.sum_sq[m] += (v as i128) * (v as i128);
+            self.min[m] = self.min[m].min(v);
+            self.max[m] = self.max[m].max(v);
+        }
+        self.statuses[*status as usize] += 1;
     }
 }
 
@@ -424,8 +444,8 @@ pub fn sensor_stats<'scope, T: EventTime>(
         Ship::Readings => samples.exchange(|_| 0),
     };
     let cells = samples
-        .map(|((sensor, values, status), time)| ((sensor, Stats::of(&values, status)), time))
-        .window_aggregate(grid);
+        .map(|((sensor, values, status), time)| ((sensor, (values, status)), time))
+        .window_fold::<Stats>(grid);
     let grouped = cells.flat_map(move |(end, (sensor, placement), stats)| {
         // A cell's last millisecond lies in exactly the windows that contain the cell.
         let at = end - 1;
@@ -500,6 +520,22 @@ mod tests {
         assert!(
             WindowSet::parse("1m,5m", Some(Duration::from_secs(120))).unwrap_err().contains("longer than")
         );
+    }
+
+    #[test]
+    fn adding_a_reading_is_adding_its_partial() {
+        let readings = [
+            ([1, -2, 3, 4, 5], Status::Normal),
+            ([-7, 0, 9, 4, 2], Status::Alert),
+            ([3, 3, 3, 3, 3], Status::Warning),
+        ];
+        let mut added = Stats::first(&readings[0]);
+        let mut merged = Stats::of(&readings[0].0, readings[0].1);
+        for r in &readings[1..] {
+            added.add(r);
+            merged.plus_equals(&Stats::of(&r.0, r.1));
+        }
+        assert_eq!(added, merged);
     }
 
     #[test]
