@@ -61,7 +61,7 @@ pub type Placed = (CompactString, u32);
 pub type Sample = (Placed, [i64; 5], Status);
 
 /// The exact partial aggregate of a set of readings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Stats {
     /// Readings.
     pub count: u64,
@@ -78,19 +78,22 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// No readings: the identity of [`Semigroup::plus_equals`].
+    pub const EMPTY: Stats = Stats {
+        count: 0,
+        sum: [0; 5],
+        sum_sq: [0; 5],
+        min: [i64::MAX; 5],
+        max: [i64::MIN; 5],
+        statuses: [0; 3],
+    };
+
     /// The aggregate of one reading.
     #[inline]
     pub fn of(values: &[i64; 5], status: Status) -> Stats {
-        let mut statuses = [0; 3];
-        statuses[status as usize] = 1;
-        Stats {
-            count: 1,
-            sum: values.map(|v| v as i128),
-            sum_sq: values.map(|v| (v as i128) * (v as i128)),
-            min: *values,
-            max: *values,
-            statuses,
-        }
+        let mut stats = Stats::EMPTY;
+        stats.add(&(*values, status));
+        stats
     }
 }
 
