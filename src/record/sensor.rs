@@ -204,11 +204,9 @@ fn plain_fixed(b: &[u8], decimals: u32) -> Option<i64> {
     }
     let int = point.unwrap_or(i);
     let frac = point.map_or(0, |p| i - p - 1);
-    let lone_zero = b.first() != Some(&b'0') || int == 1;
-    if int == 0 || !lone_zero || int + decimals as usize > 18 || frac > decimals as usize {
-        return None;
-    }
-    if point.is_some() && frac == 0 {
+    let leading_zero = b.first() == Some(&b'0') && int > 1;
+    let bare_point = point.is_some() && frac == 0;
+    if int == 0 || leading_zero || bare_point || int + decimals as usize > 18 || frac > decimals as usize {
         return None;
     }
     v *= 10i64.pow(decimals - frac as u32);
