@@ -250,20 +250,20 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
         | InputSpec::Mqtt(_)
         | InputSpec::Kafka(_) => {
             let (feed, intake) = live::feed(Arc::clone(&stop));
-            let (intake, replayed) = match (&checkpoint, &input) {
-                // A growing file can be read again from its start; stdin, tcp and mqtt
-                // cannot (the broker forgets what it saw acknowledged); a Kafka
-                // partition resumes after the last offset journaled.
-                (
-                    Some(c),
-                    InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_) | InputSpec::Kafka(_),
-                ) => {
+            let (intake, replayed) = match &checkpoint {
+                // stdin, tcp and mqtt cannot be read again (the broker forgets what it saw
+                // acknowledged): their lines are journaled. A Kafka partition resumes
+                // after the last offset journaled. A growing file is read again from its
+                // start, or with snapshots from the restored round's place in it.
+                Some(c)
+                    if input.journaled() && (snapshots.is_some() || !matches!(input, InputSpec::Tail(_))) =>
+                {
                     let named = |e: std::io::Error| format!("checkpoint journal: {}", io_reason(&e));
-                    let rounds = snapshots.clone().filter(|_| input.journaled());
-                    // A Kafka partition can be read again from an offset: with snapshots the
-                    // journal keeps offsets only, and a restart reads on from the restored
-                    // round's, so the segments after it no longer hold.
-                    let records = !matches!(input, InputSpec::Kafka(_));
+                    let rounds = snapshots.clone();
+                    // With snapshots the journal of an input read again keeps where each
+                    // round began only, and a restart reads on from the restored round's,
+                    // so the segments after it no longer hold.
+                    let records = !input.rereadable();
                     if let Some(s) = rounds.as_ref().filter(|_| !records) {
                         let from = s.restored().unwrap_or(0);
                         crate::checkpoint::journal::drop_after(c.dir(), from).map_err(named)?;
@@ -281,7 +281,10 @@ fn prepare(common: CommonArgs, spec: &JobSpec) -> Result<Arc<Job>, String> {
                     let meters = Arc::clone(&meters);
                     tcp::listen(listener, intake, spec, until_eof, max_line, meters, replayed.accepted)?;
                 }
-                InputSpec::Tail(spec) => tail::watch(spec.clone(), intake, max_line),
+                InputSpec::Tail(spec) => {
+                    let resume = replayed.followed.get(input.to_string().as_str()).copied();
+                    tail::watch(spec.clone(), intake, max_line, resume)
+                }
                 InputSpec::Mqtt(spec) => {
                     mqtt::subscribe(spec, common.cluster.process as usize, intake, max_line, &replayed)?
                 }

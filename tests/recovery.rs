@@ -620,6 +620,87 @@ fn tcp_input_resumes_from_a_snapshot_and_its_journal_keeps_only_what_came_after(
     assert!(stderr.contains("resume it with -w 2") && stderr.lines().count() == 1, "{stderr}");
 }
 
+/// The latest complete snapshot round in a process's checkpoint folder.
+fn latest_snapshot(folder: &Path) -> Option<u64> {
+    std::fs::read_dir(folder)
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let round = e.file_name().to_string_lossy().strip_prefix("snap-")?.parse().ok()?;
+            e.path().join("complete").exists().then_some(round)
+        })
+        .max()
+}
+
+/// Appends `lines` to `path` in pieces, so that the job reads them over many rounds.
+fn append_slowly(path: &Path, lines: &[&str]) {
+    let mut file = std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap();
+    for piece in lines.chunks(5_000) {
+        file.write_all((piece.join("\n") + "\n").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+/// Waits until a round after `after` is complete in `folder`, and returns it.
+fn snapshot_after(folder: &Path, after: Option<u64>) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match latest_snapshot(folder) {
+            Some(round) if Some(round) > after && round >= 2 => return round,
+            _ => assert!(Instant::now() < deadline, "no round after {after:?} was completed"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_tail_input_resumes_at_its_file_and_offset_also_when_rotated_away_while_down() {
+    let dir = TempDir::new("recovery-tail-snapshots");
+    let (text, reference) = ordered(&dir, 120_000, 11);
+    let (header, rest) = text.split_once('\n').unwrap();
+    let lines: Vec<&str> = rest.lines().collect();
+    let (a, b) = (lines.len() * 2 / 5, lines.len() * 7 / 10);
+    let path = dir.path("app.csv");
+    std::fs::write(&path, format!("{header}\n")).unwrap();
+    let mut writer = Command::new("sleep").arg("600").spawn().unwrap();
+    let spec = format!("tail:{}?pid={}", path.display(), writer.id());
+    let start = || {
+        let mut c = Command::new(bin("category_totals"));
+        c.args(["--input", &spec]).args(TCP_ARGS).arg("--output").arg(dir.path("out.csv"));
+        c.arg("--checkpoint").arg(dir.path("checkpoint")).args(["--checkpoint-every", "10ms", "-w", "2"]);
+        c.stdin(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let folder = dir.path("checkpoint").join("p0");
+
+    // Killed while following the file, resumed in it at the restored round's offset: a
+    // replay from its start would count its first lines twice.
+    let mut job = start();
+    append_slowly(&path, &lines[..a]);
+    let first = snapshot_after(&folder, None);
+    job.kill().unwrap();
+    job.wait().unwrap();
+    let mut job = start();
+    append_slowly(&path, &lines[a..b]);
+    snapshot_after(&folder, Some(first));
+    job.kill().unwrap();
+    job.wait().unwrap();
+
+    // Rotated while the job is down: the rest of the old file is found by its identity
+    // in the folder and read before the new one. The writer has gone, so the input ends.
+    std::fs::rename(&path, dir.path("app.csv.1")).unwrap();
+    std::fs::write(dir.path("app.csv.tmp"), format!("{header}\n{}\n", lines[b..].join("\n"))).unwrap();
+    std::fs::rename(dir.path("app.csv.tmp"), &path).unwrap();
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    let done = start().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming from the checkpoint's round"), "{stderr}");
+    assert!(stderr.contains("rejected 0, late 0"), "{stderr}");
+    let got = std::fs::read_to_string(dir.path("out.csv")).unwrap();
+    assert!(got == reference, "tail after two restarts: {} bytes, file: {}", got.len(), reference.len());
+}
+
 #[test]
 fn a_job_that_fails_to_start_claims_no_checkpoint_and_a_missing_flag_is_named() {
     let dir = TempDir::new("recovery-start");

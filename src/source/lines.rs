@@ -74,6 +74,8 @@ struct Skip {
     len: u64,
     /// Whether the last byte seen was `\r`, which a following `\n` makes a terminator.
     cr: bool,
+    /// The stream offset where it starts.
+    start: u64,
 }
 
 impl Skip {
@@ -186,6 +188,12 @@ impl<R: Read> LineSplitter<R> {
     pub fn starting_at(mut self, index: u64) -> Self {
         self.next_index = index;
         self
+    }
+
+    /// The stream offset where the next line not yet handed out starts, also in the
+    /// middle of an over-long line: a reader that resumes there reads the same lines.
+    pub fn line_start(&self) -> u64 {
+        self.skipping.as_ref().map_or_else(|| self.consumed(), |skip| skip.start)
     }
 
     /// Bytes of the stream consumed so far.
@@ -334,7 +342,7 @@ impl<R: Read> LineSplitter<R> {
                 None if strip_cr(window).len() > self.max_line => {
                     let excerpt = window[..EXCERPT_BYTES.min(window.len())].to_vec();
                     let cr = window.last() == Some(&b'\r');
-                    self.skipping = Some(Skip { excerpt, len: window.len() as u64, cr });
+                    self.skipping = Some(Skip { excerpt, len: window.len() as u64, cr, start: start_offset });
                     self.head = self.tail;
                     if self.eof {
                         continue;
@@ -484,6 +492,32 @@ mod tests {
         let flaws: Vec<Option<Flaw>> = got.iter().map(|l| l.2).collect();
         assert_eq!(flaws, [None, Some(Flaw::TooLong(154)), None], "{got:?}");
         assert_eq!((&got[0].1[..], &got[2].1[..]), (&b"ok"[..], &b"next"[..]));
+    }
+
+    #[test]
+    fn a_reader_resumed_where_the_next_line_starts_reads_the_same_lines_also_mid_over_long_line() {
+        let file = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut s = LineSplitter::new(Growing(file.clone(), 0), 4096, 100).follow();
+        let read_to_end = |s: &mut LineSplitter<Growing>, got: &mut Got| {
+            s.resume();
+            while !s.at_eof() {
+                s.next_block(|l| got.push((l.index, l.bytes.to_vec(), l.flaw))).unwrap();
+            }
+        };
+        let mut first: Got = Vec::new();
+        file.borrow_mut().extend_from_slice(&[b"ok\n".to_vec(), vec![b'x'; 150]].concat());
+        read_to_end(&mut s, &mut first);
+        // Skipping the over-long line: it starts after "ok\n", not where reading stopped.
+        assert_eq!((s.line_start(), s.consumed()), (3, 153));
+        file.borrow_mut().extend_from_slice(b"tail\nnext\npart");
+        let mut rest: Got = Vec::new();
+        read_to_end(&mut s, &mut rest);
+        assert_eq!(s.line_start(), 163, "an unterminated last line is not yet handed out");
+        let mut resumed = LineSplitter::new(Growing(file.clone(), 3), 4096, 100).follow().starting_at(1);
+        let mut again: Got = Vec::new();
+        read_to_end(&mut resumed, &mut again);
+        assert_eq!(again, rest);
+        assert_eq!(rest.len(), 2, "{rest:?}");
     }
 
     #[test]

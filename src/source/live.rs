@@ -98,6 +98,19 @@ pub struct Batch {
     /// was not acknowledged (MQTT packet ids); empty otherwise. Journaled, so that a
     /// restart can tell a redelivery of a journaled line ([`Replayed::delivered`]).
     pub ids: Vec<u16>,
+    /// For a followed file (`tail:`): where its reader resumes after this batch.
+    pub after: Option<FilePoint>,
+}
+
+/// A place in a followed file: where a restarted `tail:` reads on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilePoint {
+    /// The file's device and inode, which a rename keeps.
+    pub file: (u64, u64),
+    /// The byte offset where its next line starts.
+    pub offset: u64,
+    /// That line's number.
+    pub line: u64,
 }
 
 /// Workers to wake when a batch arrives or the input ends.
@@ -147,6 +160,9 @@ pub struct Replayed {
     /// acknowledged, and a source acknowledges only what is journaled, so a redelivery
     /// of a journaled line is among these. Not kept in segment headers.
     pub delivered: BTreeMap<Arc<str>, VecDeque<(u16, Vec<u8>)>>,
+    /// Each followed file's place after its last batch ([`Batch::after`]): where a
+    /// `tail:` input resumes.
+    pub followed: BTreeMap<Arc<str>, FilePoint>,
 }
 
 /// A count of batches written to the journal, which a source can wait on.
@@ -174,6 +190,9 @@ impl Replayed {
         let next = batch.first_line + batch.ends.len() as u64;
         let at = self.next_line.entry(Arc::clone(&batch.origin)).or_default();
         *at = (*at).max(next);
+        if let Some(point) = batch.after {
+            self.followed.insert(Arc::clone(&batch.origin), point);
+        }
     }
 
     /// Notes a journaled batch's delivery ids, as a restart reads them.
@@ -192,29 +211,47 @@ impl Replayed {
         }
     }
 
-    /// Appends this to `out`, for a segment's header: connections, then each origin
-    /// and its next line.
+    /// Appends this to `out`, for a segment's header: connections, each origin and its
+    /// next line, then each followed file's place (absent in headers written before).
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&(self.accepted as u64).to_le_bytes());
         out.extend_from_slice(&(self.next_line.len() as u32).to_le_bytes());
         for (origin, next) in &self.next_line {
-            out.extend_from_slice(&(origin.len() as u32).to_le_bytes());
-            out.extend_from_slice(origin.as_bytes());
+            put_origin(origin, out);
             out.extend_from_slice(&next.to_le_bytes());
+        }
+        if self.followed.is_empty() {
+            return;
+        }
+        out.extend_from_slice(&(self.followed.len() as u32).to_le_bytes());
+        for (origin, point) in &self.followed {
+            put_origin(origin, out);
+            for n in [point.file.0, point.file.1, point.offset, point.line] {
+                out.extend_from_slice(&n.to_le_bytes());
+            }
         }
     }
 
     /// What [`Replayed::encode`] wrote, or `None` if the bytes are not one.
     fn decode(mut bytes: &[u8]) -> Option<Replayed> {
         let accepted = usize::try_from(u64_at(&mut bytes)?).ok()?;
-        let origins = u32_at(&mut bytes)?;
-        let mut next_line = BTreeMap::new();
-        for _ in 0..origins {
-            let len = u32_at(&mut bytes)?;
-            let origin: Arc<str> = Arc::from(std::str::from_utf8(take(&mut bytes, len)?).ok()?);
-            next_line.insert(origin, u64_at(&mut bytes)?);
+        let mut replayed = Replayed { accepted, ..Replayed::default() };
+        for _ in 0..u32_at(&mut bytes)? {
+            let origin = origin_at(&mut bytes)?;
+            replayed.next_line.insert(origin, u64_at(&mut bytes)?);
         }
-        bytes.is_empty().then_some(Replayed { accepted, next_line, delivered: BTreeMap::new() })
+        if bytes.is_empty() {
+            return Some(replayed);
+        }
+        for _ in 0..u32_at(&mut bytes)? {
+            let origin = origin_at(&mut bytes)?;
+            let mut n = [0; 4];
+            for n in &mut n {
+                *n = u64_at(&mut bytes)?;
+            }
+            replayed.followed.insert(origin, FilePoint { file: (n[0], n[1]), offset: n[2], line: n[3] });
+        }
+        bytes.is_empty().then_some(replayed)
     }
 }
 
@@ -440,8 +477,7 @@ fn encode(batch: &Batch, out: &mut Vec<u8>) {
         out.extend_from_slice(&(batch.ids.len() as u32).to_le_bytes());
         out.extend(batch.ids.iter().flat_map(|id| id.to_le_bytes()));
     }
-    out.extend_from_slice(&(batch.origin.len() as u32).to_le_bytes());
-    out.extend_from_slice(batch.origin.as_bytes());
+    put_origin(&batch.origin, out);
     out.extend_from_slice(&batch.first_line.to_le_bytes());
     out.extend_from_slice(&(batch.ends.len() as u32).to_le_bytes());
     for &(end, flaw) in &batch.ends {
@@ -456,6 +492,18 @@ fn encode(batch: &Batch, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&batch.data);
+}
+
+/// Appends an origin's name to `out`: its length, then its bytes.
+fn put_origin(origin: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(origin.len() as u32).to_le_bytes());
+    out.extend_from_slice(origin.as_bytes());
+}
+
+/// What [`put_origin`] wrote, taken off the front of `bytes`.
+fn origin_at(bytes: &mut &[u8]) -> Option<Arc<str>> {
+    let len = u32_at(bytes)?;
+    Some(Arc::from(std::str::from_utf8(take(bytes, len)?).ok()?))
 }
 
 /// The first `n` bytes of `bytes`, which moves past them.
@@ -473,8 +521,7 @@ fn u64_at(bytes: &mut &[u8]) -> Option<u64> {
     take(bytes, 8).map(|x| u64::from_le_bytes(x.try_into().expect("8")))
 }
 
-/// The batch [`encode`] wrote, or `None` if the bytes are not one.
-/// What [`encode`] wrote; `with_ids` for an [`ENTRY_BATCH_IDS`] entry, which starts
+/// What [`encode`] wrote, or `None` if the bytes are not one; `with_ids` for an [`ENTRY_BATCH_IDS`] entry, which starts
 /// with its ids, one per line.
 fn decode(mut bytes: &[u8], with_ids: bool) -> Option<Batch> {
     let mut ids = Vec::new();
@@ -483,8 +530,7 @@ fn decode(mut bytes: &[u8], with_ids: bool) -> Option<Batch> {
         let raw = take(&mut bytes, 2 * lines)?;
         ids = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
     }
-    let len = u32_at(&mut bytes)?;
-    let origin: Arc<str> = Arc::from(std::str::from_utf8(take(&mut bytes, len)?).ok()?);
+    let origin = origin_at(&mut bytes)?;
     let first_line = u64_at(&mut bytes)?;
     let lines = u32_at(&mut bytes)?;
     let mut ends = Vec::with_capacity(lines);
@@ -517,6 +563,8 @@ pub struct Batcher {
     batch: Batch,
     next_line: u64,
     sent: u64,
+    /// Send only on a flush, never because the batch is full ([`Batcher::by_block`]).
+    by_block: bool,
 }
 
 impl Batcher {
@@ -528,7 +576,16 @@ impl Batcher {
     /// A batcher for lines from `origin`, numbered from `first` (a Kafka partition's
     /// lines are numbered by their offsets).
     pub fn numbered(origin: Arc<str>, first: u64) -> Self {
-        Batcher { batch: Batch { origin, first_line: first, ..Batch::default() }, next_line: first, sent: 0 }
+        let batch = Batch { origin, first_line: first, ..Batch::default() };
+        Batcher { batch, next_line: first, sent: 0, by_block: false }
+    }
+
+    /// This batcher, sending only when flushed: a reader that flushes after each block it
+    /// reads ends every batch where it can say it is ([`Batcher::flush_at`]). A block
+    /// bounds the batch instead of [`BATCH_BYTES`] and [`BATCH_LINES`].
+    pub fn by_block(mut self) -> Self {
+        self.by_block = true;
+        self
     }
 
     /// Restarts line numbering, e.g. after a rotated file is reopened.
@@ -572,14 +629,21 @@ impl Batcher {
         self.batch.data.extend_from_slice(line.bytes);
         self.batch.ends.push((self.batch.data.len(), line.flaw));
         self.next_line += 1;
-        if self.batch.data.len() >= BATCH_BYTES || self.batch.ends.len() >= BATCH_LINES {
+        if !self.by_block && (self.batch.data.len() >= BATCH_BYTES || self.batch.ends.len() >= BATCH_LINES) {
             self.flush(intake);
         }
+    }
+
+    /// Sends what has been collected, noting that its reader resumes at `after`.
+    pub fn flush_at(&mut self, intake: &Intake, after: FilePoint) {
+        self.batch.after = Some(after);
+        self.flush(intake);
     }
 
     /// Sends what has been collected.
     pub fn flush(&mut self, intake: &Intake) {
         if self.batch.ends.is_empty() {
+            self.batch.after = None;
             return;
         }
         let origin = Arc::clone(&self.batch.origin);
@@ -818,6 +882,22 @@ mod tests {
         plain.flush(&intake);
         assert!(matches!(reader.next_block(|_| {}), Received::Batch));
         assert_eq!(reader.published(1), None);
+    }
+
+    #[test]
+    fn a_segment_header_keeps_each_followed_file_place_and_one_without_them_still_reads() {
+        let mut replayed = Replayed { accepted: 2, ..Replayed::default() };
+        replayed.next_line.insert(Arc::from("tcp:127.0.0.1:1"), 7);
+        let mut bytes = Vec::new();
+        replayed.encode(&mut bytes);
+        assert_eq!(Replayed::decode(&bytes).as_ref(), Some(&replayed), "a header of before");
+        let point = FilePoint { file: (8, 9), offset: 300, line: 12 };
+        replayed.followed.insert(Arc::from("tail:/var/log/a"), point);
+        bytes.clear();
+        replayed.encode(&mut bytes);
+        assert_eq!(Replayed::decode(&bytes).as_ref(), Some(&replayed));
+        bytes.pop();
+        assert_eq!(Replayed::decode(&bytes), None, "a cut header is damaged");
     }
 
     #[test]

@@ -187,11 +187,24 @@ impl InputSpec {
         matches!(self, InputSpec::File(_) | InputSpec::Gen(_))
     }
 
-    /// Whether this is a live input that a checkpoint journals and that can resume from
-    /// its journal at a snapshot's round: stdin, tcp, mqtt and Kafka. (`tail:` is read
-    /// again from its start.)
+    /// Whether this is a live input that can resume from its journal at a snapshot's
+    /// round: stdin, tcp and mqtt journal their lines; Kafka and `tail:`, which can be
+    /// read again, only where each round began (a partition's offsets, a file's place).
     pub fn journaled(&self) -> bool {
-        matches!(self, InputSpec::Stdin | InputSpec::Tcp(_) | InputSpec::Mqtt(_) | InputSpec::Kafka(_))
+        matches!(
+            self,
+            InputSpec::Stdin
+                | InputSpec::Tcp(_)
+                | InputSpec::Mqtt(_)
+                | InputSpec::Kafka(_)
+                | InputSpec::Tail(_)
+        )
+    }
+
+    /// Whether a journal of this input keeps only where each round began, not its lines:
+    /// it can be read again from there (Kafka, `tail:`).
+    pub fn rereadable(&self) -> bool {
+        matches!(self, InputSpec::Kafka(_) | InputSpec::Tail(_))
     }
 
     /// The same, resuming at `at` (a position the same worker's reader reported before).
