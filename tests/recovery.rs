@@ -620,6 +620,77 @@ fn tcp_input_resumes_from_a_snapshot_and_its_journal_keeps_only_what_came_after(
     assert!(stderr.contains("resume it with -w 2") && stderr.lines().count() == 1, "{stderr}");
 }
 
+/// Every file under `folder` by relative name, with its bytes.
+fn tree(folder: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            all.extend(tree(&path).into_iter().map(|(inner, bytes)| (format!("{name}/{inner}"), bytes)));
+        } else {
+            all.insert(name, std::fs::read(&path).unwrap());
+        }
+    }
+    all
+}
+
+#[test]
+fn the_pipeline_and_its_join_of_hourly_plays_resume_from_a_snapshot() {
+    let dir = TempDir::new("recovery-pipeline-snapshots");
+    let input = dir.path("playback.jsonl");
+    let args = ["playback", "--rows", "200000", "--seed", "5", "--days", "2", "--ordered", "--jitter", "1m"];
+    common::run_ok("gen", &[&args[..], &["-o", input.to_str().unwrap()]].concat());
+    // Every stream to a file of its own, the events to hour partitions.
+    let routes = |tag: &str| {
+        let out = dir.path(tag);
+        let o = out.display();
+        let text = format!(
+            "events = [\"dir:{o}/events\"]\ndead_letters = [\"file:{o}/dead.csv\"]\n\
+             viewers = [\"file:{o}/viewers.csv\"]\ndevices = [\"file:{o}/devices.csv\"]\n\
+             buffering = [\"file:{o}/buffering.csv\"]\nalerts = [\"file:{o}/alerts.csv\"]\n\
+             top_titles = [\"file:{o}/top.csv\"]\n"
+        );
+        std::fs::create_dir_all(&out).unwrap();
+        let path = dir.path(&format!("{tag}.toml"));
+        std::fs::write(&path, text).unwrap();
+        (out, path)
+    };
+    let job = |routes: &Path, extra: &[&str]| {
+        let mut c = Command::new(bin("pipeline"));
+        c.args(["--input", input.to_str().unwrap(), "--lateness", "1m", "-w", "2", "--routes"]);
+        c.arg(routes).args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        c
+    };
+    let (reference_out, reference_routes) = routes("ref");
+    let done = job(&reference_routes, &[]).output().unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let reference = counts(&String::from_utf8_lossy(&done.stderr));
+    let expected = tree(&reference_out);
+    let top = String::from_utf8_lossy(&expected["top.csv"]).lines().count();
+    assert!(top > 200, "the test needs top titles of many hours: {top} rows");
+    for point in ["snapshotted:3", "snapshot:4"] {
+        let tag = format!("ck-{}", point.replace(':', "-"));
+        let (out, routes) = routes(&tag);
+        let checkpoint = dir.path(&format!("checkpoint-{tag}"));
+        let ck = ["--checkpoint", checkpoint.to_str().unwrap(), "--checkpoint-every", "10ms"];
+        let status = job(&routes, &ck).env("KAPPA_CRASH_AT", point).status().unwrap();
+        assert_eq!(status.signal(), Some(9), "KAPPA_CRASH_AT={point} did not crash: {status}");
+        let done = job(&routes, &ck).output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(done.status.success(), "{point}: {stderr}");
+        if point == "snapshotted:3" {
+            assert!(stderr.contains("resuming from the checkpoint's round 3"), "{stderr}");
+        }
+        assert_eq!(counts(&stderr), reference, "{point}: summary after the crash");
+        let got = tree(&out);
+        assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "{point}");
+        for (name, bytes) in &expected {
+            assert!(&got[name] == bytes, "{point}: {name} differs after the crash");
+        }
+    }
+}
+
 /// The latest complete snapshot round in a process's checkpoint folder.
 fn latest_snapshot(folder: &Path) -> Option<u64> {
     std::fs::read_dir(folder)

@@ -27,7 +27,7 @@ use timely::dataflow::operators::vec::{Map, ToStream};
 use crate::diag::Diag;
 use crate::job::Dataflow;
 use crate::operators::ingest::Timed;
-use crate::operators::{FanOut, KeyedOrdered, StampBy, TopPerTime, WindowAggregate, Windowing};
+use crate::operators::{FanOut, KeyedOrdered, StampBy, ToUpdates, TopPerTime, WindowAggregate, Windowing};
 use crate::record::ParseError;
 use crate::record::playback::{DeviceType, EventType, Playback};
 use crate::time::{Duration, Millis, Time};
@@ -213,30 +213,34 @@ pub fn pipeline<'outer, 'inner>(
         .window_aggregate(Windowing::Tumbling { size: HOUR_WINDOW })
         .map(|(time, device_type, watching)| Buffering { time, device_type, watching });
 
-    let plays = plays
-        .window_aggregate(Windowing::Tumbling { size: HOUR_WINDOW })
-        .map(|(end, title, plays)| ((title, (end, plays)), end - 1, 1isize));
+    // An hour's plays of a title are the difference of its update at the hour's last
+    // millisecond. `to_updates` keeps what it sent with snapshots, so that a restart
+    // sends the join again what it held.
+    let plays = plays.to_updates(HOUR_WINDOW, Windowing::Tumbling { size: HOUR_WINDOW });
     let dimension: Vec<_> = match df.inner.index() {
         0 => titles
             .0
             .iter()
-            .map(|(id, t)| ((id.clone(), (t.name.clone(), t.genre.clone())), 0, 1isize))
+            .map(|(id, t)| ((id.clone(), (t.name.clone(), t.genre.clone())), 0, 1i64))
             .collect(),
         _ => Vec::new(),
     };
     let top_titles = df
         .collection(plays)
-        .join_map(dimension.to_stream(df.outer).as_collection(), |title_id, (end, plays), (name, genre)| {
-            TopTitle {
-                time: *end,
-                minus_plays: -plays,
-                title_id: title_id.clone(),
-                name: name.clone(),
-                genre: genre.clone(),
-            }
+        .map(|(end, title_id)| (title_id, end))
+        .join_map(dimension.to_stream(df.outer).as_collection(), |title_id, end, (name, genre)| {
+            (*end, title_id.clone(), name.clone(), genre.clone())
         })
+        // Each worker sends its own sum: one row per title and hour, with their total.
+        .consolidate()
         .inner
-        .map(|(row, _time, _diff)| row)
+        .map(|((time, title_id, name, genre), _time, plays)| TopTitle {
+            time,
+            minus_plays: -plays,
+            title_id,
+            name,
+            genre,
+        })
         .stamp_by(|row: &TopTitle| row.time - 1)
         .top_per_time(TOP_TITLES, |row: &TopTitle| (row.minus_plays, row.title_id.clone()));
 
