@@ -23,8 +23,14 @@
 //!
 //! **State.** A key whose logic [`is_empty`](KeyLogic::is_empty), with nothing
 //! buffered and no wake time, is dropped: state behind the watermark does not grow
-//! with the history. Once the input has ended, every key with nothing buffered and no
-//! wake time is dropped, since nothing can wake it again.
+//! with the history. So is a key whose logic's [`forget_at`](KeyLogic::forget_at) the
+//! frontier has passed without an event of it (a key seen once, whose logic is never
+//! called again): each time the number of keys has doubled since the last sweep, one
+//! pass over the keys drops those (a pass in memory order costs less than dropping keys
+//! one by one in time order, each a cache miss, and it is paid for by the keys added
+//! since), so at most about twice the live keys are held. Forgetting holds no
+//! capability and never holds output back. Once the input has ended, every key with
+//! nothing buffered and no wake time is dropped, since nothing can wake it again.
 //!
 //! **Snapshots.** The operator takes part in snapshots ([`super::round`]): at each
 //! checkpoint round it saves every key's logic, wake time and buffered events, and a
@@ -79,6 +85,13 @@ pub trait KeyLogic<V>: Serialize + DeserializeOwned + 'static {
     ) -> Option<Millis>;
     /// Whether the logic holds nothing worth keeping, so the key can be forgotten.
     fn is_empty(&self) -> bool;
+    /// The frontier from which on, if no event of the key came, the logic emits nothing
+    /// more and treats any later event as a new logic would: the key may then be
+    /// dropped without another call. `None` (the default): only
+    /// [`is_empty`](Self::is_empty), asked after a call, drops it.
+    fn forget_at(&self) -> Option<Millis> {
+        None
+    }
 }
 
 /// Runs a [`KeyLogic`] per key over `((key, value), time)` records.
@@ -297,6 +310,37 @@ impl<K: Hash + Eq + Clone, L, V> Keys<K, L, V> {
     }
 }
 
+/// Drops every key whose [`KeyLogic::forget_at`] is at or before `frontier`, up to
+/// which it has been handed all its events, and that has no events buffered and no wake
+/// time; returns how many keys are left.
+fn forget<K: Hash + Eq, L>(
+    slots: &mut Slab<Slot<K, L>>,
+    index: &mut FxHashMap<K, u32>,
+    frontier: Millis,
+    forget_at: impl Fn(&L) -> Option<Millis>,
+) -> usize {
+    let mut gone = vec![false; slots.items.len()];
+    let mut any = false;
+    for (s, item) in slots.items.iter_mut().enumerate() {
+        let idle = item.as_ref().is_some_and(|slot| {
+            slot.pending == 0 && slot.wake.is_none() && forget_at(&slot.logic).is_some_and(|t| t <= frontier)
+        });
+        if idle {
+            *item = None;
+            slots.free.push(s as u32);
+            gone[s] = true;
+            any = true;
+        }
+    }
+    if any {
+        index.retain(|_, s| !gone[*s as usize]);
+    }
+    if slots.free.len() == slots.items.len() {
+        *slots = Slab::new();
+    }
+    index.len()
+}
+
 /// Merges two runs sorted latest first.
 fn merge(a: Vec<Waiting>, b: Vec<Waiting>) -> Vec<Waiting> {
     let mut merged = Vec::with_capacity(a.len() + b.len());
@@ -339,6 +383,9 @@ where
                 let mut keys: Keys<K, L, V> = Keys::new();
                 // Wake times, with stale entries (the slot's wake moved) skipped when popped.
                 let mut wakes: BinaryHeap<Reverse<(Millis, u32)>> = BinaryHeap::new();
+                // Keys held after the last sweep of forgettable ones: the next comes when
+                // their number has doubled.
+                let mut swept = 0;
                 for (key, logic, wake, events) in gate.restore::<Saved<K, L, V>>().unwrap_or_default() {
                     let s = keys.slots.insert(Slot { key: key.clone(), logic, pending: events.len(), wake });
                     keys.index.insert(key, s);
@@ -386,6 +433,10 @@ where
                         return;
                     }
                     let Some(cap) = held.as_mut() else {
+                        // Nothing buffered: every key has seen all its events before `target`.
+                        if index.len() >= 2 * swept {
+                            swept = forget(slots, index, target, <L as KeyLogic<V>>::forget_at);
+                        }
                         reached = Some(target);
                         return;
                     };
@@ -438,6 +489,7 @@ where
                         if let Some(w) = slot.wake {
                             wakes.push(Reverse((w, s)));
                         }
+
                         // After the input's end a key with nothing pending and no wake is
                         // never visited again, whatever its logic holds.
                         if (ended || slot.logic.is_empty()) && slot.pending == 0 && slot.wake.is_none() {
@@ -462,6 +514,9 @@ where
                         while let Some((_, row)) = rows.next_if(|r| r.0 == at) {
                             session.give(row);
                         }
+                    }
+                    if !ended && index.len() >= 2 * swept {
+                        swept = forget(slots, index, f, <L as KeyLogic<V>>::forget_at);
                     }
                     while let Some(&Reverse(w)) = wakes.peek()
                         && !live(slots, w)
@@ -662,6 +717,53 @@ mod tests {
                 r
             };
             assert_eq!(rows(&batched), rows(&plain), "-w {workers}");
+        }
+    }
+
+    /// Counts a key's events, and says it may be forgotten 100 after its last one (which
+    /// a counter may not, so that the test sees when it is).
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Forgettable {
+        seen: u64,
+        last: Millis,
+    }
+
+    impl KeyLogic<u64> for Forgettable {
+        type Out = (u64, u64);
+        fn advance(
+            &mut self,
+            events: &mut Vec<(Millis, u64)>,
+            _frontier: Millis,
+            out: &mut Vec<(Millis, Self::Out)>,
+        ) -> Option<Millis> {
+            for (t, v) in events.drain(..) {
+                out.push((t, (v, self.seen)));
+                self.seen += 1;
+                self.last = t;
+            }
+            None
+        }
+        fn is_empty(&self) -> bool {
+            false
+        }
+        fn forget_at(&self) -> Option<Millis> {
+            Some(self.last + 100)
+        }
+    }
+
+    #[test]
+    fn a_key_is_forgotten_once_the_frontier_passes_its_forget_time_without_an_event_of_it() {
+        // A thousand keys with one event each, 10 apart, then key 0 again: long before,
+        // the frontier passed key 0's forget time, and the keys added since made a sweep
+        // drop it, so its second event is the first its new logic sees.
+        let mut input: Vec<_> = (0..1000u64).map(|i| (i * 10, vec![((i as u32, i), i * 10)])).collect();
+        input.push((20_000, vec![((0, 5000), 20_000)]));
+        for workers in [1, 2] {
+            let out = collect(workers, input.clone(), |s| {
+                s.keyed_ordered("Forgettable", |_: &u32| Forgettable { seen: 0, last: 0 })
+            });
+            assert_eq!(out.len(), 1001, "{workers} workers");
+            assert!(out.iter().all(|(_, (_, seen))| *seen == 0), "{workers} workers: {:?}", out.last());
         }
     }
 

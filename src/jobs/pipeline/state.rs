@@ -30,10 +30,10 @@ pub enum Deduped {
 
 /// One `event_id`'s duplicate filter: the time of the last event kept.
 ///
-/// Its state is forgotten once the frontier it last saw is past the horizon: when the
-/// id's events are handed over after that much event time, or when the input ends. It
-/// sets no wake time, which would hold every downstream window back by the horizon, so
-/// a live job keeps the state of an id that never comes again.
+/// Its state is forgotten once the frontier is past the horizon after the event kept
+/// ([`KeyLogic::forget_at`]), also for an id that never comes again: the state held is
+/// the ids of one horizon of event time, not of the history. It sets no wake time, which
+/// would hold every downstream window back by the horizon.
 #[derive(Default, Serialize, Deserialize)]
 pub struct Dedup {
     kept: Option<Millis>,
@@ -79,6 +79,11 @@ impl KeyLogic<Event> for Dedup {
 
     fn is_empty(&self) -> bool {
         self.kept.is_none_or(|k| k.saturating_add(DEDUP_HORIZON) <= self.frontier)
+    }
+
+    // An event a horizon after the one kept is kept, as by a new filter.
+    fn forget_at(&self) -> Option<Millis> {
+        self.kept.map(|k| k.saturating_add(DEDUP_HORIZON))
     }
 }
 
