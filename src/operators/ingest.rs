@@ -11,7 +11,7 @@
 //! event time read the time from the data and use the frontier only to know when a
 //! bucket is complete.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::probe::{Handle as ProbeHandle, Probe};
 use timely::dataflow::{Scope, Stream};
 
 use super::watermark::Watermark;
@@ -208,6 +209,9 @@ where
     let activator = scope.activator_for(info.address.clone());
     let (records_out, records) = builder.new_output();
     let (diags_out, diags) = builder.new_output();
+    // The records' frontier over every worker: how far the slowest has read.
+    let read_by_all = ProbeHandle::<T>::new();
+    let slowest = read_by_all.clone();
     let mut records_out =
         OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Timed<D>>>>::from(records_out);
     let mut diags_out =
@@ -286,6 +290,9 @@ where
         let mut arrivals: FxHashMap<(Millis, Option<u64>), u64> = FxHashMap::default();
         // Accepted lines of a block whose wait may begin at their published time.
         let mut unpaced: Vec<(Millis, u64)> = Vec::new();
+        // This worker's event-time frontier after each of its last blocks, while it
+        // reads a file or an unpaced generator with a moving watermark.
+        let mut marks: VecDeque<Millis> = VecDeque::with_capacity(AHEAD_BLOCKS + 1);
         activator.activate();
 
         move |_frontiers| {
@@ -321,8 +328,16 @@ where
                     dc.downgrade(&dc.time().at_round(round));
                 }
             }
+            // Blocks this worker reads past the slowest worker's frontier wait downstream
+            // until that frontier passes them: past `AHEAD_BLOCKS`, it waits instead.
+            let ahead = marks.len() == AHEAD_BLOCKS
+                && slowest
+                    .with_frontier(|f| f.iter().map(|t| t.event()).min())
+                    .is_some_and(|low| low < marks[0]);
             let state = if stopped {
                 Poll::Done
+            } else if ahead {
+                Poll::Wait(AHEAD_WAIT)
             } else {
                 let mut records = records_out.activate();
                 let mut session = records.session(c);
@@ -479,6 +494,20 @@ where
                 c.downgrade(&c.time().at_event(event).at_round(round));
                 dc.downgrade(&dc.time().at_event(event).at_round(round));
             }
+            // One file's interleaved stripes, or a generator's rows: the workers read the
+            // same stretch of event time. (A live feed is paced by its channel, a paced
+            // generator by its clock, and a process's own shard files may hold other times
+            // than the others', which it should not wait to read.)
+            if state == Poll::More
+                && watermark.moves()
+                && schedule.is_none()
+                && matches!(reader, Reader::File(_) | Reader::Gen(_))
+            {
+                marks.push_back(event);
+                if marks.len() > AHEAD_BLOCKS {
+                    marks.pop_front();
+                }
+            }
 
             match state {
                 Poll::More => activator.activate(),
@@ -503,8 +532,16 @@ where
         }
     });
 
-    (records, diags)
+    (records.probe_with(&read_by_all), diags)
 }
+
+/// Blocks a worker may read past the slowest worker's event-time frontier: with one
+/// worker busier than the others (worker 0 writes the sinks), the others would read on,
+/// and their records would wait downstream for the slowest's frontier, so memory would
+/// grow with the history. Results do not depend on it: only when records are read.
+const AHEAD_BLOCKS: usize = 32;
+/// How long a worker that is that far ahead waits before it looks again.
+const AHEAD_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Ingest's part of a snapshot: where its reader resumes and what it has counted.
 #[derive(Serialize, Deserialize)]
