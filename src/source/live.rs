@@ -521,8 +521,8 @@ fn u64_at(bytes: &mut &[u8]) -> Option<u64> {
     take(bytes, 8).map(|x| u64::from_le_bytes(x.try_into().expect("8")))
 }
 
-/// What [`encode`] wrote, or `None` if the bytes are not one; `with_ids` for an [`ENTRY_BATCH_IDS`] entry, which starts
-/// with its ids, one per line.
+/// What [`encode`] wrote, or `None` if the bytes are not one; `with_ids` for an
+/// [`ENTRY_BATCH_IDS`] entry, which starts with its ids, one per line.
 fn decode(mut bytes: &[u8], with_ids: bool) -> Option<Batch> {
     let mut ids = Vec::new();
     if with_ids {
