@@ -319,24 +319,22 @@ fn forget<K: Hash + Eq, L>(
     frontier: Millis,
     forget_at: impl Fn(&L) -> Option<Millis>,
 ) -> usize {
-    let mut gone = vec![false; slots.items.len()];
-    let mut any = false;
-    for (s, item) in slots.items.iter_mut().enumerate() {
-        let idle = item.as_ref().is_some_and(|slot| {
-            slot.pending == 0 && slot.wake.is_none() && forget_at(&slot.logic).is_some_and(|t| t <= frontier)
-        });
-        if idle {
-            *item = None;
-            slots.free.push(s as u32);
-            gone[s] = true;
-            any = true;
+    let idle: Vec<u32> = (0..slots.items.len() as u32)
+        .filter(|&s| {
+            slots.items[s as usize].as_ref().is_some_and(|slot| {
+                slot.pending == 0
+                    && slot.wake.is_none()
+                    && forget_at(&slot.logic).is_some_and(|t| t <= frontier)
+            })
+        })
+        .collect();
+    if !idle.is_empty() {
+        let mut gone = vec![false; slots.items.len()];
+        for s in idle {
+            gone[s as usize] = true;
+            slots.take(s);
         }
-    }
-    if any {
         index.retain(|_, s| !gone[*s as usize]);
-    }
-    if slots.free.len() == slots.items.len() {
-        *slots = Slab::new();
     }
     index.len()
 }
